@@ -1,0 +1,279 @@
+"""The state of one licensing case (办件): the facts its events established, kept in event-time terms.
+
+Every fact records when it happened and which event proves it, so the rules can judge the case "as
+of" any moment, whatever order the events arrived in. Lists are kept sorted by event time;
+"first X" facts keep the earliest. Applying the same set of events in any order gives the same state.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from bisect import insort
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import NamedTuple
+
+from models import events as ev
+from models.alerts import Alert
+
+
+class Fact(NamedTuple):
+    time: datetime
+    event_id: str
+
+
+class Receipt(NamedTuple):
+    """Materials received: the submission (`first=True`) or a correction supply."""
+
+    time: datetime
+    event_id: str
+    materials: frozenset[str]
+    first: bool
+
+
+class Notice(NamedTuple):
+    """A correction notice (补正告知) and the materials it asks for."""
+
+    time: datetime
+    event_id: str
+    materials: frozenset[str]
+
+
+class Decision(NamedTuple):
+    time: datetime
+    event_id: str
+    outcome: str
+    reasons_given: bool
+    remedies_notified: bool
+
+
+class Officer(NamedTuple):
+    officer: str
+    time: datetime
+    event_id: str
+
+
+class ProcedureStart(NamedTuple):
+    """A special procedure (特别程序) begun: an extension or a pause of the clock."""
+
+    time: datetime
+    event_id: str
+    kind: str
+    approved_by: str | None
+    notified: bool
+    working_days: int | None
+
+
+class ProcedureEnd(NamedTuple):
+    time: datetime
+    event_id: str
+    kind: str
+
+
+class Procedure(NamedTuple):
+    start: ProcedureStart
+    ended: ProcedureEnd | None
+
+
+def hash_applicant(applicant_id: str) -> str:
+    """Applicant identities never leave the monitor; the hashed id is enough to group cases."""
+    return hashlib.sha256(applicant_id.encode()).hexdigest()[:16]
+
+
+def _earliest(current: Fact | None, time: datetime, event_id: str) -> Fact:
+    if current is None or (time, event_id) < current:
+        return Fact(time, event_id)
+    return current
+
+
+@dataclass(slots=True)
+class CaseState:
+    case_id: str
+    item_code: str | None = None
+    department: str | None = None
+    applicant: str | None = None
+    submitted: Fact | None = None
+    receipts: list[Receipt] = field(default_factory=list)
+    notices: list[Notice] = field(default_factory=list)
+    accepted: Fact | None = None
+    promised_day: date | None = None
+    rejected: Fact | None = None
+    withdrawn: Fact | None = None
+    procedure_starts: list[ProcedureStart] = field(default_factory=list)
+    procedure_ends: list[ProcedureEnd] = field(default_factory=list)
+    forwarded: Fact | None = None
+    hearing_requested: Fact | None = None
+    hearing_held: Fact | None = None
+    decisions: list[Decision] = field(default_factory=list)
+    licence: Fact | None = None
+    published: Fact | None = None
+    officers: dict[str, Officer] = field(default_factory=dict)
+    seen: set[str] = field(default_factory=set)
+    last_time: datetime | None = None
+    alerts: dict[str, Alert] = field(default_factory=dict)
+    next_due: datetime | None = None
+
+    # ----- derived views the rules share -----
+
+    @property
+    def decision(self) -> Decision | None:
+        return self.decisions[0] if self.decisions else None
+
+    @property
+    def grant(self) -> Decision | None:
+        return next((d for d in self.decisions if d.outcome == "grant"), None)
+
+    @property
+    def closed_at(self) -> datetime | None:
+        """When the case ended: withdrawal, non-acceptance, or a decision."""
+        ends = [f.time for f in (self.withdrawn, self.rejected) if f is not None]
+        if self.decisions:
+            ends.append(self.decisions[0].time)
+        return min(ends) if ends else None
+
+    def procedures(self) -> list[Procedure]:
+        """Starts paired with their ends: each end closes the earliest open start of its kind
+        before it, so starts and ends arriving in any order pair the same way."""
+        open_ends: dict[int, ProcedureEnd] = {}
+        for end in self.procedure_ends:
+            for index, start in enumerate(self.procedure_starts):
+                if index not in open_ends and start.kind == end.kind and start.time <= end.time:
+                    open_ends[index] = end
+                    break
+        return [Procedure(start, open_ends.get(i)) for i, start in enumerate(self.procedure_starts)]
+
+    def officer(self, role: str) -> str | None:
+        known = self.officers.get(role)
+        return known.officer if known else None
+
+    def materials_in_file(self, before: datetime) -> frozenset[str]:
+        """Every material the applicant had provided before `before`."""
+        held: set[str] = set()
+        for receipt in self.receipts:
+            if receipt.time >= before:
+                break
+            held |= receipt.materials
+        return frozenset(held)
+
+    # ----- applying an event -----
+
+    def apply(self, event: ev.CloudEvent) -> None:
+        """Record what `event` establishes. Dedup is the caller's job (see `seen`)."""
+        self.seen.add(event.id)
+        if self.last_time is None or event.time > self.last_time:
+            self.last_time = event.time
+        data = event.data
+        if data.item_code and self.item_code is None:
+            self.item_code = data.item_code
+        if data.department and self.department is None:
+            self.department = data.department
+        _APPLY[type(event)](self, event)
+
+    def _note_officer(self, role: str, officer: str | None, event: ev.CloudEvent) -> None:
+        if not officer:
+            return
+        known = self.officers.get(role)
+        if known is None or (event.time, event.id) >= (known.time, known.event_id):
+            self.officers[role] = Officer(officer, event.time, event.id)
+
+
+def _submitted(case: CaseState, event: ev.ApplicationSubmitted) -> None:
+    data = event.data
+    # The submission defines the case: its item and department win over other events' hints.
+    case.item_code, case.department = data.item_code, data.department
+    case.applicant = hash_applicant(data.applicant_id)
+    case.submitted = _earliest(case.submitted, event.time, event.id)
+    insort(case.receipts, Receipt(event.time, event.id, frozenset(data.materials), True))
+    case._note_officer("handler", data.officer, event)
+
+
+def _accepted(case: CaseState, event: ev.ApplicationAccepted) -> None:
+    case.accepted = _earliest(case.accepted, event.time, event.id)
+    if event.data.promised_deadline is not None and case.accepted.event_id == event.id:
+        case.promised_day = event.data.promised_deadline
+    case._note_officer("handler", event.data.officer, event)
+
+
+def _rejected(case: CaseState, event: ev.ApplicationRejected) -> None:
+    case.rejected = _earliest(case.rejected, event.time, event.id)
+    case._note_officer("handler", event.data.officer, event)
+
+
+def _correction_requested(case: CaseState, event: ev.CorrectionRequested) -> None:
+    insort(case.notices, Notice(event.time, event.id, frozenset(event.data.materials)))
+    case._note_officer("handler", event.data.officer, event)
+
+
+def _correction_supplied(case: CaseState, event: ev.CorrectionSupplied) -> None:
+    insort(case.receipts, Receipt(event.time, event.id, frozenset(event.data.materials), False))
+
+
+def _procedure_started(case: CaseState, event: ev.ProcedureStarted) -> None:
+    data = event.data
+    start = ProcedureStart(event.time, event.id, data.kind, data.approved_by or None, data.notified, data.working_days)
+    insort(case.procedure_starts, start)
+
+
+def _procedure_ended(case: CaseState, event: ev.ProcedureEnded) -> None:
+    insort(case.procedure_ends, ProcedureEnd(event.time, event.id, event.data.kind))
+
+
+def _step_completed(case: CaseState, event: ev.StepCompleted) -> None:
+    role = {"handle": "handler", "review": "reviewer", "approve": "approver"}[event.data.step]
+    case._note_officer(role, event.data.officer, event)
+
+
+def _review_forwarded(case: CaseState, event: ev.ReviewForwarded) -> None:
+    case.forwarded = _earliest(case.forwarded, event.time, event.id)
+
+
+def _hearing_requested(case: CaseState, event: ev.HearingRequested) -> None:
+    case.hearing_requested = _earliest(case.hearing_requested, event.time, event.id)
+
+
+def _hearing_held(case: CaseState, event: ev.HearingHeld) -> None:
+    case.hearing_held = _earliest(case.hearing_held, event.time, event.id)
+
+
+def _decision_made(case: CaseState, event: ev.DecisionMade) -> None:
+    data = event.data
+    decision = Decision(event.time, event.id, data.outcome, bool(data.reasons and data.reasons.strip()), data.remedies_notified)
+    insort(case.decisions, decision)
+    case._note_officer("approver", data.officer, event)
+
+
+def _licence_issued(case: CaseState, event: ev.LicenceIssued) -> None:
+    case.licence = _earliest(case.licence, event.time, event.id)
+
+
+def _result_published(case: CaseState, event: ev.ResultPublished) -> None:
+    case.published = _earliest(case.published, event.time, event.id)
+
+
+def _withdrawn(case: CaseState, event: ev.ApplicationWithdrawn) -> None:
+    case.withdrawn = _earliest(case.withdrawn, event.time, event.id)
+
+
+def _nothing(case: CaseState, event: ev.CloudEvent) -> None:
+    """Events judged on their own (fees, hearing notices) leave no fact behind."""
+
+
+_APPLY = {
+    ev.ApplicationSubmitted: _submitted,
+    ev.ApplicationAccepted: _accepted,
+    ev.ApplicationRejected: _rejected,
+    ev.CorrectionRequested: _correction_requested,
+    ev.CorrectionSupplied: _correction_supplied,
+    ev.ProcedureStarted: _procedure_started,
+    ev.ProcedureEnded: _procedure_ended,
+    ev.StepCompleted: _step_completed,
+    ev.ReviewForwarded: _review_forwarded,
+    ev.HearingRequested: _hearing_requested,
+    ev.HearingNotified: _nothing,
+    ev.HearingHeld: _hearing_held,
+    ev.DecisionMade: _decision_made,
+    ev.LicenceIssued: _licence_issued,
+    ev.ResultPublished: _result_published,
+    ev.FeeCharged: _nothing,
+    ev.ApplicationWithdrawn: _withdrawn,
+}

@@ -1,0 +1,210 @@
+"""The legal clock: working-day arithmetic on the PRC calendar. It knows no rules.
+
+Counting (LEGAL-RULES.md §1): the day of the triggering event is not counted; a period of N days
+ends at 24:00 Asia/Shanghai of the N-th day after it (configurable cut-off). Working days exclude
+weekends and statutory holidays (XKF art. 82) and include make-up workdays (调休上班日). A period in
+calendar days whose last day is a day off ends on the next working day (Civil Code art. 203).
+
+Built-in data: chinese-calendar (2004–2026). Later years come from operator calendar files; a
+period that reaches a year with neither is computed on weekends alone and marked provisional.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left, bisect_right
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from functools import lru_cache
+from zoneinfo import ZoneInfo
+
+import chinese_calendar
+from chinese_calendar import constants as builtin_calendar
+
+from models.alerts import DeadlineInfo
+from models.calendar import CalendarOverride
+from models.common import Duration
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+# Days outside this span cannot be counted at all; event times are validated to 1990–2099 and no
+# legal period runs past ten years.
+_SPAN_START = date(1990, 1, 1)
+_SPAN_END = date(2110, 12, 31)
+
+BUILTIN_YEARS = range(min(builtin_calendar.holidays).year, max(builtin_calendar.holidays).year + 1)
+BUILTIN_VERSION = f"cn-builtin-{BUILTIN_YEARS.start}-{BUILTIN_YEARS.stop - 1}@chinese-calendar-{chinese_calendar.__version__}"
+
+
+def local_date(moment: datetime) -> date:
+    """The legal day (Asia/Shanghai) on which an aware instant falls."""
+    return moment.astimezone(SHANGHAI).date()
+
+
+@dataclass(frozen=True, slots=True)
+class PeriodEnd:
+    last_day: date
+    provisional: bool
+
+
+class WorkingCalendar:
+    """The PRC working-day calendar: built-in data plus operator overrides (later files win)."""
+
+    def __init__(self, overrides: Sequence[CalendarOverride] = ()):
+        holidays = set(builtin_calendar.holidays)
+        workdays = set(builtin_calendar.workdays)
+        published = set(BUILTIN_YEARS)
+        for override in overrides:
+            holidays.update(override.holidays)
+            workdays.difference_update(override.holidays)
+            workdays.update(override.workdays)
+            holidays.difference_update(override.workdays)
+            published |= override.years
+        self.overrides = tuple(overrides)
+        self.published_years = frozenset(published)
+        self.version = "+".join([BUILTIN_VERSION, *(o.version for o in overrides)])
+        self._holidays = frozenset(holidays)
+        self._workdays = frozenset(workdays)
+        day, ordinals = _SPAN_START, []
+        while day <= _SPAN_END:
+            if self.is_working_day(day):
+                ordinals.append(day.toordinal())
+            day += timedelta(days=1)
+        self._working = ordinals
+        # Cached per instance: a calendar is immutable, and deadlines repeat across cases.
+        self._period_end_cached = lru_cache(maxsize=65536)(self._period_end)
+        self.count = lru_cache(maxsize=65536)(self._count)
+
+    def with_override(self, override: CalendarOverride) -> "WorkingCalendar":
+        """A new calendar with one more override file; a file with the same version replaces it."""
+        kept = [o for o in self.overrides if o.version != override.version]
+        return WorkingCalendar([*kept, override])
+
+    def is_working_day(self, day: date) -> bool:
+        if day in self._holidays:
+            return False
+        return day in self._workdays or day.weekday() < 5
+
+    def day_kind(self, day: date) -> str:
+        """'working', 'make-up workday', 'holiday' or 'weekend', for people checking by hand."""
+        if day in self._holidays:
+            return "holiday"
+        if day.weekday() >= 5:
+            return "make-up workday" if day in self._workdays else "weekend"
+        return "working"
+
+    def is_published(self, year: int) -> bool:
+        return year in self.published_years
+
+    def _provisional(self, first: date, last: date) -> bool:
+        return any(not self.is_published(y) for y in range(first.year, last.year + 1))
+
+    def _check_span(self, day: date) -> None:
+        if not _SPAN_START <= day <= _SPAN_END:
+            raise ValueError(f"{day} is outside the calendar span {_SPAN_START}–{_SPAN_END}")
+
+    def period_end(self, trigger: date, period: Duration) -> PeriodEnd:
+        """The last day of `period` counted from the day after `trigger`."""
+        return self._period_end_cached(trigger, period.value, period.unit)
+
+    def _period_end(self, trigger: date, value: int, unit: str) -> PeriodEnd:
+        self._check_span(trigger)
+        if value == 0:
+            return PeriodEnd(trigger, self._provisional(trigger, trigger))
+        if unit == "working_days":
+            index = bisect_right(self._working, trigger.toordinal()) + value - 1
+            last = date.fromordinal(self._working[index])
+        else:
+            last = trigger + timedelta(days=value)
+            if not self.is_working_day(last):
+                last = self.next_working_day(last)
+        return PeriodEnd(last, self._provisional(trigger + timedelta(days=1), last))
+
+    def next_working_day(self, day: date) -> date:
+        """The first working day after `day`."""
+        return date.fromordinal(self._working[bisect_right(self._working, day.toordinal())])
+
+    def working_days_before(self, day: date, n: int) -> date:
+        """The working day `n` working days before `day` (`day` itself need not be working)."""
+        index = bisect_left(self._working, day.toordinal()) - n
+        return date.fromordinal(self._working[max(index, 0)])
+
+    def _count(self, after: date, through: date, unit: str = "working_days") -> int:
+        """How many days of `unit` lie in (after, through]; 0 when through <= after."""
+        if through <= after:
+            return 0
+        if unit == "calendar_days":
+            return (through - after).days
+        return bisect_right(self._working, through.toordinal()) - bisect_right(self._working, after.toordinal())
+
+
+@dataclass(frozen=True, slots=True)
+class Deadline:
+    """When something is due, and why."""
+
+    name: str
+    last_day: date
+    instant: datetime
+    calendar_version: str
+    provisional: bool
+    basis: tuple[str, ...]
+
+    def info(self) -> DeadlineInfo:
+        return DeadlineInfo(
+            name=self.name,
+            last_day=self.last_day,
+            instant=self.instant,
+            calendar_version=self.calendar_version,
+            provisional=self.provisional,
+            basis=list(self.basis),
+        )
+
+
+def describe(period: Duration) -> str:
+    return f"{period.value} {'WD' if period.unit == 'working_days' else 'calendar days'}"
+
+
+class LegalClock:
+    """A calendar plus the end-of-day cut-off: turns trigger days and periods into deadlines."""
+
+    def __init__(self, calendar: WorkingCalendar, end_of_day: time | None = None):
+        self.calendar = calendar
+        self.end_of_day = end_of_day
+        self._instant = lru_cache(maxsize=65536)(self._end_instant)
+
+    @property
+    def version(self) -> str:
+        return self.calendar.version
+
+    def _end_instant(self, last_day: date) -> datetime:
+        if self.end_of_day is None:
+            return datetime.combine(last_day + timedelta(days=1), time(0), SHANGHAI)
+        return datetime.combine(last_day, self.end_of_day, SHANGHAI)
+
+    def end_of(self, last_day: date) -> datetime:
+        """The instant a legal day ends (24:00 by default, i.e. 00:00 of the next day)."""
+        return self._instant(last_day)
+
+    def deadline(self, name: str, trigger: date, period: Duration, basis: str) -> Deadline:
+        """A deadline `period` after the trigger day; `basis` names the trigger and the law."""
+        end = self.calendar.period_end(trigger, period)
+        return Deadline(
+            name=name,
+            last_day=end.last_day,
+            instant=self.end_of(end.last_day),
+            calendar_version=self.version,
+            provisional=end.provisional,
+            basis=(f"{basis}: {trigger} + {describe(period)} → {end.last_day}",),
+        )
+
+    def extend(self, deadline: Deadline, period: Duration, reason: str) -> Deadline:
+        """Move a deadline later by `period` counted from its current last day."""
+        end = self.calendar.period_end(deadline.last_day, period)
+        return Deadline(
+            name=deadline.name,
+            last_day=end.last_day,
+            instant=self.end_of(end.last_day),
+            calendar_version=self.version,
+            provisional=deadline.provisional or end.provisional,
+            basis=(*deadline.basis, f"{reason}: +{describe(period)} → {end.last_day}"),
+        )

@@ -1,0 +1,1 @@
+"""The contract: pydantic models that are the single source of truth for every wire format."""

@@ -1,0 +1,45 @@
+"""JSON Schemas of the contract, generated from the models (downstream systems code against them)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+from pydantic import TypeAdapter
+
+from models.alerts import Alert
+from models.calendar import CalendarOverride
+from models.catalog import Catalog
+from models.events import Event
+from models.referrals import ExemptionRequest, Referral
+from models.settings import RuleSettings
+
+SCHEMAS: dict[str, object] = {
+    "event": Event,
+    "catalog": Catalog,
+    "calendar": CalendarOverride,
+    "settings": RuleSettings,
+    "alert": Alert,
+    "referral": Referral,
+    "exemption": ExemptionRequest,
+}
+
+
+def render_schemas() -> dict[str, bytes]:
+    """File name → schema bytes, stable across runs (sorted keys, fixed indentation)."""
+    rendered = {}
+    for name, model in SCHEMAS.items():
+        schema = TypeAdapter(model).json_schema(mode="serialization" if name in ("alert", "referral") else "validation")
+        schema["$id"] = f"https://permitwatch.example/schemas/{name}.schema.json"
+        rendered[f"{name}.schema.json"] = orjson.dumps(schema, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n"
+    return rendered
+
+
+def write_schemas(out: Path) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, content in render_schemas().items():
+        path = out / name
+        path.write_bytes(content)
+        written.append(path)
+    return written

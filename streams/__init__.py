@@ -1,0 +1,1 @@
+"""Runtimes around the core: replay, the embedded one-process monitor, faust workers on Kafka."""

@@ -1,0 +1,112 @@
+"""The contract as models: envelope, per-type data, errors that name the field."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from models.catalog import Catalog
+from models.events import EVENT_TYPES, ApplicationAccepted, InvalidEvent, parse_event
+from models.files import ReferenceFileError, parse_structured
+from models.settings import RuleSettings
+from tests.factory import CaseEvents
+
+c = CaseEvents()
+
+
+def raw(**changes) -> bytes:
+    event = c.raw("application.accepted", "2026-03-02 09:15", receipt_no="受理-1", officer="o-1")
+    event.update(changes)
+    return orjson.dumps({k: v for k, v in event.items() if v is not None})
+
+
+def reason(data: bytes) -> tuple[str, str]:
+    with pytest.raises(InvalidEvent) as info:
+        parse_event(data)
+    return info.value.category, info.value.reason
+
+
+def test_the_example_event_from_the_contract_parses():
+    event = parse_event(raw())
+    assert isinstance(event, ApplicationAccepted)
+    assert event.case_id == "SZ-2026-000123" and event.kind == "application.accepted"
+    assert event.data.receipt_no == "受理-1"
+    assert event.time.utcoffset().total_seconds() == 8 * 3600
+
+
+def test_every_event_type_has_a_model():
+    assert len(EVENT_TYPES) == 17 and all(t.startswith("cn.gov.licensing.") for t in EVENT_TYPES)
+
+
+def test_naive_time_is_rejected_and_says_so():
+    assert reason(raw(time="2026-03-02T09:15:00")) == ("schema", "time: Input should have timezone info")
+
+
+def test_unknown_type_names_the_field_and_lists_the_known_types():
+    category, text = reason(raw(type="cn.gov.licensing.application.teleported"))
+    assert category == "unknown_type"
+    assert "type: unknown event type 'cn.gov.licensing.application.teleported'" in text
+    assert "cn.gov.licensing.decision.made" in text
+
+
+def test_bad_data_field_names_the_path():
+    event = c.raw("procedure.started", "2026-03-02", kind="holiday", notified=True)
+    category, text = reason(orjson.dumps(event))
+    assert category == "schema" and text.startswith("data.kind: Input should be 'extension'")
+
+
+def test_submitted_requires_item_department_and_applicant():
+    event = c.raw("application.submitted", "2026-03-02", channel="window", materials=[], officer="o")
+    _, text = reason(orjson.dumps(event))
+    assert "data.item_code: Field required" in text and "data.department: Field required" in text
+    assert "data.applicant_id: Field required" in text
+
+
+@pytest.mark.parametrize(
+    "payload, category",
+    [
+        (b'{"specversion": "1.0", "id": "x"', "invalid_json"),
+        (b"\xff\xfe\x00{}", "invalid_utf8"),
+        (b"[1, 2]", "not_an_object"),
+        (b'{"id": "x"}', "missing_type"),
+    ],
+)
+def test_malformed_input_gets_a_category_and_reason(payload, category):
+    assert reason(payload)[0] == category
+
+
+def test_year_9999_is_implausible():
+    _, text = reason(raw(time="9999-03-02T09:15:00+08:00"))
+    assert "year 9999 is outside the plausible range" in text
+
+
+def test_missing_receipt_number_is_a_finding_not_an_invalid_event():
+    event = c.raw("application.accepted", "2026-03-02", officer="o-1")
+    assert parse_event(orjson.dumps(event)).data.receipt_no is None
+
+
+def test_fee_amount_is_a_decimal_string():
+    event = parse_event(orjson.dumps(c.raw("fee.charged", "2026-03-02", fee_code="F", amount="12.50")))
+    assert str(event.data.amount) == "12.50"
+
+
+def test_catalog_accepts_a_bare_list_and_checks_promises():
+    catalog = parse_structured(b'[{"item_code": "A", "name": "n", "department": "D"}]', Catalog, "c.json")
+    assert catalog.items[0].statutory_limit.value == 20
+    with pytest.raises(ReferenceFileError, match="items.0: Value error, promised_limit .* exceeds statutory_limit"):
+        parse_structured(b'[{"item_code": "A", "name": "n", "department": "D", "promised_limit": {"value": 30}}]',
+                         Catalog, "c.json")
+
+
+def test_catalog_rejects_duplicate_items():
+    entry = b'{"item_code": "A", "name": "n", "department": "D"}'
+    with pytest.raises(ReferenceFileError, match="item_code 'A' appears twice"):
+        parse_structured(b"[" + entry + b"," + entry + b"]", Catalog, "c.json")
+
+
+def test_settings_validate_rule_ids_and_cut_off():
+    with pytest.raises(ValueError, match="PW-099"):
+        RuleSettings(disabled_rules=["PW-099"])
+    with pytest.raises(ValueError, match="end_of_day"):
+        RuleSettings(end_of_day="25:00")
+    assert RuleSettings(end_of_day="17:30").end_of_day_time.hour == 17
