@@ -11,6 +11,7 @@ import hashlib
 from bisect import insort
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from decimal import Decimal
 from typing import NamedTuple
 
 from models import events as ev
@@ -47,6 +48,14 @@ class Decision(NamedTuple):
     remedies_notified: bool
 
 
+class Fee(NamedTuple):
+    time: datetime
+    event_id: str
+    fee_code: str | None
+    amount: Decimal
+    deposit: bool
+
+
 class Officer(NamedTuple):
     officer: str
     time: datetime
@@ -77,41 +86,61 @@ class Procedure(NamedTuple):
 
 def hash_applicant(applicant_id: str) -> str:
     """Applicant identities never leave the monitor; the hashed id is enough to group cases."""
-    return hashlib.sha256(applicant_id.encode()).hexdigest()[:16]
+    return hashlib.blake2b(applicant_id.encode(), digest_size=8).hexdigest()
 
 
 def _earliest(current: Fact | None, time: datetime, event_id: str) -> Fact:
-    if current is None or (time, event_id) < current:
+    if current is None or time < current.time or (time == current.time and event_id < current.event_id):
         return Fact(time, event_id)
     return current
 
 
+def _sorted_add(items: list | tuple, item) -> list:
+    """Insert into a time-sorted list; an empty case field is the shared `()` until first use."""
+    if not items:
+        return [item]
+    insort(items, item)
+    return items
+
+
 @dataclass(slots=True)
 class CaseState:
+    """Compact by design (a few hundred bytes per open case): collections start as the shared
+    empty tuple and become lists on first use."""
+
     case_id: str
     item_code: str | None = None
     department: str | None = None
     applicant: str | None = None
     submitted: Fact | None = None
-    receipts: list[Receipt] = field(default_factory=list)
-    notices: list[Notice] = field(default_factory=list)
+    receipts: list[Receipt] | tuple = ()
+    notices: list[Notice] | tuple = ()
     accepted: Fact | None = None
     promised_day: date | None = None
     rejected: Fact | None = None
     withdrawn: Fact | None = None
-    procedure_starts: list[ProcedureStart] = field(default_factory=list)
-    procedure_ends: list[ProcedureEnd] = field(default_factory=list)
+    closure: Fact | None = None
+    """The event that ended the case: withdrawal, non-acceptance, or the first decision."""
+    procedure_starts: list[ProcedureStart] | tuple = ()
+    procedure_ends: list[ProcedureEnd] | tuple = ()
     forwarded: Fact | None = None
     hearing_requested: Fact | None = None
     hearing_held: Fact | None = None
-    decisions: list[Decision] = field(default_factory=list)
+    decisions: list[Decision] | tuple = ()
     licence: Fact | None = None
     published: Fact | None = None
-    officers: dict[str, Officer] = field(default_factory=dict)
+    fees: list[Fee] | tuple = ()
+    handler: Officer | None = None
+    reviewer: Officer | None = None
+    approver: Officer | None = None
     seen: set[str] = field(default_factory=set)
     last_time: datetime | None = None
-    alerts: dict[str, Alert] = field(default_factory=dict)
-    next_due: datetime | None = None
+    alerts: dict[str, Alert] | None = None
+    """Active alerts of the rules that judge the case's state, by alert id (for retraction)."""
+    dues: dict[str, datetime] | None = None
+    """When each deadline rule must look at the case again, by rule id."""
+    expires: datetime | None = None
+    """When the case may be forgotten, once no deadline of it is pending."""
 
     # ----- derived views the rules share -----
 
@@ -121,15 +150,15 @@ class CaseState:
 
     @property
     def grant(self) -> Decision | None:
-        return next((d for d in self.decisions if d.outcome == "grant"), None)
+        for decision in self.decisions:
+            if decision.outcome == "grant":
+                return decision
+        return None
 
     @property
     def closed_at(self) -> datetime | None:
-        """When the case ended: withdrawal, non-acceptance, or a decision."""
-        ends = [f.time for f in (self.withdrawn, self.rejected) if f is not None]
-        if self.decisions:
-            ends.append(self.decisions[0].time)
-        return min(ends) if ends else None
+        closure = self.closure
+        return closure.time if closure else None
 
     def procedures(self) -> list[Procedure]:
         """Starts paired with their ends: each end closes the earliest open start of its kind
@@ -143,7 +172,7 @@ class CaseState:
         return [Procedure(start, open_ends.get(i)) for i, start in enumerate(self.procedure_starts)]
 
     def officer(self, role: str) -> str | None:
-        known = self.officers.get(role)
+        known = getattr(self, role)
         return known.officer if known else None
 
     def materials_in_file(self, before: datetime) -> frozenset[str]:
@@ -162,19 +191,25 @@ class CaseState:
         self.seen.add(event.id)
         if self.last_time is None or event.time > self.last_time:
             self.last_time = event.time
-        data = event.data
-        if data.item_code and self.item_code is None:
+        if self.item_code is None:
+            data = event.data
             self.item_code = data.item_code
-        if data.department and self.department is None:
-            self.department = data.department
+            self.department = self.department or data.department
         _APPLY[type(event)](self, event)
 
     def _note_officer(self, role: str, officer: str | None, event: ev.CloudEvent) -> None:
+        """The latest person (in event time) known in each role."""
         if not officer:
             return
-        known = self.officers.get(role)
-        if known is None or (event.time, event.id) >= (known.time, known.event_id):
-            self.officers[role] = Officer(officer, event.time, event.id)
+        known = getattr(self, role)
+        if known is None or event.time > known.time or (event.time == known.time and event.id >= known.event_id):
+            setattr(self, role, Officer(officer, event.time, event.id))
+
+    def _close(self) -> None:
+        ends = [f for f in (self.withdrawn, self.rejected) if f is not None]
+        if self.decisions:
+            ends.append(Fact(self.decisions[0].time, self.decisions[0].event_id))
+        self.closure = min(ends)
 
 
 def _submitted(case: CaseState, event: ev.ApplicationSubmitted) -> None:
@@ -183,7 +218,7 @@ def _submitted(case: CaseState, event: ev.ApplicationSubmitted) -> None:
     case.item_code, case.department = data.item_code, data.department
     case.applicant = hash_applicant(data.applicant_id)
     case.submitted = _earliest(case.submitted, event.time, event.id)
-    insort(case.receipts, Receipt(event.time, event.id, frozenset(data.materials), True))
+    case.receipts = _sorted_add(case.receipts, Receipt(event.time, event.id, frozenset(data.materials), True))
     case._note_officer("handler", data.officer, event)
 
 
@@ -196,31 +231,34 @@ def _accepted(case: CaseState, event: ev.ApplicationAccepted) -> None:
 
 def _rejected(case: CaseState, event: ev.ApplicationRejected) -> None:
     case.rejected = _earliest(case.rejected, event.time, event.id)
+    case._close()
     case._note_officer("handler", event.data.officer, event)
 
 
 def _correction_requested(case: CaseState, event: ev.CorrectionRequested) -> None:
-    insort(case.notices, Notice(event.time, event.id, frozenset(event.data.materials)))
+    case.notices = _sorted_add(case.notices, Notice(event.time, event.id, frozenset(event.data.materials)))
     case._note_officer("handler", event.data.officer, event)
 
 
 def _correction_supplied(case: CaseState, event: ev.CorrectionSupplied) -> None:
-    insort(case.receipts, Receipt(event.time, event.id, frozenset(event.data.materials), False))
+    case.receipts = _sorted_add(case.receipts, Receipt(event.time, event.id, frozenset(event.data.materials), False))
 
 
 def _procedure_started(case: CaseState, event: ev.ProcedureStarted) -> None:
     data = event.data
     start = ProcedureStart(event.time, event.id, data.kind, data.approved_by or None, data.notified, data.working_days)
-    insort(case.procedure_starts, start)
+    case.procedure_starts = _sorted_add(case.procedure_starts, start)
 
 
 def _procedure_ended(case: CaseState, event: ev.ProcedureEnded) -> None:
-    insort(case.procedure_ends, ProcedureEnd(event.time, event.id, event.data.kind))
+    case.procedure_ends = _sorted_add(case.procedure_ends, ProcedureEnd(event.time, event.id, event.data.kind))
+
+
+_ROLES = {"handle": "handler", "review": "reviewer", "approve": "approver"}
 
 
 def _step_completed(case: CaseState, event: ev.StepCompleted) -> None:
-    role = {"handle": "handler", "review": "reviewer", "approve": "approver"}[event.data.step]
-    case._note_officer(role, event.data.officer, event)
+    case._note_officer(_ROLES[event.data.step], event.data.officer, event)
 
 
 def _review_forwarded(case: CaseState, event: ev.ReviewForwarded) -> None:
@@ -237,8 +275,10 @@ def _hearing_held(case: CaseState, event: ev.HearingHeld) -> None:
 
 def _decision_made(case: CaseState, event: ev.DecisionMade) -> None:
     data = event.data
-    decision = Decision(event.time, event.id, data.outcome, bool(data.reasons and data.reasons.strip()), data.remedies_notified)
-    insort(case.decisions, decision)
+    reasons_given = bool(data.reasons and data.reasons.strip())
+    case.decisions = _sorted_add(case.decisions, Decision(event.time, event.id, data.outcome, reasons_given,
+                                                          data.remedies_notified))
+    case._close()
     case._note_officer("approver", data.officer, event)
 
 
@@ -250,12 +290,18 @@ def _result_published(case: CaseState, event: ev.ResultPublished) -> None:
     case.published = _earliest(case.published, event.time, event.id)
 
 
+def _fee_charged(case: CaseState, event: ev.FeeCharged) -> None:
+    data = event.data
+    case.fees = _sorted_add(case.fees, Fee(event.time, event.id, data.fee_code, data.amount, data.deposit))
+
+
 def _withdrawn(case: CaseState, event: ev.ApplicationWithdrawn) -> None:
     case.withdrawn = _earliest(case.withdrawn, event.time, event.id)
+    case._close()
 
 
 def _nothing(case: CaseState, event: ev.CloudEvent) -> None:
-    """Events judged on their own (fees, hearing notices) leave no fact behind."""
+    """Events judged on their own (hearing notices) leave no fact behind."""
 
 
 _APPLY = {
@@ -274,6 +320,6 @@ _APPLY = {
     ev.DecisionMade: _decision_made,
     ev.LicenceIssued: _licence_issued,
     ev.ResultPublished: _result_published,
-    ev.FeeCharged: _nothing,
+    ev.FeeCharged: _fee_charged,
     ev.ApplicationWithdrawn: _withdrawn,
 }

@@ -13,19 +13,18 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from functools import lru_cache
-from zoneinfo import ZoneInfo
+from typing import NamedTuple
 
 import chinese_calendar
 from chinese_calendar import constants as builtin_calendar
 
 from models.alerts import DeadlineInfo
 from models.calendar import CalendarOverride
-from models.common import Duration
+from models.common import LEGAL_TZ, Duration
 
-SHANGHAI = ZoneInfo("Asia/Shanghai")
+SHANGHAI = LEGAL_TZ
 
 # Days outside this span cannot be counted at all; event times are validated to 1990–2099 and no
 # legal period runs past ten years.
@@ -38,11 +37,10 @@ BUILTIN_VERSION = f"cn-builtin-{BUILTIN_YEARS.start}-{BUILTIN_YEARS.stop - 1}@ch
 
 def local_date(moment: datetime) -> date:
     """The legal day (Asia/Shanghai) on which an aware instant falls."""
-    return moment.astimezone(SHANGHAI).date()
+    return (moment if moment.tzinfo is SHANGHAI else moment.astimezone(SHANGHAI)).date()
 
 
-@dataclass(frozen=True, slots=True)
-class PeriodEnd:
+class PeriodEnd(NamedTuple):
     last_day: date
     provisional: bool
 
@@ -75,7 +73,7 @@ class WorkingCalendar:
         self._period_end_cached = lru_cache(maxsize=65536)(self._period_end)
         self.count = lru_cache(maxsize=65536)(self._count)
 
-    def with_override(self, override: CalendarOverride) -> "WorkingCalendar":
+    def with_override(self, override: CalendarOverride) -> WorkingCalendar:
         """A new calendar with one more override file; a file with the same version replaces it."""
         kept = [o for o in self.overrides if o.version != override.version]
         return WorkingCalendar([*kept, override])
@@ -138,16 +136,41 @@ class WorkingCalendar:
         return bisect_right(self._working, through.toordinal()) - bisect_right(self._working, after.toordinal())
 
 
-@dataclass(frozen=True, slots=True)
-class Deadline:
-    """When something is due, and why."""
+class Step(NamedTuple):
+    """One step of a deadline computation: `label` (sources) from `start`, + `period`, → `end`."""
+
+    label: str
+    sources: tuple[str, ...]
+    start: date
+    period: Duration | None
+    end: date
+
+    def render(self) -> str:
+        who = f" ({', '.join(self.sources)})" if self.sources else ""
+        if self.period is None:
+            return f"{self.label}{who}: {self.end}"
+        return f"{self.label}{who}: {self.start} + {describe(self.period)} → {self.end}"
+
+
+class Deadline(NamedTuple):
+    """When something is due, and why. The steps are kept structured and only rendered into
+    words when an alert is written, which keeps the event path cheap."""
 
     name: str
     last_day: date
     instant: datetime
     calendar_version: str
     provisional: bool
-    basis: tuple[str, ...]
+    steps: tuple[Step, ...]
+
+    @property
+    def sources(self) -> tuple[str, ...]:
+        """Ids of the events the computation rests on (trigger, extensions, pauses)."""
+        return tuple(source for step in self.steps for source in step.sources)
+
+    @property
+    def basis(self) -> list[str]:
+        return [step.render() for step in self.steps]
 
     def info(self) -> DeadlineInfo:
         return DeadlineInfo(
@@ -156,7 +179,7 @@ class Deadline:
             instant=self.instant,
             calendar_version=self.calendar_version,
             provisional=self.provisional,
-            basis=list(self.basis),
+            basis=self.basis,
         )
 
 
@@ -185,26 +208,28 @@ class LegalClock:
         """The instant a legal day ends (24:00 by default, i.e. 00:00 of the next day)."""
         return self._instant(last_day)
 
-    def deadline(self, name: str, trigger: date, period: Duration, basis: str) -> Deadline:
-        """A deadline `period` after the trigger day; `basis` names the trigger and the law."""
+    def deadline(
+        self, name: str, trigger: date, period: Duration, label: str, sources: tuple[str, ...] = ()
+    ) -> Deadline:
+        """A deadline `period` after the trigger day; `label` says what the trigger is, in law."""
         end = self.calendar.period_end(trigger, period)
         return Deadline(
-            name=name,
-            last_day=end.last_day,
-            instant=self.end_of(end.last_day),
-            calendar_version=self.version,
-            provisional=end.provisional,
-            basis=(f"{basis}: {trigger} + {describe(period)} → {end.last_day}",),
+            name, end.last_day, self.end_of(end.last_day), self.calendar.version, end.provisional,
+            (Step(label, sources, trigger, period, end.last_day),),
         )
 
-    def extend(self, deadline: Deadline, period: Duration, reason: str) -> Deadline:
+    def on_day(self, name: str, day: date, label: str, sources: tuple[str, ...] = ()) -> Deadline:
+        """A deadline that is a given day (a promised date, an on-the-spot same-day decision)."""
+        return Deadline(
+            name, day, self.end_of(day), self.calendar.version, not self.calendar.is_published(day.year),
+            (Step(label, sources, day, None, day),),
+        )
+
+    def extend(self, deadline: Deadline, period: Duration, label: str, source: str) -> Deadline:
         """Move a deadline later by `period` counted from its current last day."""
         end = self.calendar.period_end(deadline.last_day, period)
         return Deadline(
-            name=deadline.name,
-            last_day=end.last_day,
-            instant=self.end_of(end.last_day),
-            calendar_version=self.version,
-            provisional=deadline.provisional or end.provisional,
-            basis=(*deadline.basis, f"{reason}: +{describe(period)} → {end.last_day}"),
+            deadline.name, end.last_day, self.end_of(end.last_day), self.calendar.version,
+            deadline.provisional or end.provisional,
+            (*deadline.steps, Step(label, (source,), deadline.last_day, period, end.last_day)),
         )

@@ -5,12 +5,15 @@ Built on the legal clock and the case's facts (LEGAL-RULES.md §1):
   5 working days (XKF art. 32(4));
 - the decision limit (XKF art. 42: 20 WD, 45 WD for joint handling, or the item's own), moved by
   one regular extension and by XKF art. 45 pauses. Irregular extensions and pauses move nothing.
+
+The computations chain (windows → acceptance → decision deadline); each takes the previous one as
+an argument so that a caller can compute each once (see `CaseView`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import date, datetime
+from typing import NamedTuple
 
 from alerts.case import CaseState, Procedure, Receipt
 from alerts.clock import Deadline, LegalClock, local_date
@@ -20,18 +23,16 @@ from models.events import STATUTORY_PAUSE_KINDS
 from models.settings import RuleSettings
 
 
-@dataclass(frozen=True, slots=True)
-class Anchor:
-    """The day the decision clock starts from (受理之日)."""
+class Anchor(NamedTuple):
+    """The day the decision clock starts from (受理之日), and what it rests on."""
 
     day: date
     deemed: bool
     evidence: tuple[str, ...]
-    basis: str
+    label: str
 
 
-@dataclass(frozen=True, slots=True)
-class ResponseWindow:
+class ResponseWindow(NamedTuple):
     """Materials received; the agency must answer (accept, refuse, or list corrections) in time."""
 
     receipt: Receipt
@@ -45,12 +46,16 @@ class ResponseWindow:
         return self.answered_at >= self.deadline.instant
 
 
-@dataclass(frozen=True, slots=True)
-class ExtensionCheck:
+class ExtensionCheck(NamedTuple):
     """How much of an extension the law lets count, and what is wrong with it."""
 
     allowed: int
     problems: tuple[str, ...]
+
+
+DEEMED = "deemed accepted on receipt: no correction notice within 5 WD (XKF art. 32(4))"
+COMPLETED = "accepted; complete corrected materials received (XKF art. 32(4))"
+ACCEPTED = "accepted"
 
 
 class CaseClock:
@@ -60,106 +65,113 @@ class CaseClock:
         self.clock = clock
         self.settings = settings
         self.item = item
-
-    # ----- limits -----
-
-    @property
-    def joint(self) -> bool:
-        return bool(self.item and self.item.joint_handling)
-
-    @property
-    def decision_limit(self) -> Duration:
-        if self.item is not None and "statutory_limit" in self.item.model_fields_set:
-            return self.item.statutory_limit
-        return self.settings.joint_decision_limit if self.joint else self.settings.decision_limit
-
-    @property
-    def extension_limit(self) -> Duration:
-        return self.settings.joint_extension_limit if self.joint else self.settings.extension_limit
+        joint = bool(item and item.joint_handling)
+        if item is not None and "statutory_limit" in item.model_fields_set:
+            self.decision_limit = item.statutory_limit
+        else:
+            self.decision_limit = settings.joint_decision_limit if joint else settings.decision_limit
+        self.extension_limit = settings.joint_extension_limit if joint else settings.extension_limit
 
     # ----- acceptance -----
 
     def response_windows(self, case: CaseState) -> list[ResponseWindow]:
-        """One window for the submission and one for the first supply after each notice, while
+        """One window for the submission and one for the first supply after each answer, while
         the case is not yet accepted."""
-        responses = sorted(
-            [(n.time, n.event_id) for n in case.notices]
-            + [(f.time, f.event_id) for f in (case.accepted, case.rejected, case.withdrawn) if f]
-            + [(d.time, d.event_id) for d in case.decisions[:1]]
-        )
+        responses = [(n.time, n.event_id) for n in case.notices] if case.notices else []
+        for fact in (case.accepted, case.rejected, case.withdrawn):
+            if fact is not None:
+                responses.append(fact)
+        if case.decisions:
+            responses.append((case.decisions[0].time, case.decisions[0].event_id))
+        if len(responses) > 1:
+            responses.sort()
         accepted_at = case.accepted.time if case.accepted else None
-        windows, last_response = [], None
+        windows: list[ResponseWindow] = []
+        last_answer = None
         for receipt in case.receipts:
             if accepted_at is not None and receipt.time > accepted_at:
                 break
-            if not receipt.first and (last_response is None or last_response > receipt.time):
+            if not receipt.first and (last_answer is None or last_answer > receipt.time):
                 continue  # a further supply in the same round, or one no notice asked for
-            answer = next((r for r in responses if r[0] >= receipt.time), None)
-            trigger = local_date(receipt.time)
+            answer = None
+            for response in responses:
+                if response[0] >= receipt.time:
+                    answer = response
+                    break
             deadline = self.clock.deadline(
-                "correction_notice_deadline",
-                trigger,
-                self.settings.correction_notice_limit,
-                f"materials received ({receipt.event_id}); answer due (XKF art. 32(4))",
+                "correction_notice_deadline", local_date(receipt.time), self.settings.correction_notice_limit,
+                "materials received; answer due (XKF art. 32(4))", (receipt.event_id,),
             )
-            windows.append(ResponseWindow(receipt, deadline, answer[0] if answer else None, answer[1] if answer else None))
-            last_response = answer[0] if answer else None
             if answer is None:
+                windows.append(ResponseWindow(receipt, deadline, None, None))
                 break
+            windows.append(ResponseWindow(receipt, deadline, answer[0], answer[1]))
+            last_answer = answer[0]
         return windows
 
-    def anchor(self, case: CaseState, now: datetime) -> Anchor | None:
-        for window in self.response_windows(case):
+    @staticmethod
+    def plain_acceptance(case: CaseState) -> Anchor | None:
+        """The common case, without computing any window: one submission, no notice, accepted on
+        a day before the fifth calendar day after receipt, which is always inside 5 working days.
+        None when the full computation (`anchor`) is needed."""
+        accepted = case.accepted
+        if accepted is None or case.notices or len(case.receipts) != 1 or case.rejected or case.withdrawn:
+            return None
+        receipt_day = local_date(case.receipts[0].time)
+        day = local_date(accepted.time)
+        if receipt_day <= day and (day - receipt_day).days < 5 and case.receipts[0].time <= accepted.time:
+            return Anchor(day, False, (accepted.event_id,), ACCEPTED)
+        return None
+
+    def anchor(self, case: CaseState, windows: list[ResponseWindow], now: datetime) -> Anchor | None:
+        for window in windows:
             if window.missed(now):
                 receipt = window.receipt
-                return Anchor(
-                    local_date(receipt.time),
-                    True,
-                    (receipt.event_id,),
-                    f"deemed accepted on receipt of materials ({receipt.event_id}), no correction "
-                    f"notice by {window.deadline.last_day} (XKF art. 32(4))",
-                )
-        if case.accepted is None:
-            return None
+                return Anchor(local_date(receipt.time), True, (receipt.event_id,), DEEMED)
         accepted = case.accepted
-        last_notice = max((n.time for n in case.notices if n.time <= accepted.time), default=None)
-        completion = None
+        if accepted is None:
+            return None
+        last_notice = None
+        for notice in case.notices:
+            if notice.time <= accepted.time:
+                last_notice = notice.time
         if last_notice is not None:
             completion = max(
-                (r for r in case.receipts if not r.first and last_notice <= r.time <= accepted.time),
-                default=None,
+                (r for r in case.receipts if not r.first and last_notice <= r.time <= accepted.time), default=None
             )
-        if completion is not None:
-            return Anchor(
-                local_date(completion.time),
-                False,
-                (accepted.event_id, completion.event_id),
-                f"accepted ({accepted.event_id}); complete corrected materials received "
-                f"({completion.event_id}) (XKF art. 32(4))",
-            )
-        return Anchor(local_date(accepted.time), False, (accepted.event_id,), f"accepted ({accepted.event_id})")
+            if completion is not None:
+                return Anchor(local_date(completion.time), False, (accepted.event_id, completion.event_id), COMPLETED)
+        return Anchor(local_date(accepted.time), False, (accepted.event_id,), ACCEPTED)
+
+    @staticmethod
+    def awaiting_answer(windows: list[ResponseWindow], now: datetime) -> datetime | None:
+        """While unaccepted: the instant an unanswered window runs out (deemed acceptance then)."""
+        for window in windows:
+            if window.answered_at is None and now < window.deadline.instant:
+                return window.deadline.instant
+        return None
 
     # ----- special procedures -----
 
-    def extension_check(self, case: CaseState, start_index: int) -> ExtensionCheck:
+    def extension_check(self, case: CaseState, index: int, anchor: Anchor | None) -> ExtensionCheck:
         """XKF art. 42: once, approved by the head, reason told, at most 10 (joint: 15) WD,
         decided before the limit runs out."""
-        start = case.procedure_starts[start_index]
+        start = case.procedure_starts[index]
         problems = []
-        if any(p.kind == "extension" for p in case.procedure_starts[:start_index]):
+        if any(p.kind == "extension" for p in case.procedure_starts[:index]):
             problems.append("repeated")
         if not start.approved_by:
             problems.append("no_approver")
         if not start.notified:
             problems.append("not_notified")
         requested = start.working_days or 0
-        limit = self.extension_limit.value
-        if requested > limit:
+        if requested > self.extension_limit.value:
             problems.append("too_long")
-        base = self.decision_deadline(case, start.time, until=start.time)
-        if base is not None and start.time >= base.instant:
-            problems.append("after_deadline")
-        allowed = 0 if set(problems) - {"too_long"} else min(requested, limit)
+        if anchor is not None:
+            before = self.decision_deadline(case, anchor, until=start.time)
+            if before is not None and start.time >= before.instant:
+                problems.append("after_deadline")
+        allowed = 0 if set(problems) - {"too_long"} else min(requested, self.extension_limit.value)
         return ExtensionCheck(allowed, tuple(problems))
 
     @staticmethod
@@ -178,9 +190,12 @@ class CaseClock:
         return self.clock.calendar.count(start_day, planned_end, unit)
 
     def _apply_procedures(
-        self, case: CaseState, deadline: Deadline, unit: str, extensions: bool, until: datetime | None = None
+        self, case: CaseState, deadline: Deadline, unit: str, anchor: Anchor | None, until: datetime | None = None
     ) -> Deadline | None:
-        """Move `deadline` by the procedures begun before it runs out (and before `until`)."""
+        """Move `deadline` by the procedures begun before it runs out (and before `until`);
+        `anchor` is given when extensions count (the decision limit), None otherwise."""
+        if not case.procedure_starts:
+            return deadline
         for index, procedure in enumerate(case.procedures()):
             start = procedure.start
             if until is not None and start.time >= until:
@@ -188,68 +203,45 @@ class CaseClock:
             if start.time >= deadline.instant:
                 continue
             if start.kind == "extension":
-                if not extensions:
-                    continue
-                allowed = self.extension_check(case, index).allowed
+                allowed = self.extension_check(case, index, anchor).allowed if anchor else 0
                 if allowed:
-                    deadline = self.clock.extend(
-                        deadline, working_days(allowed), f"extension ({start.event_id}, XKF art. 42)"
-                    )
+                    deadline = self.clock.extend(deadline, working_days(allowed), "extension (XKF art. 42)",
+                                                 start.event_id)
             elif self.pause_counts(procedure):
                 paused = self._paused(procedure, unit)
                 if paused is None:
                     return None
                 if paused:
-                    deadline = self.clock.extend(
-                        deadline,
-                        Duration(value=paused, unit=unit),
-                        f"{start.kind} pause ({start.event_id}, XKF art. 45)",
-                    )
+                    deadline = self.clock.extend(deadline, Duration(value=paused, unit=unit),
+                                                 f"{start.kind} pause (XKF art. 45)", start.event_id)
         return deadline
 
     # ----- the deadlines -----
 
-    def decision_deadline(self, case: CaseState, now: datetime, until: datetime | None = None) -> Deadline | None:
-        """The statutory decision deadline; None before acceptance or while an open-ended pause runs."""
-        anchor = self.anchor(case, now)
-        if anchor is None:
-            return None
+    def decision_deadline(self, case: CaseState, anchor: Anchor, until: datetime | None = None) -> Deadline | None:
+        """The statutory decision deadline; None while an open-ended pause runs."""
         limit = self.decision_limit
-        deadline = self.clock.deadline("decision_deadline", anchor.day, limit, f"{anchor.basis}; XKF art. 42")
-        return self._apply_procedures(case, deadline, limit.unit, extensions=True, until=until)
+        deadline = self.clock.deadline("decision_deadline", anchor.day, limit, f"{anchor.label}; XKF art. 42",
+                                       anchor.evidence)
+        return self._apply_procedures(case, deadline, limit.unit, anchor, until)
 
-    def promised_deadline(self, case: CaseState, now: datetime) -> Deadline | None:
+    def promised_deadline(self, case: CaseState, anchor: Anchor | None) -> Deadline | None:
         """The agency's own promise (承诺时限): from the acceptance event, else the catalog."""
         if case.promised_day is not None and case.accepted is not None:
-            day = case.promised_day
-            deadline = Deadline(
-                "promised_deadline",
-                day,
-                self.clock.end_of(day),
-                self.clock.version,
-                not self.clock.calendar.is_published(day.year),
-                (f"promised on acceptance ({case.accepted.event_id}): {day}",),
-            )
+            deadline = self.clock.on_day("promised_deadline", case.promised_day, "promised on acceptance",
+                                         (case.accepted.event_id,))
             unit = "working_days"
-        elif self.item is not None and self.item.promised_limit is not None:
-            anchor = self.anchor(case, now)
-            if anchor is None:
-                return None
+        elif self.item is not None and self.item.promised_limit is not None and anchor is not None:
             unit = self.item.promised_limit.unit
-            deadline = self.clock.deadline(
-                "promised_deadline", anchor.day, self.item.promised_limit, f"{anchor.basis}; promised limit"
-            )
+            deadline = self.clock.deadline("promised_deadline", anchor.day, self.item.promised_limit,
+                                           f"{anchor.label}; promised limit", anchor.evidence)
         else:
             return None
-        return self._apply_procedures(case, deadline, unit, extensions=False)
+        return self._apply_procedures(case, deadline, unit, None)
 
-    def after(self, name: str, moment: datetime, period: Duration, basis: str) -> Deadline:
+    def after(self, name: str, moment: datetime, period: Duration, label: str, source: str) -> Deadline:
         """A plain deadline: `period` after the day of `moment`."""
-        return self.clock.deadline(name, local_date(moment), period, basis)
-
-    def same_day(self, name: str, moment: datetime, basis: str) -> Deadline:
-        day = local_date(moment)
-        return Deadline(name, day, self.clock.end_of(day), self.clock.version, False, (f"{basis}: {day}",))
+        return self.clock.deadline(name, local_date(moment), period, label, (source,))
 
     def warning_day(self, target: Deadline, remaining: int) -> date:
         """The day after which only `remaining` working days are left before `target`."""

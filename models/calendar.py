@@ -21,7 +21,7 @@ class CalendarOverride(Contract):
     workdays: list[date] = []
 
     @model_validator(mode="after")
-    def _disjoint(self) -> "CalendarOverride":
+    def _disjoint(self) -> CalendarOverride:
         both = sorted(set(self.holidays) & set(self.workdays))
         if both:
             raise ValueError(f"dates listed both as holiday and workday: {', '.join(map(str, both))}")

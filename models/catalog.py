@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -45,7 +46,7 @@ class CatalogEntry(Contract):
     warning_working_days: Annotated[int, Field(ge=0, le=60)] | None = None
 
     @model_validator(mode="after")
-    def _promise_within_law(self) -> "CatalogEntry":
+    def _promise_within_law(self) -> CatalogEntry:
         limit, promise = self.statutory_limit, self.promised_limit
         if promise is not None and promise.unit == limit.unit and promise.value > limit.value:
             raise ValueError(
@@ -54,7 +55,7 @@ class CatalogEntry(Contract):
             )
         return self
 
-    @property
+    @cached_property
     def material_codes(self) -> frozenset[str]:
         return frozenset(m.code for m in self.materials)
 
@@ -71,7 +72,7 @@ class Catalog(Contract):
         return {"items": value} if isinstance(value, list) else value
 
     @model_validator(mode="after")
-    def _unique_codes(self) -> "Catalog":
+    def _unique_codes(self) -> Catalog:
         seen: set[str] = set()
         for entry in self.items:
             if entry.item_code in seen:

@@ -12,7 +12,7 @@ from typing import Annotated, Literal, Union
 
 from pydantic import Field, TypeAdapter, ValidationError
 
-from models.common import Code, Contract, Identifier, Instant, Text
+from models.common import Code, Contract, Identifier, Instant, LegalInstant, Text
 
 TYPE_PREFIX = "cn.gov.licensing."
 
@@ -129,9 +129,9 @@ class CloudEvent(Contract):
     id: Identifier
     source: Annotated[str, Field(min_length=1, max_length=1024)]
     type: str
-    time: Instant
+    time: LegalInstant
     subject: Code
-    recordedtime: Instant | None = None
+    recordedtime: LegalInstant | None = None
     datacontenttype: Literal["application/json"] = "application/json"
     data: EventData = EventData()
 
@@ -249,9 +249,11 @@ EVENT_MODELS: tuple[type[CloudEvent], ...] = (
 
 EVENT_TYPES: tuple[str, ...] = tuple(m.model_fields["type"].annotation.__args__[0] for m in EVENT_MODELS)
 
-Event = Annotated[Union[EVENT_MODELS], Field(discriminator="type")]  # type: ignore[valid-type]
+Event = Annotated[Union[EVENT_MODELS], Field(discriminator="type")]  # type: ignore[valid-type]  # noqa: UP007
 
 EVENT_ADAPTER: TypeAdapter[CloudEvent] = TypeAdapter(Event)
+# The core validator, called directly on the hot path (the TypeAdapter wrapper adds ~10%).
+_VALIDATE_JSON = EVENT_ADAPTER.validator.validate_json
 
 
 class InvalidEvent(ValueError):
@@ -289,7 +291,7 @@ def _invalid(exc: ValidationError) -> InvalidEvent:
 def parse_event(raw: bytes | str) -> CloudEvent:
     """Parse one structured CloudEvent from JSON, or raise `InvalidEvent` naming every bad field."""
     try:
-        return EVENT_ADAPTER.validate_json(raw)
+        return _VALIDATE_JSON(raw)
     except ValidationError as exc:
         if isinstance(raw, bytes) and exc.errors()[0]["type"] == "json_invalid":
             try:

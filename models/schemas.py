@@ -10,6 +10,7 @@ from pydantic import TypeAdapter
 from models.alerts import Alert
 from models.calendar import CalendarOverride
 from models.catalog import Catalog
+from models.deadletter import DeadLetter
 from models.events import Event
 from models.referrals import ExemptionRequest, Referral
 from models.settings import RuleSettings
@@ -22,6 +23,7 @@ SCHEMAS: dict[str, object] = {
     "alert": Alert,
     "referral": Referral,
     "exemption": ExemptionRequest,
+    "deadletter": DeadLetter,
 }
 
 
@@ -29,7 +31,7 @@ def render_schemas() -> dict[str, bytes]:
     """File name → schema bytes, stable across runs (sorted keys, fixed indentation)."""
     rendered = {}
     for name, model in SCHEMAS.items():
-        schema = TypeAdapter(model).json_schema(mode="serialization" if name in ("alert", "referral") else "validation")
+        schema = TypeAdapter(model).json_schema(mode="serialization" if name in ("alert", "referral", "deadletter") else "validation")
         schema["$id"] = f"https://permitwatch.example/schemas/{name}.schema.json"
         rendered[f"{name}.schema.json"] = orjson.dumps(schema, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n"
     return rendered

@@ -50,6 +50,9 @@ class RuleSettings(Contract):
     closed_case_retention_days: Annotated[int, Field(ge=0, description=(
         "A closed case is kept this many days after its last timer, so a late event can still "
         "retract an alert, then dropped"))] = 30
+    idle_case_retention_days: Annotated[int, Field(ge=1, description=(
+        "A case that never closes is forgotten this many days after its last event, once no "
+        "deadline of it is pending"))] = 400
     aggravation_window_days: Annotated[int, Field(ge=1, description="SZ-XK art. 12(1): one year")] = 365
     signals: dict[str, Signal] = Field(
         default_factory=dict, description="Per-rule signal override, e.g. {'PW-006': 'yellow'}"

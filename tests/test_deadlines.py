@@ -29,8 +29,14 @@ def state(*events) -> CaseState:
     return case
 
 
+def anchor(case: CaseState, item: CatalogEntry = STANDARD, now: str = "2027-06-01"):
+    clock = CaseClock(CLOCK, RuleSettings(), item)
+    return clock.anchor(case, clock.response_windows(case), moment(now))
+
+
 def due(case: CaseState, item: CatalogEntry = STANDARD, now: str = "2027-06-01") -> date | None:
-    deadline = CaseClock(CLOCK, RuleSettings(), item).decision_deadline(case, moment(now))
+    start = anchor(case, item, now)
+    deadline = start and CaseClock(CLOCK, RuleSettings(), item).decision_deadline(case, start)
     return deadline.last_day if deadline else None
 
 
@@ -46,8 +52,8 @@ class TestAcceptance:
         # application counts as accepted on 2026-03-02 and the decision is due 2026-03-30.
         case = state(c.submitted("2026-03-02"), c.correction("2026-03-12", ("M2",)),
                      c.supplied("2026-03-13", ("M2",)), c.accepted("2026-03-16"))
-        anchor = CaseClock(CLOCK, RuleSettings(), STANDARD).anchor(case, moment("2026-04-01"))
-        assert anchor.deemed and anchor.day == date(2026, 3, 2)
+        start = anchor(case, now="2026-04-01")
+        assert start.deemed and start.day == date(2026, 3, 2)
         assert due(case) == date(2026, 3, 30)
 
     def test_no_notice_and_no_acceptance_in_five_days_is_deemed_acceptance(self):

@@ -77,7 +77,7 @@ def test_malformed_input_gets_a_category_and_reason(payload, category):
 
 def test_year_9999_is_implausible():
     _, text = reason(raw(time="9999-03-02T09:15:00+08:00"))
-    assert "year 9999 is outside the plausible range" in text
+    assert text == "time: Input should be less than 2100-01-01T00:00:00Z"
 
 
 def test_missing_receipt_number_is_a_finding_not_an_invalid_event():
@@ -93,7 +93,7 @@ def test_fee_amount_is_a_decimal_string():
 def test_catalog_accepts_a_bare_list_and_checks_promises():
     catalog = parse_structured(b'[{"item_code": "A", "name": "n", "department": "D"}]', Catalog, "c.json")
     assert catalog.items[0].statutory_limit.value == 20
-    with pytest.raises(ReferenceFileError, match="items.0: Value error, promised_limit .* exceeds statutory_limit"):
+    with pytest.raises(ReferenceFileError, match=r"items\.0: Value error, promised_limit .* exceeds statutory_limit"):
         parse_structured(b'[{"item_code": "A", "name": "n", "department": "D", "promised_limit": {"value": 30}}]',
                          Catalog, "c.json")
 

@@ -21,3 +21,10 @@ def test_event_schema_lists_every_type():
 
     schema = orjson.loads(render_schemas()["event.schema.json"])
     assert len(schema["oneOf"]) == 17 and schema["discriminator"]["propertyName"] == "type"
+
+
+def test_rules_document_is_current():
+    from alerts.catalog_doc import rules_markdown
+
+    path = SCHEMA_DIR.parent / "rules.md"
+    assert path.read_text() == rules_markdown(), "stale docs/rules.md: run `permitwatch rules --markdown > docs/rules.md`"

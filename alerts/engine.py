@@ -1,0 +1,435 @@
+"""The rule engine: events and a clock in, state changes and alerts out. No I/O, no wall clock.
+
+Two layers:
+- `CaseJudge` judges one case: an event applied to it, or the clock reaching it. It is stateless
+  (the caller holds the case), which is what the Kafka runtime needs: there the case lives in a
+  faust table and deadline checks arrive as events.
+- `Engine` holds every case, the per-item state of PW-013 and the timer index, for the runtimes
+  that keep state in one process (replay, the embedded monitor).
+
+The clock only moves forward; it is at least the time of the latest event seen. An event older
+than the clock is a late event: it is applied in event-time terms and the case is re-judged, which
+retracts whatever alert it disproves.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import Counter
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from alerts.case import CaseState
+from alerts.clock import LegalClock, WorkingCalendar
+from alerts.emit import alert_id, build_alert, retraction
+from alerts.rules import RULES
+from alerts.rules.base import CLOSING, CaseView, Context, Due, Finding, Rule
+from alerts.rules.pw013_out_of_order_grant import ItemCase, ItemState, apply_item_update, item_case, tracks
+from models.alerts import Alert, Message, Officers
+from models.catalog import CatalogEntry
+from models.common import LEGAL_TZ
+from models.events import CloudEvent
+from models.settings import RuleSettings
+
+_UNCHANGED = object()
+
+
+@dataclass(slots=True)
+class CaseResult:
+    alerts: list[Alert] = field(default_factory=list)
+    wake_at: datetime | None = None
+    """When the case must be looked at again (a deadline, or the day it may be forgotten)."""
+    drop: bool = False
+    """The case is closed, has nothing pending, and its retention has passed."""
+    item_update: object = _UNCHANGED
+    """An `ItemCase` for PW-013 when the case's standing on a quantity-limited item changed."""
+
+
+def officers_of(case: CaseState) -> Officers:
+    handler, reviewer, approver = case.handler, case.reviewer, case.approver
+    return Officers(
+        handler=handler.officer if handler else None,
+        reviewer=reviewer.officer if reviewer else None,
+        approver=approver.officer if approver else None,
+    )
+
+
+class CaseJudge:
+    """Applies the rules to one case. Holds configuration only, never case state."""
+
+    def __init__(self, catalog: Mapping[str, CatalogEntry], calendar: WorkingCalendar, settings: RuleSettings,
+                 always_full: bool = False):
+        """`always_full` re-runs every rule on every event: slower, and by construction what the
+        selective path must equal (the tests compare the two)."""
+        self.always_full = always_full
+        self.settings = settings
+        self.catalog = dict(catalog)
+        self.calendar = calendar
+        self.ctx = Context(LegalClock(calendar, settings.end_of_day_time), settings, self.catalog)
+        self.rules = tuple(r for r in RULES if r.id not in settings.disabled_rules)
+        self._state_rules = tuple(r for r in self.rules if r.evaluate)
+        self._timed = {r.id: r for r in self._state_rules if r.timed}
+        self._on_trigger: dict[type, tuple[Rule, ...]] = {}
+        self._settles: dict[type, tuple[str, ...]] = {}
+        self._on_event: dict[type, tuple[Rule, ...]] = {}
+        for rule in self._state_rules:
+            for kind in rule.triggers:
+                self._on_trigger[kind] = (*self._on_trigger.get(kind, ()), rule)
+            for kind in rule.settled_by - rule.triggers:
+                self._settles[kind] = (*self._settles.get(kind, ()), rule.id)
+        for rule in self.rules:
+            if rule.on_event:
+                for kind in rule.event_types:
+                    self._on_event[kind] = (*self._on_event.get(kind, ()), rule)
+        self._tracked_items = frozenset(
+            code for code, item in self.catalog.items() if tracks(item)
+        ) if "PW-013" not in settings.disabled_rules else frozenset()
+        self._retention = timedelta(days=settings.closed_case_retention_days)
+        self._idle_retention = timedelta(days=settings.idle_case_retention_days)
+
+    @property
+    def calendar_version(self) -> str:
+        return self.calendar.version
+
+    def item(self, code: str | None) -> CatalogEntry | None:
+        return self.catalog.get(code) if code else None
+
+    # ----- judging -----
+
+    def on_event(self, case: CaseState, event: CloudEvent, now: datetime) -> CaseResult:
+        """Apply a new (not duplicate) event to `case` and judge it.
+
+        An event in order (not older than the case's latest, nor than an alert it could
+        disprove) runs only the rules it can affect, and meets the pending deadlines of the rules
+        it settles. A late one re-runs every rule of the case, in event time."""
+        kind = type(event)
+        late = self.always_full or _late(case, event)
+        before = self._standing(case)
+        case.apply(event)
+        self.ctx.now = now
+        view = CaseView(case, self.ctx)
+        result = CaseResult()
+        if late:
+            self._judge(view, self._state_rules, result, event)
+        else:
+            settled = self._settles.get(kind)
+            if settled and case.dues:
+                for rule_id in settled:
+                    case.dues.pop(rule_id, None)
+            rules = self._on_trigger.get(kind)
+            if rules:
+                self._judge(view, rules, result, event)
+        if case.dues:
+            case.expires = None
+            result.wake_at = min(case.dues.values())
+        else:
+            if case.expires is None or kind in CLOSING:
+                case.expires = max(case.last_time, now) + self._retention_of(case)
+            result.wake_at = case.expires
+        if result.alerts:
+            view.retracted = tuple(a.alert_id for a in result.alerts if a.status == "retracted")
+        officers = None
+        for rule in self._on_event.get(type(event), ()):
+            for finding in rule.on_event(event, view):
+                officers = officers or officers_of(case)
+                result.alerts.append(self._alert(rule, finding, case, officers))
+        if before is not None or case.item_code in self._tracked_items:
+            after = self._standing(case)
+            if after != before:
+                result.item_update = after
+        return result
+
+    def on_clock(self, case: CaseState, now: datetime) -> CaseResult:
+        """Judge the deadline rules of `case` that are due at `now`; forget a case whose time is up."""
+        due = [self._timed[rule_id] for rule_id, instant in (case.dues or {}).items() if instant <= now]
+        return self._judge_at(case, now, due)
+
+    def rejudge(self, case: CaseState, now: datetime, reason: Message) -> CaseResult:
+        """Judge every state rule again (the catalog or the calendar changed)."""
+        return self._judge_at(case, now, self._state_rules, reason)
+
+    def _judge_at(self, case: CaseState, now: datetime, rules, reason: Message | None = None) -> CaseResult:
+        self.ctx.now = now
+        result = CaseResult()
+        if rules:
+            self._judge(CaseView(case, self.ctx), rules, result, None, reason)
+        if case.dues:
+            case.expires = None
+            result.wake_at = min(case.dues.values())
+            return result
+        if case.expires is None:
+            # The last deadline just passed: keep the case a while for late events to retract.
+            case.expires = now + self._retention_of(case)
+        elif now >= case.expires:
+            # Events since the expiry was set only update last_time; honour them now.
+            quiet_until = case.last_time + self._retention_of(case)
+            if quiet_until <= now and not result.alerts:
+                result.drop = True
+                return result
+            case.expires = max(quiet_until, now + timedelta(seconds=1))
+        result.wake_at = case.expires
+        return result
+
+    def _retention_of(self, case: CaseState) -> timedelta:
+        return self._retention if case.closure else self._idle_retention
+
+    def _judge(
+        self, view: CaseView, rules, result: CaseResult, event: CloudEvent | None, reason: Message | None = None
+    ) -> None:
+        """Evaluate `rules`: emit new findings, retract vanished ones (naming `event`, or `reason`),
+        and record when each deadline rule wants to look again."""
+        case = view.case
+        now = view.now
+        found: dict[str, tuple[Rule, Finding]] = {}
+        judged = set()
+        dues = case.dues
+        for rule in rules:
+            judged.add(rule.id)
+            wake = None
+            for outcome in rule.evaluate(view):
+                if isinstance(outcome, Due):
+                    # A Due at or before now would be a rule bug; looking again now finds nothing new.
+                    if outcome.instant > now and (wake is None or outcome.instant < wake):
+                        wake = outcome.instant
+                else:
+                    found[alert_id(case.case_id, rule.id, outcome.fact)] = (rule, outcome)
+            if wake is not None:
+                if dues is None:
+                    dues = case.dues = {}
+                dues[rule.id] = wake
+            elif dues and rule.id in dues:
+                del dues[rule.id]
+        officers = None
+        if case.alerts:
+            for ident, alert in list(case.alerts.items()):
+                if alert.rule in judged and ident not in found:
+                    del case.alerts[ident]
+                    if event is not None:
+                        result.alerts.append(retraction(alert, (event.id,), event.time, _disproved_by(event)))
+                    else:
+                        result.alerts.append(retraction(alert, (), now, reason or _CLOCK_REASON))
+        for ident, (rule, finding) in found.items():
+            if case.alerts is None:
+                case.alerts = {}
+            if ident not in case.alerts:
+                officers = officers or officers_of(case)
+                alert = case.alerts[ident] = self._alert(rule, finding, case, officers)
+                result.alerts.append(alert)
+
+    def _alert(self, rule: Rule, finding: Finding, case: CaseState, officers: Officers) -> Alert:
+        return build_alert(rule, finding, case.case_id, case.item_code, case.department, officers,
+                           self.settings.signals.get(rule.id))
+
+    def _standing(self, case: CaseState) -> ItemCase | None:
+        if case.item_code not in self._tracked_items:
+            return None
+        return item_case(case, officers_of(case))
+
+
+def _late(case: CaseState, event: CloudEvent) -> bool:
+    """Older than the case's latest event, or than an alert of the case it might disprove."""
+    if case.last_time is not None and event.time < case.last_time:
+        return True
+    return any(alert.detected_at > event.time for alert in case.alerts.values()) if case.alerts else False
+
+
+_CLOCK_REASON = Message(zh="撤回: 重新计算期限后该事实不成立", en="retracted: the recomputed deadline no longer supports it")
+
+
+def _disproved_by(event: CloudEvent) -> Message:
+    return Message(
+        zh=f"撤回: 事件 {event.id} ({event.kind}, {event.time:%Y-%m-%d %H:%M}) 表明该事实不成立",
+        en=f"retracted: event {event.id} ({event.kind} at {event.time:%Y-%m-%d %H:%M}) disproves it",
+    )
+
+
+class TimerIndex:
+    """When each case must be looked at next, ordered by instant then case id (deterministic).
+
+    Instants are aware datetimes in legal time; datetimes sharing one tzinfo compare exactly and
+    fast, so the heap orders them directly. A case moved later keeps its earlier heap entry, which
+    re-files it when it comes up: most moves are later (expiry pushed on), so this saves pushes."""
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[datetime, str]] = []
+        self._due: dict[str, datetime] = {}
+
+    def schedule(self, case_id: str, instant: datetime) -> None:
+        current = self._due.get(case_id)
+        if current == instant:
+            return
+        if instant.tzinfo is not LEGAL_TZ:
+            instant = instant.astimezone(LEGAL_TZ)
+        self._due[case_id] = instant
+        if current is None or instant < current:
+            heapq.heappush(self._heap, (instant, case_id))
+
+    def cancel(self, case_id: str) -> None:
+        self._due.pop(case_id, None)
+
+    def pop_due(self, now: datetime) -> Iterator[tuple[str, datetime]]:
+        """(case id, instant) for every instant at or before `now`, earliest first. Scheduling
+        during the iteration is fine: a new instant up to `now` is yielded in its turn."""
+        if now.tzinfo is not LEGAL_TZ:
+            now = now.astimezone(LEGAL_TZ)
+        heap, due = self._heap, self._due
+        while heap and heap[0][0] <= now:
+            instant, case_id = heapq.heappop(heap)
+            current = due.get(case_id)
+            if current == instant:
+                del due[case_id]
+                yield case_id, instant
+            elif current is not None and current > instant:
+                heapq.heappush(heap, (current, case_id))
+
+    def next_instant(self) -> datetime | None:
+        """The earliest scheduled instant, or None."""
+        heap, due = self._heap, self._due
+        while heap:
+            instant, case_id = heap[0]
+            current = due.get(case_id)
+            if current == instant:
+                return instant
+            heapq.heappop(heap)
+            if current is not None and current > instant:
+                heapq.heappush(heap, (current, case_id))
+        return None
+
+    def scheduled(self, case_id: str) -> datetime | None:
+        return self._due.get(case_id)
+
+    def __len__(self) -> int:
+        return len(self._due)
+
+
+@dataclass
+class EngineStats:
+    events: int = 0
+    duplicates: int = 0
+    late_events: int = 0
+    unknown_items: int = 0
+    cases_opened: int = 0
+    cases_dropped: int = 0
+    alerts: Counter = field(default_factory=Counter)
+    retractions: Counter = field(default_factory=Counter)
+
+
+class Engine:
+    """Every case, the item states and the timers, for a runtime that keeps them in one process."""
+
+    def __init__(self, catalog: Mapping[str, CatalogEntry], calendar: WorkingCalendar, settings: RuleSettings,
+                 always_full: bool = False):
+        self.judge = CaseJudge(catalog, calendar, settings, always_full)
+        self.cases: dict[str, CaseState] = {}
+        self.items: dict[str, ItemState] = {}
+        self.timers = TimerIndex()
+        self.now: datetime | None = None
+        self.stats = EngineStats()
+
+    # ----- input -----
+
+    def process(self, event: CloudEvent) -> list[Alert]:
+        """Apply one event; first move the clock to its time if it is ahead."""
+        time = event.time
+        out = self.advance(time) if self.now is None or time > self.now else []
+        stats = self.stats
+        case = self.cases.get(event.subject)
+        if case is None:
+            case = self.cases[event.subject] = CaseState(event.subject)
+            stats.cases_opened += 1
+        elif event.id in case.seen:
+            stats.duplicates += 1
+            return out
+        stats.events += 1
+        if case.last_time is not None and time < case.last_time:
+            stats.late_events += 1
+        item_code = event.data.item_code
+        if item_code and item_code not in self.judge.catalog:
+            stats.unknown_items += 1
+        result = self.judge.on_event(case, event, self.now)
+        self._settle(case, result, event)
+        if result.alerts:
+            out.extend(self._count(result.alerts))
+        return out
+
+    def advance(self, to: datetime) -> list[Alert]:
+        """Move the clock to `to`, firing every timer it passes at its own instant, earliest first
+        (so alerts come out in the order their deadlines passed, across all cases)."""
+        if self.now is not None and to <= self.now:
+            return []
+        earliest = self.timers.next_instant()
+        if earliest is None or earliest > to:
+            self.now = to
+            return []
+        out: list[Alert] = []
+        for case_id, instant in self.timers.pop_due(to):
+            self.now = instant
+            case = self.cases.get(case_id)
+            if case is not None:
+                result = self.judge.on_clock(case, instant)
+                self._settle(case, result, None)
+                out.extend(result.alerts)
+        self.now = to
+        return self._count(out)
+
+    def set_calendar(self, calendar: WorkingCalendar) -> list[Alert]:
+        """Adopt a new calendar and recompute every open deadline (provisional ones become exact)."""
+        self.judge = CaseJudge(self.judge.catalog, calendar, self.judge.settings, self.judge.always_full)
+        return self._rejudge_all(Message(
+            zh=f"撤回: 日历更新为 {calendar.version} 后重新计算的期限不支持该事实",
+            en=f"retracted: deadlines recomputed on calendar {calendar.version} no longer support it",
+        ))
+
+    def set_catalog(self, catalog: Mapping[str, CatalogEntry]) -> list[Alert]:
+        """Adopt a new item catalog; state rules are judged again (event-judged findings stand)."""
+        self.judge = CaseJudge(catalog, self.judge.calendar, self.judge.settings, self.judge.always_full)
+        return self._rejudge_all(Message(
+            zh="撤回: 事项目录更新后该事实不成立", en="retracted: no longer holds under the updated item catalog",
+        ))
+
+    def _rejudge_all(self, reason: Message) -> list[Alert]:
+        if self.now is None:
+            return []
+        out: list[Alert] = []
+        for case_id in sorted(self.cases):
+            case = self.cases[case_id]
+            result = self.judge.rejudge(case, self.now, reason)
+            self._settle(case, result, None)
+            out.extend(result.alerts)
+        return self._count(out)
+
+    # ----- bookkeeping -----
+
+    def _settle(self, case: CaseState, result: CaseResult, cause: CloudEvent | None) -> None:
+        if result.item_update is not _UNCHANGED:
+            because = (cause.id, cause.time) if cause else (case.case_id, self.now)
+            result.alerts.extend(self._item(case, result.item_update, because))
+        if result.drop:
+            del self.cases[case.case_id]
+            self.timers.cancel(case.case_id)
+            self.stats.cases_dropped += 1
+            if case.item_code in self.items:
+                apply_item_update(self.items[case.item_code], case.case_id, None, (case.case_id, self.now))
+        elif result.wake_at is not None:
+            self.timers.schedule(case.case_id, result.wake_at)
+
+    def _item(self, case: CaseState, update: ItemCase | None, cause: tuple[str, datetime]) -> list[Alert]:
+        state = self.items.get(case.item_code)
+        if state is None:
+            if update is None:
+                return []
+            state = self.items[case.item_code] = ItemState(case.item_code)
+        return apply_item_update(state, case.case_id, update, cause)
+
+    def _count(self, alerts: list[Alert]) -> list[Alert]:
+        for alert in alerts:
+            if alert.status == "active":
+                self.stats.alerts[(alert.rule, alert.signal)] += 1
+            else:
+                self.stats.retractions[alert.rule] += 1
+        return alerts
+
+    @property
+    def open_cases(self) -> int:
+        return len(self.cases)

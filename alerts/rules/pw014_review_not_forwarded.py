@@ -1,0 +1,48 @@
+"""PW-014 初审机关逾期未报送: a preliminary review not forwarded to the upper agency within
+20 working days of acceptance."""
+
+from __future__ import annotations
+
+from alerts import law
+from alerts.rules.base import CLOSING, DEADLINE_INPUTS, CaseView, Finding, Rule, judge_deadline
+from models import events as ev
+
+
+def evaluate(view: CaseView):
+    if view.item is None or not view.item.preliminary_review:
+        return
+    anchor = view.anchor
+    if anchor is None:
+        yield from view.until_accepted()
+        return
+    deadline = view.clock.clock.deadline("forwarding_deadline", anchor.day, view.settings.preliminary_review_limit,
+                                         f"{anchor.label}; XKF art. 43", anchor.evidence)
+    case = view.case
+    forwarded = case.forwarded
+    ends = [t for t in (forwarded.time if forwarded else None, case.closed_at) if t is not None]
+    verdict = judge_deadline(deadline, min(ends) if ends else None, view.now)
+    if verdict is True:
+        yield Finding(
+            f"forward_due:{deadline.last_day}",
+            (*deadline.sources, *((forwarded.event_id,) if forwarded else ())),
+            deadline.instant,
+            f"初审机关未在受理后 20 个工作日内 (至 {deadline.last_day}) 报送初审意见和全部申请材料",
+            f"preliminary review not forwarded within 20 working days of acceptance (by {deadline.last_day})",
+            deadline,
+        )
+    elif verdict is not None:
+        yield verdict
+
+
+RULE = Rule(
+    id="PW-014",
+    signal="red",
+    title_zh="初审机关逾期未报送",
+    title_en="preliminary review forwarded late",
+    basis=(law.SZ_XK_8_19, law.XKF_43),
+    parameters=("preliminary_review_limit",),
+    evaluate=evaluate,
+    timed=True,
+    triggers=DEADLINE_INPUTS,
+    settled_by=CLOSING | {ev.ReviewForwarded},
+)

@@ -1,0 +1,43 @@
+"""Shared helpers for the benchmarks: generated logs (cached), machine description."""
+
+from __future__ import annotations
+
+import os
+import platform
+from pathlib import Path
+
+CACHE = Path(__file__).resolve().parent / ".cache"
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()} ({platform.machine()})"
+
+
+def generated_log(events: int, seed: int = 1, cases_per_day: int = 400, violation_rate: float = 0.1) -> Path:
+    """A JSON-lines log of at least `events` simulated events, generated once and cached."""
+    from streams.simulate import CitySimulator
+
+    path = CACHE / f"city-{seed}-{cases_per_day}-{violation_rate}-{events}.jsonl"
+    if path.exists():
+        return path
+    CACHE.mkdir(parents=True, exist_ok=True)
+    sim = CitySimulator(seed=seed, violation_rate=violation_rate, cases_per_day=cases_per_day)
+    partial = path.with_suffix(".partial")
+    written = 0
+    cases = max(1, events // 7)
+    with partial.open("wb") as out:
+        while written < events:
+            for _, raw in sim.events(cases=cases):
+                out.write(raw + b"\n")
+                written += 1
+            cases = max(1, (events - written) // 7 + 1)
+    partial.rename(path)
+    return path

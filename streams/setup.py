@@ -1,0 +1,27 @@
+"""Building the engine from reference files (catalog, calendars, rule settings)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from alerts.clock import WorkingCalendar
+from alerts.engine import Engine
+from models.calendar import load_calendar
+from models.catalog import Catalog, load_catalog
+from models.settings import RuleSettings, load_settings
+
+
+def load_reference(
+    catalog: Path | None, calendars: Sequence[Path] = (), settings: Path | None = None
+) -> tuple[Catalog, WorkingCalendar, RuleSettings]:
+    return (
+        load_catalog(catalog) if catalog else Catalog(),
+        WorkingCalendar([load_calendar(path) for path in calendars]),
+        load_settings(settings),
+    )
+
+
+def build_engine(catalog: Path | None, calendars: Sequence[Path] = (), settings: Path | None = None) -> Engine:
+    items, calendar, rule_settings = load_reference(catalog, calendars, settings)
+    return Engine(items.by_code(), calendar, rule_settings)

@@ -1,0 +1,52 @@
+"""PW-013: quantity-limited items are granted in order of acceptance (state per item)."""
+
+from __future__ import annotations
+
+from tests.factory import CaseEvents, catalog
+from tests.harness import active, rules, run
+
+ITEMS = catalog(
+    {"item_code": "ITEM-Q", "name": "出租车经营权", "department": "D-TRANSPORT", "quantity_limited": True},
+    {"item_code": "ITEM-T", "name": "海域使用权", "department": "D-OCEAN", "quantity_limited": True,
+     "allocation": "auction"},
+)
+
+
+def two_cases(item="ITEM-Q"):
+    a, b = CaseEvents("SZ-A", item=item), CaseEvents("SZ-B", item=item)
+    start = [a.submitted("2026-03-02 09:00"), a.accepted("2026-03-02 10:00"),
+             b.submitted("2026-03-02 11:00"), b.accepted("2026-03-03 10:00")]
+    return a, b, start
+
+
+def test_grant_overtaking_an_earlier_waiting_application():
+    _, b, start = two_cases()
+    alerts = run([*start, b.decided("2026-03-05")], catalog=ITEMS)
+    [alert] = active(alerts, "PW-013")
+    assert alert.case_id == "SZ-B" and alert.department == "D-MARKET"
+    assert "(SZ-A) still waiting" in alert.message.en
+    assert alert.evidence == ["SZ-B-2", "SZ-B-3", "SZ-A-2"]
+
+
+def test_grants_in_acceptance_order():
+    a, b, start = two_cases()
+    assert "PW-013" not in rules(run([*start, a.decided("2026-03-04"), b.decided("2026-03-05")], catalog=ITEMS))
+
+
+def test_overtaken_application_later_denied_did_not_qualify():
+    a, b, start = two_cases()
+    alerts = run([*start, b.decided("2026-03-05"), a.decided("2026-03-06", "deny")], catalog=ITEMS)
+    records = [x for x in alerts if x.rule == "PW-013"]
+    assert [r.status for r in records] == ["active", "retracted"]
+    assert records[1].retraction.evidence == ["SZ-A-3"]  # the denial
+
+
+def test_late_arrival_of_the_earlier_grant_retracts():
+    a, b, start = two_cases()
+    alerts = run([*start, b.decided("2026-03-05"), a.decided("2026-03-04")], catalog=ITEMS)
+    assert [x.status for x in alerts if x.rule == "PW-013"] == ["active", "retracted"]
+
+
+def test_items_allocated_by_auction_are_not_ordered():
+    _, b, start = two_cases("ITEM-T")
+    assert "PW-013" not in rules(run([*start, b.decided("2026-03-05")], catalog=ITEMS))
