@@ -137,6 +137,8 @@ class CaseState:
     last_time: datetime | None = None
     alerts: dict[str, Alert] | None = None
     """Active alerts of the rules that judge the case's state, by alert id (for retraction)."""
+    referable: bool = False
+    """A red alert was raised: the case has a referral, which follows the case's changes."""
     dues: dict[str, datetime] | None = None
     """When each deadline rule must look at the case again, by rule id."""
     expires: datetime | None = None

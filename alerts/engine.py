@@ -23,13 +23,16 @@ from datetime import datetime, timedelta
 from alerts.case import CaseState
 from alerts.clock import LegalClock, WorkingCalendar
 from alerts.emit import alert_id, build_alert, retraction
-from alerts.rules import RULES
+from alerts.law import SZ_XK_15
+from alerts.referrals import CaseReport, ReferralBook
+from alerts.rules import RULES, RULES_BY_ID
 from alerts.rules.base import CLOSING, CaseView, Context, Due, Finding, Rule
 from alerts.rules.pw013_out_of_order_grant import ItemCase, ItemState, apply_item_update, item_case, tracks
 from models.alerts import Alert, Message, Officers
 from models.catalog import CatalogEntry
 from models.common import LEGAL_TZ
-from models.events import CloudEvent
+from models.events import CloudEvent, ExemptionRecorded
+from models.referrals import Exemption, Referral
 from models.settings import RuleSettings
 
 _UNCHANGED = object()
@@ -38,6 +41,8 @@ _UNCHANGED = object()
 @dataclass(slots=True)
 class CaseResult:
     alerts: list[Alert] = field(default_factory=list)
+    report: CaseReport | None = None
+    """For a case with a referral: what the referral needs to know of it now."""
     wake_at: datetime | None = None
     """When the case must be looked at again (a deadline, or the day it may be forgotten)."""
     drop: bool = False
@@ -85,6 +90,7 @@ class CaseJudge:
         self._tracked_items = frozenset(
             code for code, item in self.catalog.items() if tracks(item)
         ) if "PW-013" not in settings.disabled_rules else frozenset()
+        self._remedied = tuple(r for r in self.rules if r.remedy is not None)
         self._retention = timedelta(days=settings.closed_case_retention_days)
         self._idle_retention = timedelta(days=settings.idle_case_retention_days)
 
@@ -138,7 +144,22 @@ class CaseJudge:
             after = self._standing(case)
             if after != before:
                 result.item_update = after
+        if case.referable:
+            result.report = self.report(case)
         return result
+
+    def report(self, case: CaseState) -> CaseReport:
+        """The officers and late remedies of a case, for its referral."""
+        officers = tuple(
+            (role, known.officer if known else None, (known.event_id,) if known else ())
+            for role, known in (("handler", case.handler), ("reviewer", case.reviewer), ("approver", case.approver))
+        )
+        remedies = []
+        for rule in self._remedied:
+            fact = rule.remedy(case)
+            if fact is not None:
+                remedies.append((rule.id, fact.time, fact.event_id))
+        return CaseReport(case.case_id, case.item_code, case.department, officers, tuple(remedies))
 
     def on_clock(self, case: CaseState, now: datetime) -> CaseResult:
         """Judge the deadline rules of `case` that are due at `now`; forget a case whose time is up."""
@@ -218,8 +239,11 @@ class CaseJudge:
                 result.alerts.append(alert)
 
     def _alert(self, rule: Rule, finding: Finding, case: CaseState, officers: Officers) -> Alert:
-        return build_alert(rule, finding, case.case_id, case.item_code, case.department, officers,
-                           self.settings.signals.get(rule.id))
+        alert = build_alert(rule, finding, case.case_id, case.item_code, case.department, officers,
+                            self.settings.signals.get(rule.id))
+        if alert.signal == "red":
+            case.referable = True
+        return alert
 
     def _standing(self, case: CaseState) -> ItemCase | None:
         if case.item_code not in self._tracked_items:
@@ -315,12 +339,26 @@ class EngineStats:
     retractions: Counter = field(default_factory=Counter)
 
 
+@dataclass(slots=True)
+class Emitted:
+    """What one input caused: alert records and referral versions, in the order they arose."""
+
+    alerts: list[Alert] = field(default_factory=list)
+    referrals: list[Referral] = field(default_factory=list)
+
+    def extend(self, other: Emitted) -> None:
+        self.alerts.extend(other.alerts)
+        self.referrals.extend(other.referrals)
+
+
 class Engine:
-    """Every case, the item states and the timers, for a runtime that keeps them in one process."""
+    """Every case, the item states, the timers and the referrals, for a runtime that keeps them in
+    one process (replay, the embedded monitor)."""
 
     def __init__(self, catalog: Mapping[str, CatalogEntry], calendar: WorkingCalendar, settings: RuleSettings,
                  always_full: bool = False):
         self.judge = CaseJudge(catalog, calendar, settings, always_full)
+        self.referrals = ReferralBook(settings, RULES_BY_ID)
         self.cases: dict[str, CaseState] = {}
         self.items: dict[str, ItemState] = {}
         self.timers = TimerIndex()
@@ -329,10 +367,13 @@ class Engine:
 
     # ----- input -----
 
-    def process(self, event: CloudEvent) -> list[Alert]:
+    def process(self, event: CloudEvent) -> Emitted:
         """Apply one event; first move the clock to its time if it is ahead."""
         time = event.time
-        out = self.advance(time) if self.now is None or time > self.now else []
+        out = self.advance(time) if self.now is None or time > self.now else Emitted()
+        if isinstance(event, ExemptionRecorded):
+            out.referrals.extend(self.exempt(event))
+            return out
         stats = self.stats
         case = self.cases.get(event.subject)
         if case is None:
@@ -348,32 +389,35 @@ class Engine:
         if item_code and item_code not in self.judge.catalog:
             stats.unknown_items += 1
         result = self.judge.on_event(case, event, self.now)
-        self._settle(case, result, event)
-        if result.alerts:
-            out.extend(self._count(result.alerts))
+        self._settle(case, result, event, out)
         return out
 
-    def advance(self, to: datetime) -> list[Alert]:
+    def exempt(self, record: ExemptionRecorded) -> list[Referral]:
+        """Record an SZ-XK art. 15 exemption; KeyError when the case has no referral."""
+        data = record.data
+        exemption = Exemption(ground=data.ground, basis=SZ_XK_15[data.ground].cite, reason=data.reason,
+                              recorded_by=data.recorded_by, recorded_at=record.time)
+        return self.referrals.on_exemption(record.subject, exemption)
+
+    def advance(self, to: datetime) -> Emitted:
         """Move the clock to `to`, firing every timer it passes at its own instant, earliest first
         (so alerts come out in the order their deadlines passed, across all cases)."""
+        out = Emitted()
         if self.now is not None and to <= self.now:
-            return []
+            return out
         earliest = self.timers.next_instant()
         if earliest is None or earliest > to:
             self.now = to
-            return []
-        out: list[Alert] = []
+            return out
         for case_id, instant in self.timers.pop_due(to):
             self.now = instant
             case = self.cases.get(case_id)
             if case is not None:
-                result = self.judge.on_clock(case, instant)
-                self._settle(case, result, None)
-                out.extend(result.alerts)
+                self._settle(case, self.judge.on_clock(case, instant), None, out)
         self.now = to
-        return self._count(out)
+        return out
 
-    def set_calendar(self, calendar: WorkingCalendar) -> list[Alert]:
+    def set_calendar(self, calendar: WorkingCalendar) -> Emitted:
         """Adopt a new calendar and recompute every open deadline (provisional ones become exact)."""
         self.judge = CaseJudge(self.judge.catalog, calendar, self.judge.settings, self.judge.always_full)
         return self._rejudge_all(Message(
@@ -381,30 +425,37 @@ class Engine:
             en=f"retracted: deadlines recomputed on calendar {calendar.version} no longer support it",
         ))
 
-    def set_catalog(self, catalog: Mapping[str, CatalogEntry]) -> list[Alert]:
+    def set_catalog(self, catalog: Mapping[str, CatalogEntry]) -> Emitted:
         """Adopt a new item catalog; state rules are judged again (event-judged findings stand)."""
         self.judge = CaseJudge(catalog, self.judge.calendar, self.judge.settings, self.judge.always_full)
         return self._rejudge_all(Message(
             zh="撤回: 事项目录更新后该事实不成立", en="retracted: no longer holds under the updated item catalog",
         ))
 
-    def _rejudge_all(self, reason: Message) -> list[Alert]:
+    def _rejudge_all(self, reason: Message) -> Emitted:
+        out = Emitted()
         if self.now is None:
-            return []
-        out: list[Alert] = []
+            return out
         for case_id in sorted(self.cases):
             case = self.cases[case_id]
-            result = self.judge.rejudge(case, self.now, reason)
-            self._settle(case, result, None)
-            out.extend(result.alerts)
-        return self._count(out)
+            self._settle(case, self.judge.rejudge(case, self.now, reason), None, out)
+        return out
 
     # ----- bookkeeping -----
 
-    def _settle(self, case: CaseState, result: CaseResult, cause: CloudEvent | None) -> None:
+    def _settle(self, case: CaseState, result: CaseResult, cause: CloudEvent | None, out: Emitted) -> None:
+        alerts = result.alerts
         if result.item_update is not _UNCHANGED:
             because = (cause.id, cause.time) if cause else (case.case_id, self.now)
-            result.alerts.extend(self._item(case, result.item_update, because))
+            alerts.extend(self._item(case, result.item_update, because))
+        if alerts:
+            self._count(alerts)
+            out.alerts.extend(alerts)
+            for alert in alerts:
+                report = result.report if alert.case_id == case.case_id else self._report_for(alert)
+                out.referrals.extend(self.referrals.on_alert(alert, report))
+        elif result.report is not None:
+            out.referrals.extend(self.referrals.on_report(result.report, cause.time if cause else self.now))
         if result.drop:
             del self.cases[case.case_id]
             self.timers.cancel(case.case_id)
@@ -414,6 +465,15 @@ class Engine:
         elif result.wake_at is not None:
             self.timers.schedule(case.case_id, result.wake_at)
 
+    def _report_for(self, alert: Alert) -> CaseReport | None:
+        """A PW-013 alert names another case (the one granted out of order): mark it referable."""
+        other = self.cases.get(alert.case_id)
+        if other is None:
+            return None
+        if alert.signal == "red":
+            other.referable = True
+        return self.judge.report(other)
+
     def _item(self, case: CaseState, update: ItemCase | None, cause: tuple[str, datetime]) -> list[Alert]:
         state = self.items.get(case.item_code)
         if state is None:
@@ -422,13 +482,12 @@ class Engine:
             state = self.items[case.item_code] = ItemState(case.item_code)
         return apply_item_update(state, case.case_id, update, cause)
 
-    def _count(self, alerts: list[Alert]) -> list[Alert]:
+    def _count(self, alerts: list[Alert]) -> None:
         for alert in alerts:
             if alert.status == "active":
                 self.stats.alerts[(alert.rule, alert.signal)] += 1
             else:
                 self.stats.retractions[alert.rule] += 1
-        return alerts
 
     @property
     def open_cases(self) -> int:

@@ -124,6 +124,7 @@ def _configure_replay(parser: argparse.ArgumentParser) -> None:
     _add_reference_arguments(parser)
     parser.add_argument("--until", type=_instant, help="advance the clock to this time at the end")
     parser.add_argument("--alerts-out", default="-", metavar="FILE", help="alerts as JSON lines (default stdout)")
+    parser.add_argument("--referrals-out", metavar="FILE", help="every referral version as JSON lines")
     parser.add_argument("--dead-letter", type=Path, metavar="FILE",
                         help="invalid input with reasons (default: next to the alerts, *.dead-letter.jsonl)")
     parser.add_argument("--format", choices=["jsonl", "realdata-csv"], default="jsonl",
@@ -155,13 +156,71 @@ def run_replay(args: argparse.Namespace) -> int:
     with ExitStack() as stack:
         alerts_out = sys.stdout.buffer if args.alerts_out == "-" else stack.enter_context(open(args.alerts_out, "wb"))
         dead_letters = stack.enter_context(open(dead_letter_path, "wb"))
-        summary = replay(records, engine, alerts_out, dead_letters, args.until)
+        referrals_out = stack.enter_context(open(args.referrals_out, "wb")) if args.referrals_out else None
+        summary = replay(records, engine, alerts_out, dead_letters, args.until, referrals_out)
     report = sys.stderr if args.alerts_out == "-" else sys.stdout
     print(summary.render(engine), file=report)
     if args.format == "realdata-csv":
         print(f"realdata rows       {mapping.rows}  mapped {sum(mapping.mapped.values())}  "
               f"skipped (no canonical mapping) {sum(mapping.skipped.values())}", file=report)
     print(f"dead letters in     {dead_letter_path}", file=report)
+    return 0
+
+
+# ---------------------------------------------------------------- scorecard
+
+
+def _start_instant(text: str) -> datetime:
+    """An aware ISO time; a bare date means the start of that day (00:00 Asia/Shanghai)."""
+    if len(text) == 10:
+        return _instant(text) - timedelta(days=1)
+    return _instant(text)
+
+
+def _configure_scorecard(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--events", type=Path, action="append", required=True, metavar="FILE",
+                        help="event log(s), JSON lines; repeatable")
+    parser.add_argument("--alerts", type=Path, required=True, metavar="FILE", help="alerts from replay or run")
+    parser.add_argument("--from", dest="start", type=_start_instant, required=True, help="period start (date or time)")
+    parser.add_argument("--to", dest="end", type=_instant, required=True, help="period end, inclusive of a date")
+    _add_reference_arguments(parser)
+    parser.add_argument("--csv", type=Path, metavar="FILE", help="also write the table as CSV")
+    parser.add_argument("--json", type=Path, metavar="FILE", help="also write the rows as JSON")
+
+
+@command("scorecard", "per-department and per-item performance over a period (绩效评估)", _configure_scorecard)
+def run_scorecard(args: argparse.Namespace) -> int:
+    from alerts.clock import LegalClock
+    from alerts.rules.base import Context
+    from alerts.scorecard import case_states, scorecards
+    from models.alerts import Alert
+    from models.events import InvalidEvent, parse_event
+    from streams.readers import read_jsonl
+    from streams.scorecard_output import render_table, write_csv, write_json
+    from streams.setup import load_reference
+
+    if args.end <= args.start:
+        raise UsageError("--to must be after --from")
+    missing = [str(p) for p in (*args.events, args.alerts) if not p.is_file()]
+    if missing:
+        raise UsageError(f"no such file: {', '.join(missing)}")
+    catalog, calendar, settings = load_reference(args.catalog, args.calendar, args.settings)
+    events, skipped = [], 0
+    for record in read_jsonl(args.events):
+        try:
+            events.append(parse_event(record.raw))
+        except InvalidEvent:
+            skipped += 1
+    alerts = [Alert.model_validate_json(record.raw) for record in read_jsonl([args.alerts])]
+    ctx = Context(LegalClock(calendar, settings.end_of_day_time), settings, catalog.by_code())
+    rows = scorecards(case_states(events), alerts, args.start, args.end, ctx)
+    print(render_table(rows))
+    if skipped:
+        print(f"({skipped} invalid event lines skipped)")
+    if args.csv:
+        write_csv(rows, args.csv)
+    if args.json:
+        write_json(rows, args.json)
     return 0
 
 

@@ -15,6 +15,7 @@ from pydantic import Field, TypeAdapter, ValidationError
 from models.common import Code, Contract, Identifier, Instant, LegalInstant, Text
 
 TYPE_PREFIX = "cn.gov.licensing."
+SUPERVISION_PREFIX = "cn.gov.permitwatch."
 
 MaterialList = Annotated[list[Code], Field(max_length=500)]
 
@@ -137,8 +138,8 @@ class CloudEvent(Contract):
 
     @property
     def kind(self) -> str:
-        """The type without the `cn.gov.licensing.` prefix, e.g. `application.accepted`."""
-        return self.type[len(TYPE_PREFIX) :]
+        """The type without its namespace, e.g. `application.accepted`."""
+        return self.type.removeprefix(TYPE_PREFIX).removeprefix(SUPERVISION_PREFIX)
 
     @property
     def case_id(self) -> str:
@@ -227,6 +228,20 @@ class ApplicationWithdrawn(CloudEvent):
     type: Literal["cn.gov.licensing.application.withdrawn"]
 
 
+class ExemptionRecordedData(EventData):
+    ground: Literal["applicant_fraud", "conflicting_rules", "force_majeure", "other"]
+    reason: Annotated[str, Field(min_length=1, max_length=4000)]
+    recorded_by: Identifier
+
+
+class ExemptionRecorded(CloudEvent):
+    """Not a window-system event: an operator records an SZ-XK art. 15 exemption for the referral
+    of case `subject` (added to the contract so that replays carry exemptions in the event log)."""
+
+    type: Literal["cn.gov.permitwatch.exemption.recorded"]
+    data: ExemptionRecordedData
+
+
 EVENT_MODELS: tuple[type[CloudEvent], ...] = (
     ApplicationSubmitted,
     ApplicationAccepted,
@@ -245,7 +260,9 @@ EVENT_MODELS: tuple[type[CloudEvent], ...] = (
     ResultPublished,
     FeeCharged,
     ApplicationWithdrawn,
+    ExemptionRecorded,
 )
+LICENSING_MODELS = EVENT_MODELS[:-1]
 
 EVENT_TYPES: tuple[str, ...] = tuple(m.model_fields["type"].annotation.__args__[0] for m in EVENT_MODELS)
 

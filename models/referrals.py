@@ -47,7 +47,8 @@ class Aggravation(Contract):
     basis: Literal["SZ-XK art. 12(1)"] = "SZ-XK art. 12(1)"
     subject_kind: Literal["officer", "department"]
     subject: str
-    earlier_referrals: list[str]
+    earlier_count: int = Field(description="Open referrals of the same subject in the window before this one")
+    earlier_referrals: list[str] = Field(description="The most recent of them (at most ten), oldest first")
     window_days: int
 
 

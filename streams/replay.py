@@ -13,8 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import BinaryIO
 
-from alerts.engine import Engine
-from models.alerts import Alert
+from alerts.engine import Emitted, Engine
 from models.common import json_line
 from models.deadletter import DeadLetter
 from models.events import InvalidEvent, parse_event
@@ -24,6 +23,7 @@ from streams.readers import Record
 @dataclass
 class ReplaySummary:
     records: int = 0
+    referral_versions: int = 0
     invalid: Counter = field(default_factory=Counter)
     first_time: datetime | None = None
     clock: datetime | None = None
@@ -42,6 +42,7 @@ class ReplaySummary:
             f"clock               {self.first_time.isoformat() if self.first_time else '-'} → "
             f"{self.clock.isoformat() if self.clock else '-'}",
             f"alerts              {sum(stats.alerts.values())}  retractions {sum(stats.retractions.values())}",
+            f"referrals           {len(engine.referrals.referrals)}  (versions {self.referral_versions})",
         ]
         for (rule, signal), count in sorted(stats.alerts.items()):
             retracted = stats.retractions.get(rule, 0)
@@ -55,24 +56,37 @@ def replay(
     alerts_out: BinaryIO,
     dead_letters: BinaryIO,
     until: datetime | None = None,
+    referrals_out: BinaryIO | None = None,
 ) -> ReplaySummary:
+    """Exemption records (`cn.gov.permitwatch.exemption.recorded`) may be mixed in the event files;
+    one for a case without a referral is a dead letter."""
     summary = ReplaySummary()
 
-    def write(alerts: list[Alert]) -> None:
-        for alert in alerts:
+    def write(emitted: Emitted) -> None:
+        for alert in emitted.alerts:
             alerts_out.write(json_line(alert))
+        summary.referral_versions += len(emitted.referrals)
+        if referrals_out is not None:
+            for referral in emitted.referrals:
+                referrals_out.write(json_line(referral))
+
+    def dead(record: Record, category: str, reason: str) -> None:
+        summary.invalid[category] += 1
+        dead_letters.write(json_line(DeadLetter.of(record.origin, category, reason, record.raw)))
 
     for record in records:
         summary.records += 1
         try:
             event = parse_event(record.raw)
         except InvalidEvent as invalid:
-            summary.invalid[invalid.category] += 1
-            dead_letters.write(json_line(DeadLetter.of(record.origin, invalid.category, invalid.reason, record.raw)))
+            dead(record, invalid.category, invalid.reason)
             continue
         if summary.first_time is None:
             summary.first_time = event.time
-        write(engine.process(event))
+        try:
+            write(engine.process(event))
+        except KeyError:
+            dead(record, "no_referral", f"subject: case {event.subject!r} has no referral to exempt")
     if until is not None:
         write(engine.advance(until))
     summary.clock = engine.now

@@ -123,6 +123,14 @@ class CaseEvents:
     def withdrawn(self, when: str, **kw: Any) -> CloudEvent:
         return self.event("application.withdrawn", when, **kw)
 
+    def exemption(self, when: str, ground: str = "force_majeure", reason: str = "台风停工三日",
+                  recorded_by: str = "op-7") -> CloudEvent:
+        """An operator's SZ-XK art. 15 exemption record for this case's referral."""
+        raw = self.raw("application.withdrawn", when)
+        raw.update(type="cn.gov.permitwatch.exemption.recorded",
+                   data={"ground": ground, "reason": reason, "recorded_by": recorded_by})
+        return parse_event(orjson.dumps(raw))
+
 
 def catalog(*entries: dict) -> Catalog:
     """A catalog with a standard item plus any given entries (dicts in the catalog file format)."""

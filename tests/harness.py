@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from alerts.clock import WorkingCalendar
-from alerts.engine import Engine
+from alerts.engine import Emitted, Engine
 from models.alerts import Alert
 from models.catalog import Catalog
 from models.events import CloudEvent
@@ -27,9 +27,9 @@ def run(events: Iterable[CloudEvent], until: str | None = None, engine: Engine |
     engine = engine or engine_for(**kwargs)
     out: list[Alert] = []
     for event in events:
-        out += engine.process(event)
+        out += engine.process(event).alerts
     if until:
-        out += engine.advance(moment(until))
+        out += engine.advance(moment(until)).alerts
     return out
 
 
@@ -47,3 +47,15 @@ def active(alerts: Iterable[Alert], rule: str | None = None) -> list[Alert]:
 
 def rules(alerts: Iterable[Alert]) -> set[str]:
     return {a.rule for a in active(alerts)}
+
+
+def run_all(events: Iterable[CloudEvent], until: str | None = None, engine: Engine | None = None,
+            **kwargs) -> Emitted:
+    """Like `run`, keeping referral versions too."""
+    engine = engine or engine_for(**kwargs)
+    out = Emitted()
+    for event in events:
+        out.extend(engine.process(event))
+    if until:
+        out.extend(engine.advance(moment(until)))
+    return out

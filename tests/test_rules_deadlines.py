@@ -109,10 +109,10 @@ class TestPW001DecisionOverdue:
         [provisional] = active(alerts, "PW-001")
         assert provisional.provisional and provisional.deadline.last_day == date(2027, 1, 7)
         cn2027 = CalendarOverride(version="cn-2027-test", holidays=[date(2027, 1, 1)])
-        changed = {a.alert_id: a for a in engine.set_calendar(WorkingCalendar([cn2027]))}
+        changed = {a.alert_id: a for a in engine.set_calendar(WorkingCalendar([cn2027])).alerts}
         assert changed[provisional.alert_id].status == "retracted"
         assert "cn-2027-test" in changed[provisional.alert_id].retraction.reason.en
-        [exact] = active(engine.advance(moment("2027-01-09 00:00")), "PW-001")
+        [exact] = active(engine.advance(moment("2027-01-09 00:00")).alerts, "PW-001")
         assert not exact.provisional and exact.deadline.last_day == date(2027, 1, 8)
         assert exact.calendar_version.endswith("+cn-2027-test")
 

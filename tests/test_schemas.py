@@ -20,7 +20,7 @@ def test_event_schema_lists_every_type():
     import orjson
 
     schema = orjson.loads(render_schemas()["event.schema.json"])
-    assert len(schema["oneOf"]) == 17 and schema["discriminator"]["propertyName"] == "type"
+    assert len(schema["oneOf"]) == 18 and schema["discriminator"]["propertyName"] == "type"
 
 
 def test_rules_document_is_current():

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal, NamedTuple
 
-from alerts.case import CaseState
+from alerts.case import CaseState, Fact
 from alerts.clock import Deadline, LegalClock
 from alerts.deadlines import Anchor, CaseClock, ExtensionCheck, ResponseWindow
 from models import events as ev
@@ -164,3 +164,8 @@ class Rule:
     on_event: Callable[[CloudEvent, CaseView], Iterable[Finding]] | None = None
     event_types: frozenset[type[CloudEvent]] = field(default_factory=frozenset)
     """Event types `on_event` judges."""
+    remedy: Callable[[CaseState], Fact | None] | None = None
+    """The fact that, once it exists, delivered what the rule found missing (a decision, a
+    licence…): late, it is a mitigating circumstance of a referral (SZ-XK art. 14)."""
+    remedy_zh: str = ""
+    remedy_en: str = ""

@@ -41,4 +41,7 @@ RULE = Rule(
     timed=True,
     triggers=DEADLINE_INPUTS,
     settled_by=CLOSING,
+    remedy=lambda case: case.closure,
+    remedy_zh="逾期后已办结(作出决定或终止办理)",
+    remedy_en="the case was eventually decided or ended",
 )

@@ -5,6 +5,7 @@ decision clock (the deadlines module does that; this rule flags the failure to t
 from __future__ import annotations
 
 from alerts import law
+from alerts.case import CaseState, Fact
 from alerts.clock import local_date
 from alerts.rules.base import CLOSING, CaseView, Due, Finding, Rule
 from models import events as ev
@@ -31,6 +32,12 @@ def evaluate(view: CaseView):
         )
 
 
+def _answered(case: CaseState) -> Fact | None:
+    answers = [Fact(n.time, n.event_id) for n in case.notices[:1]]
+    answers += [f for f in (case.accepted, case.rejected) if f is not None]
+    return min(answers, default=None)
+
+
 RULE = Rule(
     id="PW-003",
     signal="red",
@@ -42,4 +49,7 @@ RULE = Rule(
     timed=True,
     triggers=frozenset({ev.ApplicationSubmitted, ev.CorrectionSupplied}),
     settled_by=CLOSING | {ev.CorrectionRequested, ev.ApplicationAccepted},
+    remedy=_answered,
+    remedy_zh="逾期后已告知补正或受理",
+    remedy_en="a correction notice or acceptance eventually followed",
 )

@@ -40,4 +40,7 @@ RULE = Rule(
     timed=True,
     triggers=frozenset({ev.ApplicationAccepted}),
     settled_by=CLOSING,
+    remedy=lambda case: case.closure,
+    remedy_zh="次日及以后作出决定",
+    remedy_en="the decision was eventually made",
 )

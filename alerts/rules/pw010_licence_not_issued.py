@@ -39,4 +39,7 @@ RULE = Rule(
     timed=True,
     triggers=frozenset({ev.DecisionMade}),
     settled_by=frozenset({ev.LicenceIssued}),
+    remedy=lambda case: case.licence,
+    remedy_zh="逾期后已颁发许可证件",
+    remedy_en="the licence was eventually issued",
 )

@@ -40,4 +40,7 @@ RULE = Rule(
     timed=True,
     triggers=frozenset({ev.DecisionMade}),
     settled_by=frozenset({ev.ResultPublished}),
+    remedy=lambda case: case.published,
+    remedy_zh="逾期后已公开许可结果",
+    remedy_en="the result was eventually published",
 )

@@ -69,4 +69,7 @@ RULE = Rule(
     settled_by=frozenset({ev.HearingHeld, ev.ApplicationWithdrawn, ev.ApplicationRejected}),
     on_event=on_event,
     event_types=frozenset({ev.HearingNotified}),
+    remedy=lambda case: case.hearing_held,
+    remedy_zh="逾期后已举行听证",
+    remedy_en="the hearing was eventually held",
 )

@@ -45,4 +45,7 @@ RULE = Rule(
     timed=True,
     triggers=DEADLINE_INPUTS,
     settled_by=CLOSING | {ev.ReviewForwarded},
+    remedy=lambda case: case.forwarded,
+    remedy_zh="逾期后已报送初审意见和材料",
+    remedy_en="the preliminary review was eventually forwarded",
 )

@@ -45,5 +45,5 @@ RULE = Rule(
     basis=(law.DATA_INTEGRITY, law.GUOCUO_10_5),
     parameters=("backdating_lag_hours",),
     on_event=on_event,
-    event_types=frozenset(ev.EVENT_MODELS),
+    event_types=frozenset(ev.LICENSING_MODELS),
 )

@@ -72,5 +72,5 @@ RULE = Rule(
     title_en="impossible sequence",
     basis=(law.DATA_INTEGRITY,),
     evaluate=evaluate,
-    triggers=frozenset(ev.EVENT_MODELS) - {ev.FeeCharged, ev.StepCompleted, ev.HearingNotified, ev.ResultPublished},
+    triggers=frozenset(ev.LICENSING_MODELS) - {ev.FeeCharged, ev.StepCompleted, ev.HearingNotified, ev.ResultPublished},
 )

@@ -1,0 +1,111 @@
+"""Referral cases: grouping red alerts, naming officers (SZ-XK art. 4), aggravation (art. 12(1)),
+mitigation (art. 14), exemption (art. 15), versions that are never overwritten."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from models.common import json_line
+from tests.factory import CaseEvents, moment
+from tests.harness import run_all
+
+
+def late_case(case_id: str = "SZ-A", officer: str = "o-handler", start: str = "2026-03-02",
+              department: str = "D-MARKET", reviewer: str = "o-reviewer", approver: str = "o-approver"):
+    """Accepted, reviewed, decided after the statutory deadline, licence issued late."""
+    c = CaseEvents(case_id, department=department)
+    day = moment(start)
+
+    def at(days: int, hour: int = 10) -> str:
+        return (day + timedelta(days=days)).replace(hour=hour).isoformat()
+
+    return c, [
+        c.submitted(at(0, 9), officer=officer),
+        c.accepted(at(1), officer=officer),
+        c.step(at(5), "review", reviewer),
+        c.decided(at(40), officer=approver),
+        c.published(at(41)),
+        c.licence(at(70)),
+    ]
+
+
+def latest(referrals):
+    return {r.referral_id: r for r in referrals}
+
+
+def test_overdue_decision_and_late_licence_make_one_referral_with_both_alerts_and_officers():
+    _, events = late_case()
+    out = run_all(events, until="2026-07-01")
+    [referral] = latest(out.referrals).values()
+    assert referral.status == "open" and referral.case_id == "SZ-A"
+    assert [a.rule for a in referral.alerts] == ["PW-001", "PW-010"]
+    officers = {o.role: (o.officer, o.responsibility, o.evidence) for o in referral.officers}
+    assert officers == {
+        "handler": ("o-handler", "direct", ["SZ-A-2"]),
+        "reviewer": ("o-reviewer", "principal_leadership", ["SZ-A-3"]),
+        "approver": ("o-approver", "important_leadership", ["SZ-A-4"]),
+    }
+    assert {m.code for m in referral.measures} >= {"officer.sanction", "agency.criticism"}
+    assert "SZ-XK art. 18" in [b.cite for b in referral.legal_basis]
+    # Versions only grow: each change is a new version of the same id.
+    versions = [r.version for r in out.referrals]
+    assert versions == list(range(1, len(versions) + 1))
+
+
+def test_mitigation_records_the_late_delivery():
+    _, events = late_case()
+    referral = next(iter(latest(run_all(events, until="2026-07-01").referrals).values()))
+    described = {m.description.en.split(":")[0]: m for m in referral.mitigating}
+    assert set(described) == {"PW-001", "PW-010"}
+    assert described["PW-001"].evidence == ["SZ-A-4"] and described["PW-001"].at == moment("2026-04-11 10:00")
+
+
+def test_unknown_officers_are_said_to_be_unknown():
+    c = CaseEvents("SZ-U")
+    events = [c.submitted("2026-03-02", officer="o-h"), c.accepted("2026-03-03", officer="o-h")]
+    [referral] = latest(run_all(events, until="2026-04-02").referrals).values()
+    known = {o.role: o.known for o in referral.officers}
+    assert known == {"handler": True, "reviewer": False, "approver": False}
+
+
+def test_same_officer_again_200_days_later_is_aggravated_400_days_later_is_not():
+    def pair(officer: str, gap_days: int) -> list:
+        people = dict(officer=officer, department=f"D-{officer}", reviewer=f"r-{officer}", approver=f"a-{officer}")
+        second_start = (moment("2026-01-05") + timedelta(days=gap_days)).date().isoformat()
+        return [*late_case(f"{officer}-1", start="2026-01-05", **people)[1],
+                *late_case(f"{officer}-2", start=second_start, **people)[1]]
+
+    out = run_all([*pair("o-near", 200), *pair("o-far", 400)], until="2027-06-30")
+    final = {r.case_id: r for r in latest(out.referrals).values()}
+    assert final["o-near-1"].aggravating == [] and final["o-far-1"].aggravating == []
+    near = {a.subject_kind: a for a in final["o-near-2"].aggravating}
+    assert set(near) == {"officer", "department"}
+    assert near["officer"].earlier_referrals == [final["o-near-1"].referral_id] and near["officer"].earlier_count == 1
+    assert {a.subject for a in final["o-near-2"].aggravating if a.subject_kind == "officer"} == {
+        "o-near", "r-o-near", "a-o-near"}
+    assert final["o-far-2"].aggravating == []
+    assert "SZ-XK art. 12(1)" in [b.cite for b in final["o-near-2"].legal_basis]
+
+
+def test_a_retraction_withdraws_the_alert_in_a_new_version():
+    a, b = CaseEvents("SZ-A"), CaseEvents("SZ-B")
+    out = run_all([a.submitted("2026-03-02"), a.accepted("2026-03-03"), b.submitted("2026-04-10"),
+                   a.decided("2026-03-30 10:00")])
+    versions = [r for r in out.referrals if r.case_id == "SZ-A"]
+    assert [(v.version, v.status) for v in versions] == [(1, "open"), (2, "withdrawn")]
+    assert versions[1].alerts[0].status == "withdrawn" and versions[1].referral_id == versions[0].referral_id
+
+
+def test_an_exemption_is_recorded_as_a_new_version():
+    c, events = late_case()
+    out = run_all([*events, c.exemption("2026-07-02")], until="2026-07-01")
+    last = out.referrals[-1]
+    assert last.status == "exempt" and last.exemption.basis == "SZ-XK art. 15(3)"
+    assert last.exemption.recorded_by == "op-7" and last.version == out.referrals[-2].version + 1
+
+
+def test_replaying_twice_gives_identical_referrals():
+    _, first = late_case("SZ-1")
+    _, second = late_case("SZ-2", start="2026-03-20")
+    lines = [b"".join(json_line(r) for r in run_all([*first, *second], until="2026-08-01").referrals) for _ in (1, 2)]
+    assert lines[0] == lines[1] and lines[0]
