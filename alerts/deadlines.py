@@ -66,10 +66,8 @@ class CaseClock:
         self.settings = settings
         self.item = item
         joint = bool(item and item.joint_handling)
-        if item is not None and "statutory_limit" in item.model_fields_set:
-            self.decision_limit = item.statutory_limit
-        else:
-            self.decision_limit = settings.joint_decision_limit if joint else settings.decision_limit
+        law = settings.joint_decision_limit if joint else settings.decision_limit
+        self.decision_limit = (item.statutory_limit if item is not None else None) or law
         self.extension_limit = settings.joint_extension_limit if joint else settings.extension_limit
 
     # ----- acceptance -----

@@ -492,3 +492,27 @@ class Engine:
     @property
     def open_cases(self) -> int:
         return len(self.cases)
+
+    # ----- state, for checkpoints -----
+
+    def state(self) -> EngineState:
+        """Everything the engine knows, as plain data (configuration excluded): what a runtime
+        saves in a checkpoint."""
+        book = self.referrals
+        return EngineState(self.cases, self.items, self.timers, self.now, self.stats, book.referrals, book._open)
+
+    def load_state(self, state: EngineState) -> None:
+        self.cases, self.items, self.timers, self.now, self.stats = (
+            state.cases, state.items, state.timers, state.now, state.stats)
+        self.referrals.referrals, self.referrals._open = state.referrals, state.referral_index
+
+
+@dataclass
+class EngineState:
+    cases: dict[str, CaseState]
+    items: dict[str, ItemState]
+    timers: TimerIndex
+    now: datetime | None
+    stats: EngineStats
+    referrals: dict
+    referral_index: dict

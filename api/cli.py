@@ -11,6 +11,7 @@ from pathlib import Path
 import orjson
 
 from models.files import ReferenceFileError
+from streams.sender import SendError
 
 COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int], str]] = {}
 
@@ -167,6 +168,142 @@ def run_replay(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------- run
+
+
+def _configure_run(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data-dir", type=Path, help="database, checkpoint and token files (default ./permitwatch-data)")
+    parser.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="port (default 8080)")
+    _add_reference_arguments(parser)
+    parser.add_argument("--tokens-file", type=Path, help="token file (hashes; default data-dir/tokens.json)")
+    parser.add_argument("--demo", action="store_true", help="also play a simulated city on a compressed clock")
+    parser.add_argument("--demo-seed", type=int, help="demo random seed (default 1)")
+    parser.add_argument("--clock-start", type=_instant, help="run on a simulated clock from this time "
+                        "(rehearsals; the demo starts at 2026-03-02T08:30+08:00)")
+    parser.add_argument("--clock-speed", type=float, help="simulated clock speed (the demo: 1440, a day a minute)")
+
+
+def server_settings(args: argparse.Namespace):
+    """Flags override PERMITWATCH_* environment variables, which override the defaults."""
+    from api.settings import ServerSettings
+
+    given = {
+        "data_dir": args.data_dir, "host": getattr(args, "host", None), "port": getattr(args, "port", None),
+        "catalog": getattr(args, "catalog", None), "rule_settings": getattr(args, "settings", None),
+        "tokens_file": getattr(args, "tokens_file", None), "demo_seed": getattr(args, "demo_seed", None),
+        "clock_start": getattr(args, "clock_start", None), "clock_speed": getattr(args, "clock_speed", None),
+    }
+    if getattr(args, "calendar", None):
+        given["calendars"] = args.calendar
+    if getattr(args, "demo", False):
+        given["demo"] = True
+    return ServerSettings(**{k: v for k, v in given.items() if v is not None})
+
+
+@command("run", "run the monitor: ingest, engine, API, console and /metrics in one process", _configure_run)
+def run_run(args: argparse.Namespace) -> int:
+    import logging
+
+    import uvicorn
+
+    from api.server import build_embedded
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = server_settings(args)
+    embedded = build_embedded(settings)
+    base = f"http://{settings.host}:{settings.port}"
+    print(f"permitwatch listening on {base}  (database {settings.database})")
+    if embedded.new_tokens:
+        print(f"New tokens (shown once; only their hashes are kept in {settings.token_path}):")
+        for name, token in embedded.new_tokens.items():
+            print(f"  {name:<9} {token}")
+        print(f"Console: {base}/console/#token={embedded.new_tokens['operator']}")
+    else:
+        print(f"Console: {base}/console/ (log in with an operator token from {settings.token_path})")
+    if settings.demo:
+        start, speed = settings.simulated_clock
+        print(f"Demo: a simulated city at {speed:g}x from {start:%Y-%m-%d %H:%M}; "
+              f"ground truth in {settings.data_dir / 'demo-ground-truth.jsonl'}; "
+              f"`permitwatch demo check --data-dir {settings.data_dir}` scores it")
+    try:
+        uvicorn.Server(uvicorn.Config(embedded.app, host=settings.host, port=settings.port, log_level="warning",
+                                      timeout_graceful_shutdown=5)).run()
+    finally:
+        embedded.monitor.checkpoint()
+    return 0
+
+
+# ---------------------------------------------------------------- send
+
+
+def _configure_send(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("file", type=Path, help="JSON-lines event file (.gz too)")
+    parser.add_argument("--url", default="http://127.0.0.1:8080", help="the monitor's base URL")
+    parser.add_argument("--token", help="an ingest token (or PERMITWATCH_TOKEN)")
+    parser.add_argument("--batch", type=int, default=1000, help="events per request")
+
+
+@command("send", "post a JSON-lines event file to a running monitor", _configure_send)
+def run_send(args: argparse.Namespace) -> int:
+    import os
+
+    from streams.sender import send_file
+
+    token = args.token or os.environ.get("PERMITWATCH_TOKEN")
+    if not token:
+        raise UsageError("give an ingest token with --token or PERMITWATCH_TOKEN")
+    if not args.file.is_file():
+        raise UsageError(f"no such file: {args.file}")
+    report = send_file(args.file, args.url.rstrip("/"), token, args.batch, progress=sys.stderr)
+    print(f"sent {report.lines} lines: accepted {report.accepted}, duplicates {report.duplicates}, "
+          f"rejected {len(report.rejected)}")
+    for line, reason in report.rejected[:20]:
+        print(f"  line {line}: {reason}")
+    return 1 if report.rejected else 0
+
+
+# ---------------------------------------------------------------- demo check
+
+
+def _configure_demo(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("action", choices=["check"], help="check: precision and recall per rule")
+    parser.add_argument("--data-dir", type=Path, default=Path("permitwatch-data"))
+
+
+@command("demo", "score the demo's alerts against its ground truth", _configure_demo)
+def run_demo(args: argparse.Namespace) -> int:
+    from streams.demo import GROUND_TRUTH, check, render
+    from streams.embedded.store import Store
+
+    truth = args.data_dir / GROUND_TRUTH
+    database = args.data_dir / "permitwatch.sqlite"
+    if not truth.exists() or not database.exists():
+        raise UsageError(f"no demo in {args.data_dir}: run `permitwatch run --demo --data-dir {args.data_dir}` first")
+    clock, scores = check(Store(database), truth)
+    print(render(clock, scores))
+    return 0
+
+
+# ---------------------------------------------------------------- token
+
+
+def _configure_token(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--name", required=True, help="who will hold the token")
+    parser.add_argument("--role", action="append", choices=["operator", "ingest", "admin"], required=True)
+
+
+@command("token", "create a token: prints it once, and the entry (hash only) for the token file",
+         _configure_token)
+def run_token(args: argparse.Namespace) -> int:
+    from api.auth import new_token
+
+    token, entry = new_token(args.name, args.role)
+    print(f"token: {token}")
+    print(f"entry: {entry.model_dump_json()}")
+    return 0
+
+
 # ---------------------------------------------------------------- scorecard
 
 
@@ -286,7 +423,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         return args.run(args)
-    except (UsageError, ReferenceFileError) as exc:
+    except (UsageError, ReferenceFileError, SendError) as exc:
         print(f"permitwatch {args.command}: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -29,7 +29,8 @@ class CatalogEntry(Contract):
     item_code: Code
     name: Annotated[str, Field(max_length=512)]
     department: Code
-    statutory_limit: Duration = working_days(20)
+    statutory_limit: Duration | None = Field(
+        None, description="The item's own statutory limit; null: the law's (20 WD, 45 WD for joint handling)")
     promised_limit: Duration | None = None
     materials: list[Material] = []
     on_the_spot: bool = False
@@ -47,7 +48,7 @@ class CatalogEntry(Contract):
 
     @model_validator(mode="after")
     def _promise_within_law(self) -> CatalogEntry:
-        limit, promise = self.statutory_limit, self.promised_limit
+        limit, promise = self.statutory_limit or working_days(45 if self.joint_handling else 20), self.promised_limit
         if promise is not None and promise.unit == limit.unit and promise.value > limit.value:
             raise ValueError(
                 f"promised_limit ({promise.value} {promise.unit}) exceeds statutory_limit "

@@ -109,5 +109,5 @@ class ExemptionRequest(Contract):
 
     ground: ExemptionGround
     reason: Annotated[str, Field(min_length=1, max_length=4000)]
-    recorded_by: Identifier
-    recorded_at: Instant | None = None
+    recorded_by: Identifier | None = Field(None, description="Defaults to the caller; must be the caller")
+    recorded_at: Instant | None = Field(None, description="Defaults to now")

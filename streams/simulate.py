@@ -67,9 +67,12 @@ class CitySimulator:
         calendar: WorkingCalendar | None = None,
         settings: RuleSettings | None = None,
         rules: tuple[str, ...] = INJECTABLE,
+        namespace: str = "",
     ):
+        """`namespace` prefixes case and event ids, so that two runs never share an id."""
         self.rng = random.Random(seed)
         self.seed = seed
+        self.namespace = namespace
         self.catalog = catalog
         self.items = list(catalog.items)
         self.violation_rate = violation_rate
@@ -162,7 +165,7 @@ class CitySimulator:
         lag = recorded_lag if recorded_lag is not None else self.rng.uniform(5, 180)
         script.events.append((moment, {
             "specversion": "1.0",
-            "id": f"ev-{self.seed}-{next(self.event_ids):08d}",
+            "id": f"{self.namespace}ev-{self.seed}-{next(self.event_ids):08d}",
             "source": f"/shenzhen/{script.item.department.lower()}/window",
             "type": TYPE_PREFIX + kind,
             "time": moment.isoformat(),
@@ -172,12 +175,15 @@ class CitySimulator:
             "data": data,
         }))
 
+    def _case_id(self, submitted_at: datetime) -> str:
+        return f"{self.namespace}SZ-{submitted_at:%Y%m%d}-{next(self.counter):07d}"
+
     def _expect(self, script: Script, rule: str, signal: str, at: datetime) -> None:
         script.expected.append(Expected(script.case_id, rule, signal, at))
 
     def _case(self, item: CatalogEntry, submitted_at: datetime, inject: str | None) -> Script:
         rng = self.rng
-        script = Script(f"SZ-{submitted_at:%Y%m%d}-{next(self.counter):07d}", item, inject)
+        script = Script(self._case_id(submitted_at), item, inject)
         handler, reviewer, approver = self._officers(item)
         materials = [m.code for m in item.materials]
         correction = inject in ("PW-003", "PW-004", "PW-006") or (
@@ -317,10 +323,8 @@ class CitySimulator:
         return decided
 
     def _statutory(self, item: CatalogEntry, anchor_day: date):
-        if "statutory_limit" in item.model_fields_set:
-            limit = item.statutory_limit
-        else:
-            limit = self.settings.joint_decision_limit if item.joint_handling else self.settings.decision_limit
+        law = self.settings.joint_decision_limit if item.joint_handling else self.settings.decision_limit
+        limit = item.statutory_limit or law
         return self.clock.deadline("statutory", anchor_day, limit, "")
 
     def _promised(self, item: CatalogEntry, anchor_day: date, statutory):
@@ -388,8 +392,8 @@ class CitySimulator:
 
     def _out_of_order_pair(self, item: CatalogEntry, submitted_at: datetime) -> Iterator[Script]:
         """Two applications for a quantity-limited item; the later one is granted first."""
-        first = Script(f"SZ-{submitted_at:%Y%m%d}-{next(self.counter):07d}", item, None)
-        second = Script(f"SZ-{submitted_at:%Y%m%d}-{next(self.counter):07d}", item, "PW-013")
+        first = Script(self._case_id(submitted_at), item, None)
+        second = Script(self._case_id(submitted_at), item, "PW-013")
         handler, _, approver = self._officers(item)
         day = submitted_at.date()
         for offset, script in enumerate((first, second)):

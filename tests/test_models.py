@@ -93,7 +93,7 @@ def test_fee_amount_is_a_decimal_string():
 
 def test_catalog_accepts_a_bare_list_and_checks_promises():
     catalog = parse_structured(b'[{"item_code": "A", "name": "n", "department": "D"}]', Catalog, "c.json")
-    assert catalog.items[0].statutory_limit.value == 20
+    assert catalog.items[0].statutory_limit is None  # the law decides: 20 WD, 45 WD for joint handling
     with pytest.raises(ReferenceFileError, match=r"items\.0: Value error, promised_limit .* exceeds statutory_limit"):
         parse_structured(b'[{"item_code": "A", "name": "n", "department": "D", "promised_limit": {"value": 30}}]',
                          Catalog, "c.json")

@@ -1,0 +1,93 @@
+"""Bearer tokens with roles. Only SHA-256 digests of tokens are kept; a request's token is hashed
+and compared in constant time.
+
+Roles: `operator` (read alerts, cases, referrals; acknowledge, assign, dismiss, exempt), `ingest`
+(post events), `admin` (everything, and uploading catalog and calendar files)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from pathlib import Path
+from typing import Annotated, Literal
+
+from fastapi import Depends, HTTPException, Request, status
+from pydantic import BaseModel, Field
+
+from models.files import load_structured
+
+Role = Literal["operator", "ingest", "admin"]
+
+
+class TokenEntry(BaseModel):
+    name: str = Field(description="Who holds the token (shown in the audit trail)")
+    roles: list[Role]
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="hex SHA-256 of the token")
+
+
+class TokenFile(BaseModel):
+    tokens: list[TokenEntry]
+
+
+def digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def new_token(name: str, roles: list[Role]) -> tuple[str, TokenEntry]:
+    """A fresh random token and the entry that stores it hashed."""
+    token = "pw_" + secrets.token_urlsafe(24)
+    return token, TokenEntry(name=name, roles=roles, sha256=digest(token))
+
+
+class Principal(BaseModel):
+    name: str
+    roles: list[Role]
+
+    def has(self, role: Role) -> bool:
+        return role in self.roles or "admin" in self.roles
+
+
+class Authenticator:
+    def __init__(self, entries: list[TokenEntry]):
+        self.entries = entries
+
+    @classmethod
+    def from_file(cls, path: Path) -> Authenticator:
+        return cls(load_structured(path, TokenFile).tokens)
+
+    def identify(self, token: str) -> Principal | None:
+        candidate = digest(token)
+        found = None
+        for entry in self.entries:
+            if hmac.compare_digest(candidate, entry.sha256):
+                found = entry
+        return Principal(name=found.name, roles=found.roles) if found else None
+
+
+def _principal(request: Request) -> Principal:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "missing bearer token: send 'Authorization: Bearer <token>'",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    principal = request.app.state.services.auth.identify(token.strip())
+    if principal is None:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "unknown or revoked token",
+                            headers={"WWW-Authenticate": "Bearer"})
+    return principal
+
+
+def requires(role: Role):
+    """A dependency that admits a principal holding `role` (or admin)."""
+
+    def check(principal: Annotated[Principal, Depends(_principal)]) -> Principal:
+        if not principal.has(role):
+            raise HTTPException(status.HTTP_403_FORBIDDEN,
+                                f"token '{principal.name}' lacks the '{role}' role this endpoint needs")
+        return principal
+
+    return check

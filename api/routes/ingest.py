@@ -1,0 +1,83 @@
+"""POST /events: CloudEvents in, structured (one), batch (JSON array) or NDJSON."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Request, status
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+
+from api.auth import Principal, requires
+from models.files import ReferenceFileError
+from models.views import IngestReport
+from streams.embedded.monitor import RawInput, batch_of, lines_of
+from streams.embedded.store import StoreError
+
+router = APIRouter(tags=["ingest"])
+
+SINGLE = {"application/cloudevents+json", "application/json"}
+BATCH = {"application/cloudevents-batch+json"}
+NDJSON = {"application/x-ndjson", "application/jsonl", "application/json-lines", "application/x-jsonlines"}
+SYNTAX = {"invalid_json", "invalid_utf8", "not_an_object"}
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The body, refusing (413) anything larger than `limit` bytes before reading it all."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise HTTPException(413, f"body larger than {limit} bytes; send smaller batches")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise HTTPException(413,
+                                f"body larger than {limit} bytes; send smaller batches")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+@router.post(
+    "/events",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=IngestReport,
+    responses={400: {"description": "not JSON"}, 413: {"description": "too large"},
+               415: {"description": "unsupported content type"}, 422: {"description": "no valid event"},
+               503: {"description": "the database cannot be written; retry"}},
+    summary="Send events (journalled before 202)",
+)
+async def post_events(request: Request, principal: Annotated[Principal, Depends(requires("ingest"))]):
+    services = request.app.state.services
+    body = await read_body(request, services.max_body_bytes)
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    origin = f"http:{principal.name}"
+    try:
+        if kind in BATCH or (kind in SINGLE and body.lstrip()[:1] == b"["):
+            inputs = batch_of(body, origin)
+        elif kind in SINGLE:
+            inputs = [RawInput(origin, body)]
+        elif kind in NDJSON:
+            inputs = lines_of(body, origin)
+        else:
+            raise HTTPException(status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
+                                f"content type {kind or '(none)'!r} not supported; use application/cloudevents+json, "
+                                "application/cloudevents-batch+json or application/x-ndjson")
+    except ReferenceFileError as exc:
+        await run_in_threadpool(services.monitor.dead_letter, origin, "invalid_json", str(exc), body)
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from None
+    if not inputs:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, "no events in the body")
+    try:
+        result = await run_in_threadpool(services.monitor.ingest, inputs)
+    except StoreError as exc:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, f"not accepted, retry later: {exc}") from None
+    report = IngestReport(
+        accepted=result.accepted,
+        duplicates=result.duplicates,
+        rejected=[{"index": r.index, "category": r.category, "reason": r.reason} for r in result.rejected],
+    )
+    code = status.HTTP_202_ACCEPTED
+    if result.rejected and not result.accepted and not result.duplicates:
+        syntax_only = all(r.category in SYNTAX for r in result.rejected)
+        code = status.HTTP_400_BAD_REQUEST if syntax_only else 422
+    return JSONResponse(report.model_dump(mode="json"), status_code=code)

@@ -1,0 +1,64 @@
+"""The item catalog and the calendar: anyone with a token reads them, an admin replaces them (the
+runtime then recomputes every open deadline)."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
+from fastapi.concurrency import run_in_threadpool
+
+from alerts.clock import WorkingCalendar
+from api.auth import Principal, requires
+from api.routes.ingest import read_body
+from models.catalog import Catalog
+from models.files import ReferenceFileError
+from models.views import CalendarView
+from streams.embedded.store import StoreError
+
+router = APIRouter(tags=["reference data"])
+
+
+@router.get("/catalog", response_model=Catalog, summary="The item catalog in effect")
+def get_catalog(request: Request, _: Annotated[Principal, Depends(requires("operator"))]) -> Catalog:
+    return request.app.state.services.monitor.reference()[0]
+
+
+@router.get("/calendar", response_model=CalendarView, summary="The working-day calendar in effect")
+def get_calendar(request: Request, _: Annotated[Principal, Depends(requires("operator"))],
+                 year: Annotated[int | None, Query(ge=1990, le=2099)] = None) -> CalendarView:
+    _, overrides, _ = request.app.state.services.monitor.reference()
+    calendar = WorkingCalendar(overrides)
+    days = []
+    if year is not None:
+        day = date(year, 1, 1)
+        while day.year == year:
+            days.append({"date": day.isoformat(), "kind": calendar.day_kind(day)})
+            day += timedelta(days=1)
+    return CalendarView(version=calendar.version, published_years=sorted(calendar.published_years),
+                        overrides=[o.model_dump(mode="json") for o in overrides], days=days)
+
+
+async def _replace(request: Request, kind: str) -> dict:
+    services = request.app.state.services
+    raw = await read_body(request, services.max_body_bytes)
+    try:
+        emitted = await run_in_threadpool(services.monitor.update_reference, kind, raw)
+    except ReferenceFileError as exc:
+        raise HTTPException(422, str(exc)) from None
+    except StoreError as exc:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from None
+    alerts = getattr(emitted, "alerts", [])
+    return {"applied": kind, "alert_records": len(alerts),
+            "retracted": sum(1 for a in alerts if a.status == "retracted")}
+
+
+@router.put("/catalog", summary="Replace the item catalog (JSON or YAML body); open deadlines are recomputed")
+async def put_catalog(request: Request, _: Annotated[Principal, Depends(requires("admin"))]) -> dict:
+    return await _replace(request, "catalog")
+
+
+@router.put("/calendar", summary="Add or replace a calendar override file (JSON or YAML body)")
+async def put_calendar(request: Request, _: Annotated[Principal, Depends(requires("admin"))]) -> dict:
+    return await _replace(request, "calendar")

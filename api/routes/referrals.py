@@ -1,0 +1,70 @@
+"""Referrals: the latest version of each, every version of one, and recording an exemption."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Literal
+
+import orjson
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
+from fastapi.concurrency import run_in_threadpool
+
+from api.auth import Principal, requires
+from models.referrals import ExemptionRequest, Referral
+from models.views import ReferralPage
+from streams.clocks import WallClock
+from streams.embedded.monitor import RawInput
+from streams.embedded.store import StoreError
+
+router = APIRouter(tags=["referrals"])
+Operator = Annotated[Principal, Depends(requires("operator"))]
+
+
+@router.get("/referrals", response_model=ReferralPage, summary="Referrals, latest version of each, newest first")
+def list_referrals(
+    request: Request,
+    _: Operator,
+    status_: Annotated[Literal["open", "withdrawn", "exempt"] | None, Query(alias="status")] = None,
+    department: str | None = None,
+    cursor: int | None = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> ReferralPage:
+    return request.app.state.services.read.referrals(status_, department, cursor, limit)
+
+
+@router.get("/referrals/{referral_id}", response_model=list[Referral], summary="Every version of one referral")
+def referral_versions(request: Request, referral_id: str, _: Operator) -> list[Referral]:
+    versions = request.app.state.services.read.referral_versions(referral_id)
+    if not versions:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no referral {referral_id!r}")
+    return versions
+
+
+@router.post("/referrals/{referral_id}/exemption", status_code=status.HTTP_201_CREATED, response_model=Referral,
+             summary="Record an SZ-XK art. 15 exemption (a new version, marked exempt)")
+async def record_exemption(request: Request, referral_id: str, body: ExemptionRequest, principal: Operator):
+    services = request.app.state.services
+    case_id = await run_in_threadpool(services.monitor.referral_case, referral_id)
+    if case_id is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no referral {referral_id!r}")
+    if body.recorded_by not in (None, principal.name):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, f"recorded_by must be you ({principal.name!r})")
+    record = {
+        "specversion": "1.0",
+        "id": f"exemption-{uuid.uuid4()}",
+        "source": "/permitwatch/api",
+        "type": "cn.gov.permitwatch.exemption.recorded",
+        "time": (body.recorded_at or WallClock().now()).isoformat(),
+        "subject": case_id,
+        "data": {"ground": body.ground, "reason": body.reason, "recorded_by": principal.name},
+    }
+    try:
+        result = await run_in_threadpool(services.monitor.ingest, [RawInput(f"api:{principal.name}",
+                                                                            orjson.dumps(record))])
+    except StoreError as exc:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from None
+    if result.rejected:
+        raise HTTPException(422, result.rejected[0].reason)
+    await run_in_threadpool(services.store.action, "referral", referral_id, "exempt", principal.name,
+                            WallClock().now(), body.reason, None)
+    return services.read.referral_versions(case_id)[-1]

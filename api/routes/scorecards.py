@@ -1,0 +1,35 @@
+"""GET /scorecards: per-department and per-item performance over a period (绩效评估)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
+
+from alerts.scorecard import case_states, scorecards
+from api.auth import Principal, requires
+from api.routes.cases import deadline_context
+from models.events import parse_event
+from models.scorecard import ScorecardRow
+
+router = APIRouter(tags=["scorecards"])
+
+
+@router.get("/scorecards", response_model=list[ScorecardRow], summary="Scorecards over [from, to)")
+def get_scorecards(
+    request: Request,
+    _: Annotated[Principal, Depends(requires("operator"))],
+    start: Annotated[datetime, Query(alias="from")],
+    end: Annotated[datetime, Query(alias="to")],
+    department: str | None = None,
+) -> list[ScorecardRow]:
+    if start.tzinfo is None or end.tzinfo is None:
+        raise HTTPException(422, "from and to need a timezone, e.g. +08:00")
+    if end <= start:
+        raise HTTPException(422, "to must be after from")
+    services = request.app.state.services
+    events = (parse_event(raw) for raw in services.read.journal_events())
+    ctx = deadline_context(services.monitor)
+    rows = scorecards(case_states(events), services.read.all_alerts(), start, end, ctx)
+    return [row for row in rows if department is None or row.department == department]

@@ -1,0 +1,102 @@
+"""Assembling the embedded runtime: store, monitor, scheduler, demo feeder, HTTP app."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import orjson
+from fastapi import FastAPI
+
+from api.app import create_app
+from api.auth import Authenticator, TokenFile, new_token
+from api.services import Services
+from api.settings import ServerSettings
+from streams.clocks import Clock, DemoClock, WallClock
+from streams.demo import GROUND_TRUTH, DemoFeeder
+from streams.embedded.monitor import EmbeddedMonitor, MonitorOptions
+from streams.embedded.scheduler import DeadlineScheduler
+from streams.embedded.store import Store
+from streams.metrics import Metrics
+from streams.sample_catalog import SAMPLE_CATALOG
+from streams.setup import load_reference
+from streams.simulate import CitySimulator
+from streams.tuning import tune_gc
+
+log = logging.getLogger("permitwatch.server")
+
+
+@dataclass
+class Embedded:
+    app: FastAPI
+    monitor: EmbeddedMonitor
+    scheduler: DeadlineScheduler
+    new_tokens: dict[str, str]
+    """Tokens created on this start (shown once; only their hashes are kept)."""
+
+
+def ensure_tokens(settings: ServerSettings) -> tuple[Authenticator, dict[str, str]]:
+    path = settings.token_path
+    if path.exists():
+        return Authenticator.from_file(path), {}
+    created, entries = {}, []
+    for name, roles in (("admin", ["admin"]), ("operator", ["operator"]), ("ingest", ["ingest"])):
+        token, entry = new_token(name, roles)
+        created[name] = token
+        entries.append(entry)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(orjson.dumps(TokenFile(tokens=entries).model_dump(), option=orjson.OPT_INDENT_2))
+    path.chmod(0o600)
+    return Authenticator(entries), created
+
+
+def build_embedded(settings: ServerSettings, clock: Clock | None = None) -> Embedded:
+    """`clock` replaces the wall (or demo) clock, for tests."""
+    catalog, calendar, rule_settings = load_reference(settings.catalog, settings.calendars, settings.rule_settings)
+    if settings.demo and not catalog.items:
+        catalog = SAMPLE_CATALOG
+    if clock is None:
+        simulated = settings.simulated_clock
+        clock = WallClock() if simulated is None else DemoClock(*simulated)
+    store = Store(settings.database, settings.synchronous)
+    metrics = Metrics("embedded")
+    monitor = EmbeddedMonitor(
+        store, catalog, list(calendar.overrides), rule_settings, clock, metrics,
+        MonitorOptions(max_future_skew=timedelta(seconds=settings.max_future_skew_seconds),
+                       checkpoint_every_seconds=settings.checkpoint_every_seconds),
+        settings.data_dir / "permitwatch.checkpoint",
+    )
+    if isinstance(clock, DemoClock) and store.meta("clock") is not None:
+        # A restarted simulated clock continues from where it stopped, not from its start.
+        clock = DemoClock(max(clock.start, datetime.fromisoformat(store.meta("clock"))), clock.speed)
+        monitor.clock = clock
+    monitor.recover()
+    tune_gc()
+    auth, created = ensure_tokens(settings)
+    scheduler = DeadlineScheduler(monitor, clock)
+    demo_run = _next_demo_run(store) if settings.demo else ""
+    services = Services(store=store, monitor=monitor, auth=auth, metrics=metrics,
+                        max_body_bytes=settings.max_body_bytes)
+
+    def background() -> list:
+        jobs = [scheduler.run()]
+        if settings.demo:
+            simulator = CitySimulator(seed=settings.demo_seed, violation_rate=settings.demo_violation_rate,
+                                      start=clock.now().date(), cases_per_day=settings.demo_cases_per_day,
+                                      namespace=demo_run)
+            jobs.append(DemoFeeder(monitor, clock, simulator, settings.data_dir / GROUND_TRUTH).run())
+        return jobs
+
+    app = create_app(services, background)
+    app.state.scheduler = scheduler
+    return Embedded(app, monitor, scheduler, created)
+
+
+def _next_demo_run(store: Store) -> str:
+    """Each start of the demo gets its own id namespace: a restart must not reuse case or event
+    ids (events would be ignored as duplicates, cases merged)."""
+    run = int(store.meta("demo_runs") or 0) + 1
+    with store.write_lock, store.transaction() as tx:
+        Store.set_meta(tx, "demo_runs", str(run))
+    return "" if run == 1 else f"R{run}-"

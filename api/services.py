@@ -1,0 +1,51 @@
+"""What the HTTP API needs from a runtime, as one object the routes depend on."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+from api.auth import Authenticator
+from api.read_model import ReadModel
+from models.calendar import CalendarOverride
+from models.catalog import Catalog
+from models.settings import RuleSettings
+from streams.embedded.monitor import IngestResult, RawInput
+from streams.embedded.store import Store
+from streams.metrics import Metrics
+
+
+class MonitorPort(Protocol):
+    """The runtime behind the API: the embedded monitor, or the Kafka topics."""
+
+    def ingest(self, inputs: list[RawInput]) -> IngestResult: ...
+
+    def dead_letter(self, origin: str, category: str, reason: str, raw: bytes) -> None: ...
+
+    def update_reference(self, kind: str, raw: bytes) -> object: ...
+
+    def referral_case(self, referral_or_case_id: str) -> str | None: ...
+
+    def reference(self) -> tuple[Catalog, list[CalendarOverride], RuleSettings]: ...
+
+    def now(self) -> datetime | None:
+        """The clock the runtime's deadlines are at."""
+        ...
+
+    def ready(self) -> tuple[bool, str]: ...
+
+    def refresh_gauges(self) -> None: ...
+
+
+@dataclass
+class Services:
+    store: Store
+    monitor: MonitorPort
+    auth: Authenticator
+    metrics: Metrics
+    max_body_bytes: int = 16 * 1024 * 1024
+    read: ReadModel = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.read = ReadModel(self.store)

@@ -1,0 +1,59 @@
+"""Time sources for the runtimes. The core never reads a clock; the runtimes inject one."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from models.common import LEGAL_TZ
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...
+
+    def seconds_until(self, instant: datetime) -> float:
+        """Real seconds to wait until the clock shows `instant` (≤ 0: it already does)."""
+        ...
+
+
+class WallClock:
+    """The real time, in legal time (Asia/Shanghai)."""
+
+    def now(self) -> datetime:
+        return datetime.now(LEGAL_TZ)
+
+    def seconds_until(self, instant: datetime) -> float:
+        return (instant - self.now()).total_seconds()
+
+
+class DemoClock:
+    """A compressed clock for the demo: starts at `start` and runs `speed` times faster than real
+    time (1440: one day per minute)."""
+
+    def __init__(self, start: datetime, speed: float):
+        self.start = start
+        self.speed = speed
+        self._origin = time.monotonic()
+
+    def now(self) -> datetime:
+        return self.start + timedelta(seconds=(time.monotonic() - self._origin) * self.speed)
+
+    def seconds_until(self, instant: datetime) -> float:
+        return (instant - self.now()).total_seconds() / self.speed
+
+
+class ManualClock:
+    """A clock that moves only when told to: for tests and for imports of history."""
+
+    def __init__(self, start: datetime):
+        self.current = start
+
+    def now(self) -> datetime:
+        return self.current
+
+    def set(self, instant: datetime) -> None:
+        self.current = instant
+
+    def seconds_until(self, instant: datetime) -> float:
+        return 0.0 if instant <= self.current else float("inf")

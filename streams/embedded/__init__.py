@@ -1,0 +1,1 @@
+"""The embedded runtime: the whole monitor in one process, state in one SQLite file."""

@@ -1,0 +1,441 @@
+"""The embedded monitor: journal, engine and outputs in one process, with checkpoints.
+
+Every batch of input is one transaction: the events go into the journal with the engine clock at
+which they were applied, the alerts and referral versions they caused are stored, and the new
+clock is recorded. Only then does ingest return. After a crash the engine is rebuilt from the last
+checkpoint plus the journal after it, replayed at the recorded clocks, and its outputs are thrown
+away (they were stored with their inputs): nothing accepted is lost, nothing is emitted twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import NamedTuple
+
+import orjson
+
+from alerts.clock import WorkingCalendar
+from alerts.engine import Emitted, Engine
+from models.calendar import CalendarOverride
+from models.catalog import Catalog
+from models.deadletter import DeadLetter
+from models.events import CloudEvent, ExemptionRecorded, InvalidEvent, parse_event
+from models.files import ReferenceFileError, parse_structured
+from models.settings import RuleSettings
+from streams.clocks import Clock
+from streams.embedded.store import Store, StoreError
+from streams.metrics import Metrics
+
+log = logging.getLogger("permitwatch.embedded")
+
+CHECKPOINT_FORMAT = 1
+"""Bump when the engine's state classes change shape; an older checkpoint is then ignored and the
+engine is rebuilt from the whole journal."""
+
+
+class _Poisoned(Exception):
+    def __init__(self, index: int, error: str):
+        super().__init__(error)
+        self.index = index
+        self.error = error
+
+
+class RawInput(NamedTuple):
+    origin: str
+    raw: bytes
+
+
+@dataclass
+class Rejection:
+    index: int
+    category: str
+    reason: str
+
+
+@dataclass
+class IngestResult:
+    accepted: int = 0
+    duplicates: int = 0
+    rejected: list[Rejection] = field(default_factory=list)
+
+
+@dataclass
+class MonitorOptions:
+    max_future_skew: timedelta = timedelta(minutes=5)
+    """An event claiming a time further ahead of the clock than this is refused: it would move the
+    clock past real deadlines and raise false alerts."""
+    checkpoint_every_events: int = 200_000
+    checkpoint_every_seconds: float = 300.0
+
+
+class EmbeddedMonitor:
+    def __init__(
+        self,
+        store: Store,
+        catalog: Catalog,
+        calendars: list[CalendarOverride],
+        settings: RuleSettings,
+        clock: Clock,
+        metrics: Metrics | None = None,
+        options: MonitorOptions | None = None,
+        checkpoint_path: Path | None = None,
+    ):
+        self.store = store
+        self.settings = settings
+        self.clock = clock
+        self.metrics = metrics or Metrics("embedded")
+        self.options = options or MonitorOptions()
+        self.checkpoint_path = checkpoint_path or store.path.with_suffix(".checkpoint")
+        self.lock = store.write_lock
+        self.listeners: list[Callable[[], None]] = []
+        self._initial = (catalog, calendars)
+        self.catalog = catalog
+        self.calendars = list(calendars)
+        self.engine = self._new_engine()
+        self._since_checkpoint = 0
+        self._checkpoint_at = time.monotonic()
+        self._warning_cache: tuple[float, int] = (0.0, 0)
+        self._recovered = False
+
+    # ----- reference data -----
+
+    def _new_engine(self) -> Engine:
+        return Engine(self.catalog.by_code(), WorkingCalendar(self.calendars), self.settings)
+
+    def _reference_raw(self) -> tuple[bytes, bytes]:
+        return (orjson.dumps(self.catalog.model_dump(mode="json")),
+                orjson.dumps([c.model_dump(mode="json") for c in self.calendars]))
+
+    def _apply_reference(self, kind: str, raw: bytes) -> Emitted:
+        if kind == "catalog":
+            self.catalog = parse_structured(raw, Catalog, "catalog")
+            return self.engine.set_catalog(self.catalog.by_code())
+        override = parse_structured(raw, CalendarOverride, "calendar")
+        self.calendars = [c for c in self.calendars if c.version != override.version] + [override]
+        return self.engine.set_calendar(WorkingCalendar(self.calendars))
+
+    def update_reference(self, kind: str, raw: bytes) -> Emitted:
+        """An admin uploads a catalog or a calendar file: journalled, applied, open deadlines
+        recomputed (provisional ones may become exact and alerts move)."""
+        parse_structured(raw, Catalog if kind == "catalog" else CalendarOverride, kind)
+        with self.lock:
+            now = self.clock.now()
+            try:
+                with self.store.transaction() as tx:
+                    emitted = self.engine.advance(now)
+                    self.store.journal_reference(tx, kind, raw, self.engine.now or now, now)
+                    emitted.extend(self._apply_reference(kind, raw))
+                    self._store_outputs(tx, emitted, now)
+            except StoreError:
+                self._rebuild()
+                raise
+        self._notify()
+        return emitted
+
+    # ----- start-up -----
+
+    def recover(self) -> None:
+        """Rebuild the engine: checkpoint, then the journal after it at its recorded clocks, then
+        the last committed clock. Outputs of the rebuild are discarded (they are stored)."""
+        with self.lock:
+            self._rebuild()
+            if self.store.meta("genesis_catalog") is None:
+                catalog_raw, calendars_raw = self._reference_raw()
+                with self.store.transaction() as tx:
+                    Store.set_meta(tx, "genesis_catalog", catalog_raw.decode())
+                    Store.set_meta(tx, "genesis_calendars", calendars_raw.decode())
+            else:
+                self._adopt_startup_reference()
+            self._recovered = True
+
+    def _rebuild(self) -> None:
+        watermark = self._load_checkpoint()
+        replayed = 0
+        for row in self.store.journal_after(watermark):
+            try:
+                self.engine.advance(row.clock)
+                if row.kind == "event":
+                    self.engine.process(parse_event(row.raw))
+                else:
+                    self._apply_reference(row.kind, row.raw)
+            except Exception:  # a journal row an older version accepted: keep going without it
+                log.exception("journal row %s could not be replayed; skipped", row.seq)
+            replayed += 1
+        last = self.store.meta("clock")
+        if last is not None:
+            self.engine.advance(datetime.fromisoformat(last))
+        self._since_checkpoint = replayed
+        log.info("engine rebuilt: checkpoint at journal %s, %s rows replayed, clock %s", watermark, replayed,
+                 self.engine.now)
+
+    def _load_checkpoint(self) -> int:
+        """The journal position the engine state now reflects (0: a fresh engine)."""
+        genesis = self.store.meta("genesis_catalog")
+        if genesis is not None:
+            self.catalog = parse_structured(genesis.encode(), Catalog, "catalog")
+            self.calendars = [CalendarOverride.model_validate(c)
+                              for c in orjson.loads(self.store.meta("genesis_calendars") or "[]")]
+        self.engine = self._new_engine()
+        if not self.checkpoint_path.exists():
+            return 0
+        try:
+            snapshot = pickle.loads(self.checkpoint_path.read_bytes())
+            if snapshot["format"] != CHECKPOINT_FORMAT:
+                raise ValueError(f"checkpoint format {snapshot['format']}, expected {CHECKPOINT_FORMAT}")
+        except Exception as exc:  # any unreadable checkpoint: rebuild from the whole journal instead
+            log.warning("checkpoint %s not used (%s); replaying the whole journal", self.checkpoint_path, exc)
+            return 0
+        if snapshot["watermark"] > self.store.last_journal_seq():
+            log.warning("checkpoint is ahead of the journal (restored database?); replaying the whole journal")
+            return 0
+        self.catalog = parse_structured(snapshot["catalog"], Catalog, "catalog")
+        self.calendars = [CalendarOverride.model_validate(c) for c in orjson.loads(snapshot["calendars"])]
+        self.engine = self._new_engine()
+        self.engine.load_state(snapshot["state"])
+        return snapshot["watermark"]
+
+    def _adopt_startup_reference(self) -> None:
+        """Reference files given at start that differ from the stored ones become changes."""
+        wanted_catalog, wanted_calendars = self._initial
+        if wanted_catalog.items and wanted_catalog != self.catalog:
+            self.update_reference("catalog", orjson.dumps(wanted_catalog.model_dump(mode="json")))
+        for override in wanted_calendars:
+            if override not in self.calendars:
+                self.update_reference("calendar", orjson.dumps(override.model_dump(mode="json")))
+
+    def checkpoint(self) -> None:
+        """Save the engine state with the journal position it reflects (atomic file replace)."""
+        with self.lock:
+            catalog_raw, calendars_raw = self._reference_raw()
+            snapshot = {
+                "format": CHECKPOINT_FORMAT,
+                "watermark": self.store.last_journal_seq(),
+                "catalog": catalog_raw,
+                "calendars": calendars_raw,
+                "state": self.engine.state(),
+            }
+            data = pickle.dumps(snapshot, protocol=pickle.HIGHEST_PROTOCOL)
+            partial = self.checkpoint_path.with_suffix(".partial")
+            with open(partial, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(partial, self.checkpoint_path)
+            self._since_checkpoint = 0
+            self._checkpoint_at = time.monotonic()
+            self.metrics.checkpoint_bytes.set(len(data))
+
+    def _maybe_checkpoint(self) -> None:
+        options = self.options
+        if self._since_checkpoint >= options.checkpoint_every_events or (
+            self._since_checkpoint and time.monotonic() - self._checkpoint_at >= options.checkpoint_every_seconds
+        ):
+            self.checkpoint()
+
+    # ----- live input -----
+
+    def ingest(self, inputs: Iterable[RawInput]) -> IngestResult:
+        """Validate, journal and judge a batch, in one transaction. Raises StoreError when the
+        database cannot be written (nothing of the batch is then accepted).
+
+        An event the engine fails on (a bug) must not take the batch, or the journal, with it: the
+        batch is rolled back, the engine rebuilt, and the batch run again without that event, which
+        goes to the dead letters with the error."""
+        inputs = list(inputs)
+        poisoned: dict[int, str] = {}
+        while True:
+            try:
+                return self._ingest(inputs, poisoned)
+            except _Poisoned as poison:
+                log.error("engine failed on input %s (%s); dead-lettered", poison.index, poison.error)
+                poisoned[poison.index] = poison.error
+                self._rebuild()
+
+    def _ingest(self, inputs: list[RawInput], poisoned: dict[int, str]) -> IngestResult:
+        started = time.perf_counter()
+        result = IngestResult()
+        parsed: list[tuple[int, CloudEvent, RawInput]] = []
+        letters: list[DeadLetter] = []
+        for index, item in enumerate(inputs):
+            if index in poisoned:
+                reason = f"the engine failed on this event: {poisoned[index]}"
+                result.rejected.append(Rejection(index, "engine_error", reason))
+                letters.append(DeadLetter.of(item.origin, "engine_error", reason, item.raw))
+                continue
+            try:
+                event = parse_event(item.raw)
+            except InvalidEvent as invalid:
+                result.rejected.append(Rejection(index, invalid.category, invalid.reason))
+                letters.append(DeadLetter.of(item.origin, invalid.category, invalid.reason, item.raw))
+                continue
+            parsed.append((index, event, item))
+        with self.lock:
+            now = self.clock.now()
+            horizon = now + self.options.max_future_skew
+            try:
+                with self.store.transaction() as tx:
+                    emitted = self.engine.advance(now)
+                    known = Store.known_event_ids(tx, [e.id for _, e, _ in parsed])
+                    engine_time = 0.0
+                    for index, event, item in parsed:
+                        raw = item.raw
+                        if event.id in known:
+                            result.duplicates += 1
+                            continue
+                        if event.time > horizon:
+                            reason = (f"time: {event.time.isoformat()} is more than "
+                                      f"{self.options.max_future_skew} ahead of the monitor's clock "
+                                      f"{now.isoformat()}")
+                            letters.append(DeadLetter.of(item.origin, "future_time", reason, raw))
+                            result.rejected.append(Rejection(index, "future_time", reason))
+                            continue
+                        if isinstance(event, ExemptionRecorded) and self.engine.referrals.find(event.subject) is None:
+                            reason = f"subject: case {event.subject!r} has no referral to exempt"
+                            letters.append(DeadLetter.of(item.origin, "no_referral", reason, raw))
+                            result.rejected.append(Rejection(index, "no_referral", reason))
+                            continue
+                        known.add(event.id)
+                        Store.journal_event(tx, event, raw, self.engine.now or now, now)
+                        t0 = time.perf_counter()
+                        try:
+                            emitted.extend(self.engine.process(event))
+                        except Exception as exc:
+                            raise _Poisoned(index, f"{type(exc).__name__}: {exc}") from exc
+                        engine_time += time.perf_counter() - t0
+                        result.accepted += 1
+                        self._count_event(event)
+                    for letter in letters:
+                        Store.dead_letter(tx, letter, now)
+                    self._store_outputs(tx, emitted, now)
+            except StoreError:
+                self._rebuild()
+                raise
+            self._since_checkpoint += result.accepted
+            self._maybe_checkpoint()
+        for letter in letters:
+            self.metrics.dead_letters.labels(letter.category).inc()
+        self.metrics.duplicates.inc(result.duplicates)
+        if result.accepted:
+            self.metrics.engine_seconds.observe(engine_time / result.accepted)
+        self.metrics.batch_seconds.observe(time.perf_counter() - started)
+        self._notify()
+        return result
+
+    def dead_letter(self, origin: str, category: str, reason: str, raw: bytes) -> None:
+        """Input refused before it could be parsed as events (e.g. a body too large)."""
+        now = self.clock.now()
+        with self.lock, self.store.transaction() as tx:
+            Store.dead_letter(tx, DeadLetter.of(origin, category, reason, raw), now)
+        self.metrics.dead_letters.labels(category).inc()
+
+    def tick(self) -> Emitted:
+        """Move the engine to the clock's time, firing every deadline that has passed."""
+        with self.lock:
+            now = self.clock.now()
+            if self.engine.now is not None and now <= self.engine.now:
+                return Emitted()
+            try:
+                with self.store.transaction() as tx:
+                    emitted = self.engine.advance(now)
+                    self._store_outputs(tx, emitted, now)
+            except StoreError:
+                self._rebuild()
+                raise
+            self._maybe_checkpoint()
+        if emitted.alerts or emitted.referrals:
+            self._notify()
+        return emitted
+
+    def next_deadline(self) -> datetime | None:
+        with self.lock:
+            return self.engine.timers.next_instant()
+
+    def reference(self) -> tuple[Catalog, list[CalendarOverride], RuleSettings]:
+        return self.catalog, list(self.calendars), self.settings
+
+    def now(self) -> datetime | None:
+        return self.engine.now
+
+    def ready(self) -> tuple[bool, str]:
+        if not self._recovered:
+            return False, "rebuilding the engine from the journal"
+        return True, "ready"
+
+    def referral_case(self, referral_or_case_id: str) -> str | None:
+        """The case id of a referral, if there is one."""
+        with self.lock:
+            working = self.engine.referrals.find(referral_or_case_id)
+            return working.case_id if working else None
+
+    # ----- outputs -----
+
+    def _store_outputs(self, tx, emitted: Emitted, now: datetime) -> None:
+        Store.outputs(tx, emitted.alerts, emitted.referrals, now)
+        if self.engine.now is not None:
+            Store.set_meta(tx, "clock", self.engine.now.isoformat())
+        metrics = self.metrics
+        for alert in emitted.alerts:
+            metrics.alerts.labels(alert.rule, alert.signal, alert.status).inc()
+            lag = (now - alert.detected_at).total_seconds()
+            if alert.deadline is not None and alert.status == "active":
+                metrics.deadline_lag.observe(max(lag, 0.0))
+            else:
+                metrics.processing_lag.observe(max(lag, 0.0))
+        for referral in emitted.referrals:
+            metrics.referral_versions.labels(referral.status).inc()
+
+    def _count_event(self, event: CloudEvent) -> None:
+        department = event.data.department or self._department_of(event.subject) or "unknown"
+        self.metrics.events.labels(event.kind, department).inc()
+
+    def _department_of(self, case_id: str) -> str | None:
+        case = self.engine.cases.get(case_id)
+        return case.department if case else None
+
+    def _notify(self) -> None:
+        for listener in list(self.listeners):
+            listener()
+
+    def refresh_gauges(self) -> None:
+        """Gauges computed on scrape (the warning-window count at most every ten seconds)."""
+        metrics = self.metrics
+        with self.lock:
+            metrics.open_cases.set(self.engine.open_cases)
+            if self.engine.now is not None:
+                metrics.clock_seconds.set(self.engine.now.timestamp())
+            stamp, count = self._warning_cache
+            if time.monotonic() - stamp > 10:
+                count = sum(
+                    1 for case in self.engine.cases.values()
+                    if case.closure is None and case.alerts
+                    and any(a.rule == "PW-002" for a in case.alerts.values())
+                )
+                self._warning_cache = (time.monotonic(), count)
+            metrics.cases_in_warning.set(count)
+        metrics.journal_events.set(self.store.count("journal"))
+        metrics.store_bytes.set(self.store.size_bytes())
+
+
+def lines_of(body: bytes, origin: str) -> list[RawInput]:
+    """NDJSON: one input per non-blank line, keeping each line's original bytes."""
+    return [RawInput(f"{origin}:{n}", line.rstrip(b"\r"))
+            for n, line in enumerate(body.split(b"\n"), start=1) if line.strip()]
+
+
+def batch_of(body: bytes, origin: str) -> list[RawInput]:
+    """A CloudEvents JSON batch (an array): each element re-serialised (the array's bytes cannot be
+    split without a second parse; the element's content is kept exactly)."""
+    try:
+        items = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise ReferenceFileError(f"not valid JSON: {exc}") from None
+    if not isinstance(items, list):
+        raise ReferenceFileError("a CloudEvents batch must be a JSON array")
+    return [RawInput(f"{origin}[{n}]", orjson.dumps(item)) for n, item in enumerate(items)]

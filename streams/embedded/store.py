@@ -1,0 +1,255 @@
+"""The embedded monitor's one SQLite file (WAL): the journal of accepted input, the outputs, the
+operators' actions and the dead letters.
+
+The journal holds inputs only (events, and reference-data changes), each with the engine clock at
+which it was applied. Replaying it from a checkpoint reproduces the engine exactly, so outputs are
+written once, in the same transaction as the inputs that caused them, and never again.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import orjson
+
+from models.alerts import Alert
+from models.deadletter import DeadLetter
+from models.events import CloudEvent
+from models.referrals import Referral
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS journal (
+    seq INTEGER PRIMARY KEY,
+    kind TEXT NOT NULL,
+    event_id TEXT UNIQUE,
+    case_id TEXT,
+    type TEXT,
+    time TEXT,
+    clock TEXT NOT NULL,
+    received_at TEXT NOT NULL,
+    raw BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS journal_case ON journal(case_id, seq);
+CREATE TABLE IF NOT EXISTS dead_letters (
+    seq INTEGER PRIMARY KEY,
+    received_at TEXT NOT NULL,
+    origin TEXT NOT NULL,
+    category TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    raw BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS alerts (
+    seq INTEGER PRIMARY KEY,
+    alert_id TEXT NOT NULL,
+    status TEXT NOT NULL,
+    rule TEXT NOT NULL,
+    signal TEXT NOT NULL,
+    case_id TEXT NOT NULL,
+    department TEXT,
+    item_code TEXT,
+    handler TEXT,
+    reviewer TEXT,
+    approver TEXT,
+    detected_at TEXT NOT NULL,
+    emitted_at TEXT NOT NULL,
+    record BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS alerts_id ON alerts(alert_id, seq);
+CREATE INDEX IF NOT EXISTS alerts_case ON alerts(case_id, seq);
+CREATE INDEX IF NOT EXISTS alerts_rule ON alerts(rule, seq);
+CREATE TABLE IF NOT EXISTS referrals (
+    seq INTEGER PRIMARY KEY,
+    referral_id TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    case_id TEXT NOT NULL,
+    status TEXT NOT NULL,
+    department TEXT,
+    emitted_at TEXT NOT NULL,
+    record BLOB NOT NULL,
+    UNIQUE (referral_id, version)
+);
+CREATE INDEX IF NOT EXISTS referrals_case ON referrals(case_id);
+CREATE TABLE IF NOT EXISTS actions (
+    seq INTEGER PRIMARY KEY,
+    target_kind TEXT NOT NULL,
+    target_id TEXT NOT NULL,
+    action TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    at TEXT NOT NULL,
+    reason TEXT,
+    assignee TEXT
+);
+CREATE INDEX IF NOT EXISTS actions_target ON actions(target_kind, target_id, seq);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class JournalRow:
+    seq: int
+    kind: str
+    clock: datetime
+    raw: bytes
+
+
+class StoreError(RuntimeError):
+    """The database cannot be written (disk full, read-only, locked): the batch was not accepted."""
+
+
+class Store:
+    """One writer connection (callers hold `write_lock`), and a read connection per thread."""
+
+    def __init__(self, path: Path, synchronous: str = "FULL"):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.synchronous = synchronous
+        self.write_lock = threading.RLock()
+        self._local = threading.local()
+        self._writer = self._connect()
+        self._writer.executescript(SCHEMA)
+
+    def _connect(self) -> sqlite3.Connection:
+        connection = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
+        connection.execute("PRAGMA journal_mode=WAL")
+        connection.execute(f"PRAGMA synchronous={self.synchronous}")
+        connection.execute("PRAGMA foreign_keys=ON")
+        return connection
+
+    @property
+    def reader(self) -> sqlite3.Connection:
+        connection = getattr(self._local, "connection", None)
+        if connection is None:
+            connection = self._local.connection = self._connect()
+            connection.execute("PRAGMA query_only=ON")
+        return connection
+
+    def close(self) -> None:
+        self._writer.close()
+
+    # ----- writing (under write_lock) -----
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One atomic unit: inputs, the outputs they caused and the new clock, or nothing."""
+        connection = self._writer
+        try:
+            connection.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            raise StoreError(f"database {self.path} cannot be written: {exc}") from exc
+        try:
+            yield connection
+            connection.execute("COMMIT")
+        except sqlite3.Error as exc:
+            connection.execute("ROLLBACK")
+            raise StoreError(f"database {self.path} cannot be written: {exc}") from exc
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+
+    @staticmethod
+    def known_event_ids(connection: sqlite3.Connection, ids: list[str]) -> set[str]:
+        known: set[str] = set()
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            known.update(row[0] for row in connection.execute(
+                f"SELECT event_id FROM journal WHERE event_id IN ({marks})", chunk))
+        return known
+
+    @staticmethod
+    def journal_event(connection: sqlite3.Connection, event: CloudEvent, raw: bytes, clock: datetime,
+                      received_at: datetime) -> int:
+        cursor = connection.execute(
+            "INSERT INTO journal (kind, event_id, case_id, type, time, clock, received_at, raw)"
+            " VALUES ('event', ?, ?, ?, ?, ?, ?, ?)",
+            (event.id, event.subject, event.type, event.time.isoformat(), clock.isoformat(),
+             received_at.isoformat(), raw),
+        )
+        return cursor.lastrowid
+
+    @staticmethod
+    def journal_reference(connection: sqlite3.Connection, kind: str, raw: bytes, clock: datetime,
+                          received_at: datetime) -> int:
+        cursor = connection.execute(
+            "INSERT INTO journal (kind, clock, received_at, raw) VALUES (?, ?, ?, ?)",
+            (kind, clock.isoformat(), received_at.isoformat(), raw),
+        )
+        return cursor.lastrowid
+
+    @staticmethod
+    def dead_letter(connection: sqlite3.Connection, letter: DeadLetter, received_at: datetime) -> None:
+        connection.execute(
+            "INSERT INTO dead_letters (received_at, origin, category, reason, raw) VALUES (?, ?, ?, ?, ?)",
+            (received_at.isoformat(), letter.origin, letter.category, letter.reason, letter.original()),
+        )
+
+    @staticmethod
+    def outputs(connection: sqlite3.Connection, alerts: Iterable[Alert], referrals: Iterable[Referral],
+                emitted_at: datetime) -> None:
+        stamp = emitted_at.isoformat()
+        connection.executemany(
+            "INSERT INTO alerts (alert_id, status, rule, signal, case_id, department, item_code, handler, reviewer,"
+            " approver, detected_at, emitted_at, record) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(a.alert_id, a.status, a.rule, a.signal, a.case_id, a.department, a.item_code, a.officers.handler,
+              a.officers.reviewer, a.officers.approver, a.detected_at.isoformat(), stamp,
+              orjson.dumps(a.model_dump(mode="json"))) for a in alerts],
+        )
+        connection.executemany(
+            "INSERT INTO referrals (referral_id, version, case_id, status, department, emitted_at, record)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [(r.referral_id, r.version, r.case_id, r.status, r.department, stamp,
+              orjson.dumps(r.model_dump(mode="json"))) for r in referrals],
+        )
+
+    @staticmethod
+    def set_meta(connection: sqlite3.Connection, key: str, value: str) -> None:
+        connection.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = ?",
+                           (key, value, value))
+
+    def action(self, target_kind: str, target_id: str, action: str, actor: str, at: datetime,
+               reason: str | None = None, assignee: str | None = None) -> int:
+        with self.write_lock, self.transaction() as connection:
+            return connection.execute(
+                "INSERT INTO actions (target_kind, target_id, action, actor, at, reason, assignee)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (target_kind, target_id, action, actor, at.isoformat(), reason, assignee),
+            ).lastrowid
+
+    def writable(self) -> tuple[bool, str]:
+        """Whether a write transaction can start now (disk, permissions, locks)."""
+        with self.write_lock:
+            try:
+                self._writer.execute("BEGIN IMMEDIATE")
+                self._writer.execute("ROLLBACK")
+            except sqlite3.Error as exc:
+                return False, f"database {self.path} cannot be written: {exc}"
+        return True, "writable"
+
+    # ----- reading -----
+
+    def meta(self, key: str) -> str | None:
+        row = self.reader.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def journal_after(self, seq: int) -> Iterator[JournalRow]:
+        cursor = self.reader.execute("SELECT seq, kind, clock, raw FROM journal WHERE seq > ? ORDER BY seq", (seq,))
+        for seq_, kind, clock, raw in cursor:
+            yield JournalRow(seq_, kind, datetime.fromisoformat(clock), raw)
+
+    def last_journal_seq(self) -> int:
+        return self.reader.execute("SELECT COALESCE(MAX(seq), 0) FROM journal").fetchone()[0]
+
+    def count(self, table: str) -> int:
+        if table not in ("journal", "alerts", "referrals", "dead_letters", "actions"):
+            raise ValueError(table)
+        return self.reader.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+
+    def size_bytes(self) -> int:
+        return sum(p.stat().st_size for p in (self.path, self.path.with_name(self.path.name + "-wal"))
+                   if p.exists())

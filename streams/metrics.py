@@ -1,0 +1,46 @@
+"""Prometheus metrics of a runtime (names follow the conventions: `permitwatch_…_total`,
+seconds, bytes). Each runtime has its own registry, served on `/metrics`."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+LAG_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 900, 3600, 86400)
+ENGINE_BUCKETS = (0.000005, 0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.005, 0.01)
+
+
+class Metrics:
+    def __init__(self, runtime: str) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.info = Gauge("permitwatch_info", "Runtime of this process", ["runtime"], registry=r)
+        self.info.labels(runtime).set(1)
+        self.events = Counter("permitwatch_events", "Events accepted, by type and department",
+                              ["type", "department"], registry=r)
+        self.duplicates = Counter("permitwatch_duplicate_events", "Events received again (same id), ignored",
+                                  registry=r)
+        self.dead_letters = Counter("permitwatch_dead_letters", "Inputs refused, by reason", ["reason"], registry=r)
+        self.alerts = Counter("permitwatch_alerts", "Alert records emitted, by rule, signal and status",
+                              ["rule", "signal", "status"], registry=r)
+        self.referral_versions = Counter("permitwatch_referral_versions", "Referral versions published, by status",
+                                         ["status"], registry=r)
+        self.open_cases = Gauge("permitwatch_open_cases", "Cases the engine holds", registry=r)
+        self.cases_in_warning = Gauge("permitwatch_cases_in_warning_window",
+                                      "Open cases with an active 预警/黄牌 (PW-002) and no decision", registry=r)
+        self.processing_lag = Histogram("permitwatch_processing_lag_seconds",
+                                        "From an event's time to the alert it caused being stored",
+                                        buckets=LAG_BUCKETS, registry=r)
+        self.deadline_lag = Histogram("permitwatch_deadline_firing_lag_seconds",
+                                      "From a deadline instant to its alert being stored", buckets=LAG_BUCKETS,
+                                      registry=r)
+        self.engine_seconds = Histogram("permitwatch_engine_seconds", "Engine time per event",
+                                        buckets=ENGINE_BUCKETS, registry=r)
+        self.batch_seconds = Histogram("permitwatch_ingest_batch_seconds",
+                                       "One ingest batch end to end (parse, journal, engine, commit)", registry=r)
+        self.journal_events = Gauge("permitwatch_journal_events", "Events in the journal", registry=r)
+        self.store_bytes = Gauge("permitwatch_store_bytes", "Size of the database and its write-ahead log",
+                                 registry=r)
+        self.checkpoint_bytes = Gauge("permitwatch_checkpoint_bytes", "Size of the last engine checkpoint",
+                                      registry=r)
+        self.clock_seconds = Gauge("permitwatch_engine_clock_seconds", "The engine clock, as a Unix time",
+                                   registry=r)
