@@ -12,7 +12,6 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from models.common import LEGAL_TZ
 
-
 DEMO_START = date(2026, 3, 2)
 
 
