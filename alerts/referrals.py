@@ -179,8 +179,17 @@ class ReferralBook:
         working = self.referrals.get(report.case_id)
         if working is None or working.report == report:
             return []
-        working.report = report
+        previous, working.report = working.report, report
+        if previous is not None and self._shown(previous, working) == self._shown(report, working):
+            return []  # nothing a reader of the referral sees has changed
         return self._publish(working, Message(zh="案件情况更新", en="case facts updated"), at)
+
+    @staticmethod
+    def _shown(report: CaseReport, working: _Working) -> tuple:
+        """The part of a case report a referral shows: officers, and remedies of its active rules."""
+        rules = {alert.rule for alert in working.active}
+        return (report.officers, report.department, report.item_code,
+                tuple(remedy for remedy in report.remedies if remedy[0] in rules))
 
     def on_exemption(self, case_id: str, exemption: Exemption) -> list[Referral]:
         working = self.referrals.get(case_id)
@@ -217,7 +226,7 @@ class ReferralBook:
         return out
 
     def _later(self, working: _Working, before: tuple | None) -> list[_Working]:
-        """Open referrals of the subjects `working` had or has, after it within the window."""
+        """Open referrals of the subjects `working` had or has, strictly after it within the window."""
         cases: set[str] = set()
         for standing in (before, working.indexed):
             if standing is None:
@@ -225,18 +234,20 @@ class ReferralBook:
             start, subjects = standing
             for subject in subjects:
                 entries = self._open.get(subject, [])
-                lo = bisect_right(entries, (start, working.referral_id, "\uffff"))
-                hi = bisect_right(entries, (start + self.window, "\uffff", ""))
+                lo = bisect_right(entries, (start, "\uffff"))
+                hi = bisect_right(entries, (start + self.window, "\uffff"))
                 cases.update(case_id for _, _, case_id in entries[lo:hi])
         cases.discard(working.case_id)
         return [self.referrals[c] for c in sorted(cases)]
 
     def _version(self, working: _Working, change: Message, at: datetime) -> Referral | None:
+        """A new version when what a reader sees changed; compared as plain data first, since most
+        case updates change nothing a referral shows."""
         self._reindex(working)
         aggravating = self._aggravation(working)
         mitigating = self._mitigations(working)
         key = (working.status, tuple((a.alert_id, a.status) for a in working.alerts.values()),
-               tuple(self._officer_rows(working)), tuple(aggravating), tuple(mitigating), working.exemption,
+               tuple(self._officer_rows(working)), aggravating, mitigating, working.exemption,
                working.department, working.report.item_code if working.report else None)
         if key == working.last_key:
             return None
@@ -258,45 +269,33 @@ class ReferralBook:
                 insort(self._open.setdefault(subject, []), (start, working.referral_id, working.case_id))
         working.indexed = standing
 
-    def _aggravation(self, working: _Working) -> list[Aggravation]:
-        """SZ-XK art. 12(1): open referrals of the same officer or department in the window
-        before this one's first violation."""
+    def _aggravation(self, working: _Working) -> tuple[tuple[str, str, int, tuple[str, ...]], ...]:
+        """SZ-XK art. 12(1): open referrals of the same officer or department whose first violation
+        lies in the window strictly before this one's. Violations at the same instant (deadlines
+        that end together at midnight) are not earlier than one another."""
         if working.indexed is None:
-            return []
+            return ()
         start, subjects = working.indexed
         found = []
         for kind, subject in subjects:
             entries = self._open.get((kind, subject), [])
             lo = bisect_left(entries, (start - self.window,))
-            hi = bisect_left(entries, (start, working.referral_id))
+            hi = bisect_left(entries, (start,))
             if hi > lo:
-                found.append(Aggravation(
-                    subject_kind=kind, subject=subject, earlier_count=hi - lo,
-                    earlier_referrals=[rid for _, rid, _ in entries[max(lo, hi - CITED):hi]],
-                    window_days=self.window.days,
-                ))
-        return found
+                found.append((kind, subject, hi - lo, tuple(rid for _, rid, _ in entries[max(lo, hi - CITED):hi])))
+        return tuple(found)
 
-    def _mitigations(self, working: _Working) -> list[Mitigation]:
-        """SZ-XK art. 14: what was missing was delivered after all (late)."""
+    def _mitigations(self, working: _Working) -> tuple[tuple[str, datetime, str], ...]:
+        """SZ-XK art. 14: what was missing was delivered after all (late): (rule, when, event)."""
         if working.report is None or not working.report.remedies:
-            return []
+            return ()
         remedies = {rule_id: (at, event_id) for rule_id, at, event_id in working.report.remedies}
         found = []
         for alert in working.active:
             remedy = remedies.get(alert.rule)
-            rule = self.rules.get(alert.rule)
-            if remedy is None or rule is None or remedy[0] < alert.detected_at:
-                continue
-            at, event_id = remedy
-            found.append(Mitigation(
-                kind="delivered_late",
-                description=Message(zh=f"{alert.rule}: {rule.remedy_zh} ({at:%Y-%m-%d %H:%M})",
-                                    en=f"{alert.rule}: {rule.remedy_en} ({at:%Y-%m-%d %H:%M})"),
-                at=at,
-                evidence=[event_id],
-            ))
-        return found
+            if remedy is not None and alert.rule in self.rules and remedy[0] >= alert.detected_at:
+                found.append((alert.rule, *remedy))
+        return tuple(found)
 
     @staticmethod
     def _officer_rows(working: _Working) -> list[tuple[str, str | None, tuple[str, ...]]]:
@@ -304,8 +303,23 @@ class ReferralBook:
         named = working.officers()
         return [(role, named.get(role), tuple(evidence.get(role, ()))) for role in ROLES]
 
-    def _build(self, working: _Working, change: Message, at: datetime, aggravating: list[Aggravation],
-               mitigating: list[Mitigation]) -> Referral:
+    def _build(self, working: _Working, change: Message, at: datetime, aggravation: tuple, mitigation: tuple
+               ) -> Referral:
+        aggravating = [
+            Aggravation(subject_kind=kind, subject=subject, earlier_count=count, earlier_referrals=list(cited),
+                        window_days=self.window.days)
+            for kind, subject, count, cited in aggravation
+        ]
+        mitigating = []
+        for rule_id, when, event_id in mitigation:
+            rule = self.rules[rule_id]
+            mitigating.append(Mitigation(
+                kind="delivered_late",
+                description=Message(zh=f"{rule_id}: {rule.remedy_zh} ({when:%Y-%m-%d %H:%M})",
+                                    en=f"{rule_id}: {rule.remedy_en} ({when:%Y-%m-%d %H:%M})"),
+                at=when,
+                evidence=[event_id],
+            ))
         basis: dict[str, LegalBasis] = {}
         for alert in working.alerts.values():
             for item in alert.legal_basis:

@@ -11,6 +11,7 @@ from pathlib import Path
 import orjson
 
 from models.files import ReferenceFileError
+from streams.importing import DataDirBusy
 from streams.sender import SendError
 
 COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int], str]] = {}
@@ -230,7 +231,78 @@ def run_run(args: argparse.Namespace) -> int:
         uvicorn.Server(uvicorn.Config(embedded.app, host=settings.host, port=settings.port, log_level="warning",
                                       timeout_graceful_shutdown=5)).run()
     finally:
-        embedded.monitor.checkpoint()
+        embedded.close()
+    return 0
+
+
+# ---------------------------------------------------------------- import
+
+
+def _configure_import(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("files", type=Path, nargs="+", metavar="FILE")
+    parser.add_argument("--format", choices=["realdata-csv", "feed", "jsonl"], required=True,
+                        help="realdata-csv: ../shared/realdata; feed: government records through --mapping; "
+                        "jsonl: CloudEvents")
+    parser.add_argument("--mapping", type=Path, help="mapping file for --format feed "
+                        "(deploy/mappings/gbt39046.yaml for GB/T 39046 records)")
+    parser.add_argument("--data-dir", type=Path, default=Path("permitwatch-data"))
+    _add_reference_arguments(parser)
+    parser.add_argument("--until", type=_instant, help="advance the clock to this time at the end")
+
+
+@command("import", "load history into a monitor's database (for an audit with `permitwatch run`)",
+         _configure_import)
+def run_import(args: argparse.Namespace) -> int:
+    import os
+
+    from models.files import load_structured
+    from models.mapping import FeedMapping
+    from streams.clocks import ManualClock
+    from streams.embedded.monitor import EmbeddedMonitor
+    from streams.embedded.store import Store
+    from streams.feeds import MappedCounts, map_records
+    from streams.importing import HISTORY, hold_data_dir, import_events, timed
+    from streams.readers import RealdataMapping, read_jsonl, read_realdata_csv
+    from streams.setup import load_reference
+
+    missing = [str(p) for p in args.files if not p.is_file()]
+    if missing:
+        raise UsageError(f"no such file: {', '.join(missing)}")
+    if args.format == "feed" and args.mapping is None:
+        raise UsageError("--format feed needs --mapping FILE (e.g. deploy/mappings/gbt39046.yaml)")
+    lock = hold_data_dir(args.data_dir)
+    try:
+        catalog, calendar, settings = load_reference(args.catalog, args.calendar, args.settings)
+        errors: list = []
+        if args.format == "realdata-csv":
+            realdata = RealdataMapping()
+            events = timed(read_realdata_csv(args.files, realdata))
+            print(f"realdata rows {realdata.rows}: mapped {sum(realdata.mapped.values())}, "
+                  f"skipped (no canonical mapping) {sum(realdata.skipped.values())}")
+        elif args.format == "feed":
+            counts = MappedCounts()
+            events = list(map_records(read_jsonl(args.files), load_structured(args.mapping, FeedMapping), counts,
+                                      errors))
+            print(f"feed records {counts.records}: {counts.events} events, {counts.unmapped} unmapped")
+        else:
+            events = timed(read_jsonl(args.files))
+        store = Store(args.data_dir / "permitwatch.sqlite")
+        clock = ManualClock(min((t for t, _ in events if t is not None), default=datetime.now().astimezone()))
+        monitor = EmbeddedMonitor(store, catalog, list(calendar.overrides), settings, clock, options=HISTORY,
+                                  checkpoint_path=args.data_dir / "permitwatch.checkpoint")
+        monitor.recover()
+        for record, reason in errors:
+            monitor.dead_letter(record.origin, "unmapped", reason, record.raw)
+        summary = import_events(monitor, clock, events, args.until)
+        monitor.checkpoint()
+        print(f"events {summary.events}: accepted {summary.accepted}, duplicates {summary.duplicates}, "
+              f"rejected {len(summary.rejected)}")
+        for origin, reason in (errors + summary.rejected)[:20]:
+            print(f"  {getattr(origin, 'origin', origin)}: {reason}")
+        print(f"period {summary.first} → {summary.last}; alerts stored {store.count('alerts')}; "
+              f"serve with `permitwatch run --data-dir {args.data_dir}`")
+    finally:
+        os.close(lock)
     return 0
 
 
@@ -423,7 +495,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         return args.run(args)
-    except (UsageError, ReferenceFileError, SendError) as exc:
+    except (UsageError, ReferenceFileError, SendError, DataDirBusy) as exc:
         print(f"permitwatch {args.command}: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -18,6 +19,7 @@ from streams.demo import GROUND_TRUTH, DemoFeeder
 from streams.embedded.monitor import EmbeddedMonitor, MonitorOptions
 from streams.embedded.scheduler import DeadlineScheduler
 from streams.embedded.store import Store
+from streams.importing import hold_data_dir
 from streams.metrics import Metrics
 from streams.sample_catalog import SAMPLE_CATALOG
 from streams.setup import load_reference
@@ -34,6 +36,13 @@ class Embedded:
     scheduler: DeadlineScheduler
     new_tokens: dict[str, str]
     """Tokens created on this start (shown once; only their hashes are kept)."""
+    data_dir_lock: int
+    """Held while the runtime lives: no second process writes the same database."""
+
+    def close(self) -> None:
+        self.monitor.checkpoint()
+        self.monitor.store.close()
+        os.close(self.data_dir_lock)
 
 
 def ensure_tokens(settings: ServerSettings) -> tuple[Authenticator, dict[str, str]]:
@@ -53,6 +62,7 @@ def ensure_tokens(settings: ServerSettings) -> tuple[Authenticator, dict[str, st
 
 def build_embedded(settings: ServerSettings, clock: Clock | None = None) -> Embedded:
     """`clock` replaces the wall (or demo) clock, for tests."""
+    lock = hold_data_dir(settings.data_dir)
     catalog, calendar, rule_settings = load_reference(settings.catalog, settings.calendars, settings.rule_settings)
     if settings.demo and not catalog.items:
         catalog = SAMPLE_CATALOG
@@ -90,7 +100,7 @@ def build_embedded(settings: ServerSettings, clock: Clock | None = None) -> Embe
 
     app = create_app(services, background)
     app.state.scheduler = scheduler
-    return Embedded(app, monitor, scheduler, created)
+    return Embedded(app, monitor, scheduler, created, lock)
 
 
 def _next_demo_run(store: Store) -> str:

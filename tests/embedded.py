@@ -21,6 +21,7 @@ class Runtime:
     client: TestClient
     clock: ManualClock
     tokens: dict[str, str]
+    stopped: bool = False
 
     def auth(self, role: str = "operator") -> dict[str, str]:
         return {"Authorization": f"Bearer {self.tokens[role]}"}
@@ -33,6 +34,14 @@ class Runtime:
     def advance(self, when: str) -> None:
         self.clock.set(moment(when))
         self.embedded.monitor.tick()
+
+    def stop(self) -> None:
+        """Shut down (idempotent): the app's background tasks, then the checkpoint and the lock."""
+        if self.stopped:
+            return
+        self.stopped = True
+        self.client.__exit__(None, None, None)
+        self.embedded.close()
 
 
 def write_catalog(directory: Path) -> Path:

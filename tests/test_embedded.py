@@ -5,12 +5,11 @@ from __future__ import annotations
 import orjson
 
 from streams.embedded.store import Store
-from tests.embedded import start
 from tests.factory import CaseEvents
 
 
-def test_ingest_journal_alert_end_to_end_over_http(tmp_path):
-    runtime = start(tmp_path)
+def test_ingest_journal_alert_end_to_end_over_http(tmp_path, runtimes):
+    runtime = runtimes(tmp_path)
     c = CaseEvents()
     runtime.clock.set(runtime.clock.now().replace(day=3, hour=12))
     answer = runtime.post([c.submitted("2026-03-02 09:00"), c.accepted("2026-03-03 10:00", receipt_no="")])
@@ -24,8 +23,8 @@ def test_ingest_journal_alert_end_to_end_over_http(tmp_path):
     assert "PW-001" in rules
 
 
-def test_duplicates_are_accepted_idempotently(tmp_path):
-    runtime = start(tmp_path)
+def test_duplicates_are_accepted_idempotently(tmp_path, runtimes):
+    runtime = runtimes(tmp_path)
     c = CaseEvents()
     events = [c.submitted("2026-03-02 07:00"), c.accepted("2026-03-02 07:30")]
     assert runtime.post(events).json()["accepted"] == 2
@@ -33,8 +32,8 @@ def test_duplicates_are_accepted_idempotently(tmp_path):
     assert runtime.embedded.monitor.store.count("journal") == 2
 
 
-def test_invalid_payloads_get_4xx_with_reasons_and_land_in_the_dead_letters(tmp_path):
-    runtime = start(tmp_path)
+def test_invalid_payloads_get_4xx_with_reasons_and_land_in_the_dead_letters(tmp_path, runtimes):
+    runtime = runtimes(tmp_path)
     headers = {**runtime.auth("ingest"), "Content-Type": "application/cloudevents+json"}
     not_json = runtime.client.post("/events", content=b"{nope", headers=headers)
     assert not_json.status_code == 400 and "not valid JSON" in not_json.json()["rejected"][0]["reason"]
@@ -57,8 +56,8 @@ def test_invalid_payloads_get_4xx_with_reasons_and_land_in_the_dead_letters(tmp_
     assert rows[0][2] == b"{nope"
 
 
-def test_request_limits_and_content_types(tmp_path):
-    runtime = start(tmp_path, max_body_bytes=2048)
+def test_request_limits_and_content_types(tmp_path, runtimes):
+    runtime = runtimes(tmp_path, max_body_bytes=2048)
     big = runtime.client.post("/events", content=b"x" * 5000,
                               headers={**runtime.auth("ingest"), "Content-Type": "application/x-ndjson"})
     assert big.status_code == 413
@@ -66,21 +65,21 @@ def test_request_limits_and_content_types(tmp_path):
     assert odd.status_code == 415 and "application/x-ndjson" in odd.json()["detail"]
 
 
-def test_restart_rebuilds_the_engine_without_emitting_again(tmp_path):
-    runtime = start(tmp_path)
+def test_restart_rebuilds_the_engine_without_emitting_again(tmp_path, runtimes):
+    runtime = runtimes(tmp_path)
     c = CaseEvents()
     runtime.post([c.submitted("2026-03-02 07:00"), c.accepted("2026-03-02 07:30")])
     runtime.advance("2026-03-27 12:00")  # the statutory warning fired
-    runtime.client.__exit__(None, None, None)
+    runtime.stop()
     before = Store(tmp_path / "permitwatch.sqlite").count("alerts")
-    again = start(tmp_path, now="2026-03-27 12:00")
+    again = runtimes(tmp_path, now="2026-03-27 12:00")
     assert again.embedded.monitor.store.count("alerts") == before
     again.advance("2026-04-02 09:00")  # down or not, the overdue deadline fires once
     rules = [r[0] for r in again.embedded.monitor.store.reader.execute("SELECT rule FROM alerts ORDER BY seq")]
     assert rules.count("PW-001") == 1 and rules.count("PW-002") == 1
 
 
-def test_demo_alerts_match_the_ground_truth_exactly(tmp_path):
+def test_demo_alerts_match_the_ground_truth_exactly(tmp_path, runtimes):
     """The demo pipeline on a fixed seed (fed by time, with the clock ticking in between):
     precision and recall are 1.0 for every rule."""
     from datetime import timedelta
@@ -90,7 +89,7 @@ def test_demo_alerts_match_the_ground_truth_exactly(tmp_path):
     from streams.sample_catalog import SAMPLE_CATALOG
     from streams.simulate import CitySimulator
 
-    runtime = start(tmp_path)
+    runtime = runtimes(tmp_path)
     monitor = runtime.embedded.monitor
     monitor.catalog = SAMPLE_CATALOG
     monitor.engine = monitor._new_engine()

@@ -13,6 +13,7 @@ import logging
 import os
 import pickle
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -284,6 +285,10 @@ class EmbeddedMonitor:
                     emitted = self.engine.advance(now)
                     known = Store.known_event_ids(tx, [e.id for _, e, _ in parsed])
                     engine_time = 0.0
+                    journal: list[tuple] = []
+                    received = now.isoformat()
+                    clock_seen, clock_text = None, ""
+                    counted: Counter = Counter()
                     for index, event, item in parsed:
                         raw = item.raw
                         if event.id in known:
@@ -302,7 +307,10 @@ class EmbeddedMonitor:
                             result.rejected.append(Rejection(index, "no_referral", reason))
                             continue
                         known.add(event.id)
-                        Store.journal_event(tx, event, raw, self.engine.now or now, now)
+                        clock_now = self.engine.now or now
+                        if clock_now is not clock_seen:
+                            clock_seen, clock_text = clock_now, clock_now.isoformat()
+                        journal.append(Store.journal_row(event, raw, clock_text, received))
                         t0 = time.perf_counter()
                         try:
                             emitted.extend(self.engine.process(event))
@@ -310,7 +318,12 @@ class EmbeddedMonitor:
                             raise _Poisoned(index, f"{type(exc).__name__}: {exc}") from exc
                         engine_time += time.perf_counter() - t0
                         result.accepted += 1
-                        self._count_event(event)
+                        department = event.data.department
+                        if department is None:
+                            case = self.engine.cases.get(event.subject)
+                            department = case.department if case is not None else None
+                        counted[(event.kind, department or "unknown")] += 1
+                    Store.journal_events(tx, journal)
                     for letter in letters:
                         Store.dead_letter(tx, letter, now)
                     self._store_outputs(tx, emitted, now)
@@ -319,6 +332,8 @@ class EmbeddedMonitor:
                 raise
             self._since_checkpoint += result.accepted
             self._maybe_checkpoint()
+        for (kind, department), count in counted.items():
+            self.metrics.events.labels(kind, department).inc(count)
         for letter in letters:
             self.metrics.dead_letters.labels(letter.category).inc()
         self.metrics.duplicates.inc(result.duplicates)
@@ -376,7 +391,9 @@ class EmbeddedMonitor:
 
     # ----- outputs -----
 
-    def _store_outputs(self, tx, emitted: Emitted, now: datetime) -> None:
+    def _store_outputs(self, tx, emitted: Emitted, received: datetime) -> None:
+        """`emitted_at` is read now, after the engine's work: it is when the record exists."""
+        now = self.clock.now() if emitted.alerts or emitted.referrals else received
         Store.outputs(tx, emitted.alerts, emitted.referrals, now)
         if self.engine.now is not None:
             Store.set_meta(tx, "clock", self.engine.now.isoformat())
@@ -390,14 +407,6 @@ class EmbeddedMonitor:
                 metrics.processing_lag.observe(max(lag, 0.0))
         for referral in emitted.referrals:
             metrics.referral_versions.labels(referral.status).inc()
-
-    def _count_event(self, event: CloudEvent) -> None:
-        department = event.data.department or self._department_of(event.subject) or "unknown"
-        self.metrics.events.labels(event.kind, department).inc()
-
-    def _department_of(self, case_id: str) -> str | None:
-        case = self.engine.cases.get(case_id)
-        return case.department if case else None
 
     def _notify(self) -> None:
         for listener in list(self.listeners):

@@ -163,15 +163,15 @@ class Store:
         return known
 
     @staticmethod
-    def journal_event(connection: sqlite3.Connection, event: CloudEvent, raw: bytes, clock: datetime,
-                      received_at: datetime) -> int:
-        cursor = connection.execute(
+    def journal_row(event: CloudEvent, raw: bytes, clock: str, received_at: str) -> tuple:
+        return (event.id, event.subject, event.type, event.time.isoformat(), clock, received_at, raw)
+
+    @staticmethod
+    def journal_events(connection: sqlite3.Connection, rows: list[tuple]) -> None:
+        """Rows from `journal_row`, in the order the engine applied them."""
+        connection.executemany(
             "INSERT INTO journal (kind, event_id, case_id, type, time, clock, received_at, raw)"
-            " VALUES ('event', ?, ?, ?, ?, ?, ?, ?)",
-            (event.id, event.subject, event.type, event.time.isoformat(), clock.isoformat(),
-             received_at.isoformat(), raw),
-        )
-        return cursor.lastrowid
+            " VALUES ('event', ?, ?, ?, ?, ?, ?, ?)", rows)
 
     @staticmethod
     def journal_reference(connection: sqlite3.Connection, kind: str, raw: bytes, clock: datetime,

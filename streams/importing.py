@@ -1,0 +1,90 @@
+"""Loading history (last year's cases) into the embedded monitor's database, for an audit.
+
+The records become events (realdata CSV, or a government feed through a mapping file), sorted by
+time and fed in batches on a clock that follows them, as `replay` does; the database then serves
+the audit through `permitwatch run`."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import orjson
+
+from streams.clocks import ManualClock
+from streams.embedded.monitor import EmbeddedMonitor, MonitorOptions, RawInput
+from streams.readers import Record
+
+
+class DataDirBusy(RuntimeError):
+    """Another permitwatch process holds the data directory."""
+
+
+def hold_data_dir(data_dir: Path) -> int:
+    """An exclusive lock on the data directory for this process's lifetime (one writer only)."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    handle = os.open(data_dir / ".lock", os.O_CREAT | os.O_RDWR, 0o600)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(handle)
+        raise DataDirBusy(f"{data_dir} is in use by another permitwatch process (a running `permitwatch run`?); "
+                          "stop it first") from None
+    return handle
+
+
+HISTORY = MonitorOptions(max_future_skew=timedelta(days=36500))
+"""Monitor options for loading history: events run ahead of the clock by design."""
+
+
+@dataclass
+class ImportSummary:
+    events: int = 0
+    accepted: int = 0
+    duplicates: int = 0
+    rejected: list[tuple[str, str]] = field(default_factory=list)
+    first: datetime | None = None
+    last: datetime | None = None
+
+
+def timed(records: Iterable[Record]) -> list[tuple[datetime | None, Record]]:
+    """Records paired with their event time (from the JSON, None when it has none), for sorting."""
+    out = []
+    for record in records:
+        try:
+            moment = datetime.fromisoformat(orjson.loads(record.raw)["time"])
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+            moment = None
+        out.append((moment if moment is not None and moment.tzinfo is not None else None, record))
+    return out
+
+
+def import_events(monitor: EmbeddedMonitor, clock: ManualClock, events: list[tuple[datetime | None, Record]],
+                  until: datetime | None = None, batch: int = 2000) -> ImportSummary:
+    """Feed events in time order, as `replay` does: the clock stands at each batch's first event
+    time and follows the events through the batch (the monitor must admit events ahead of its
+    clock: see `HISTORY`)."""
+    summary = ImportSummary()
+    ordered = sorted((pair for pair in events if pair[0] is not None), key=lambda pair: pair[0])
+    reason = "time: missing, or not a timezone-aware ISO 8601 time"
+    for _, record in (pair for pair in events if pair[0] is None):
+        summary.rejected.append((record.origin, reason))
+        monitor.dead_letter(record.origin, "schema", reason, record.raw)
+    for start in range(0, len(ordered), batch):
+        chunk = ordered[start : start + batch]
+        clock.set(max(clock.now(), chunk[0][0]))
+        result = monitor.ingest([RawInput(record.origin, record.raw) for _, record in chunk])
+        summary.events += len(chunk)
+        summary.accepted += result.accepted
+        summary.duplicates += result.duplicates
+        summary.rejected += [(chunk[r.index][1].origin, r.reason) for r in result.rejected]
+    if ordered:
+        summary.first, summary.last = ordered[0][0], ordered[-1][0]
+    if until is not None and until > clock.now():
+        clock.set(until)
+        monitor.tick()
+    return summary

@@ -1,0 +1,75 @@
+"""Importing history: government feed records through the mapping file, and the realdata CSV."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+import pytest
+
+from api.cli import main
+from models.files import load_structured
+from models.mapping import FeedMapping
+from streams.embedded.store import Store
+from streams.feeds import MappedCounts, map_records, parse_time
+from streams.readers import read_jsonl
+
+ROOT = Path(__file__).resolve().parent.parent
+MAPPING = ROOT / "deploy" / "mappings" / "gbt39046.yaml"
+SAMPLE = ROOT / "tests" / "data" / "gbt39046-sample.jsonl"
+
+
+@pytest.mark.parametrize("text", ["20260302T091500", "2026030209:15:00", "2026-03-02T09:15:00+08:00",
+                                  "2026-03-02 09:15:00"])
+def test_the_feeds_timestamp_formats(text):
+    assert parse_time(text, "+08:00").isoformat() == "2026-03-02T09:15:00+08:00"
+
+
+def test_unknown_timestamp_format_is_named():
+    with pytest.raises(ValueError, match="not in a known format"):
+        parse_time("02/03/2026", "+08:00")
+
+
+def test_gbt_records_become_events_through_the_mapping():
+    counts, errors = MappedCounts(), []
+    events = [orjson.loads(r.raw) for _, r in map_records(read_jsonl([SAMPLE]), load_structured(MAPPING, FeedMapping),
+                                                           counts, errors)]
+    assert [e["type"].split(".", 3)[-1] for e in events] == [
+        "application.submitted", "application.accepted", "step.completed", "procedure.started", "decision.made",
+        "licence.issued"]
+    submitted, accepted, step, extension, decision, _ = events
+    assert submitted["data"]["channel"] == "online" and len(submitted["data"]["materials"]) == 3
+    assert accepted["data"]["promised_deadline"] == "2026-03-16" and accepted["time"] == "2026-03-02T10:20:00+08:00"
+    assert step["data"] == {"step": "review", "officer": "科长-李四", "action": "pass"}
+    assert extension["data"] == {"kind": "extension", "approved_by": "局长-王五", "notified": True, "working_days": 10}
+    assert decision["data"]["outcome"] == "grant"
+    assert counts.unmapped == 1 and "unknown data set '不存在'" in errors[0][1]
+    again = [orjson.loads(r.raw)["id"] for _, r in map_records(read_jsonl([SAMPLE]),
+                                                                load_structured(MAPPING, FeedMapping), MappedCounts(), [])]
+    assert again == [e["id"] for e in events]  # re-importing is recognised as duplicates
+
+
+def test_import_command_loads_history_for_an_audit(tmp_path, capsys):
+    data = tmp_path / "audit"
+    assert main(["import", str(SAMPLE), "--format", "feed", "--mapping", str(MAPPING), "--data-dir", str(data),
+                 "--until", "2026-06-30"]) == 0
+    store = Store(data / "permitwatch.sqlite")
+    assert store.count("journal") == 6 and store.count("dead_letters") == 1
+    rules = [r[0] for r in store.reader.execute("SELECT rule || '/' || signal FROM alerts ORDER BY seq")]
+    assert rules == ["PW-002/warning", "PW-002/yellow", "PW-002/warning", "PW-011/red"]
+    assert main(["import", str(SAMPLE), "--format", "feed", "--mapping", str(MAPPING), "--data-dir", str(data)]) == 0
+    assert "duplicates 6" in capsys.readouterr().out
+
+
+def test_import_refuses_a_data_directory_in_use(tmp_path, capsys):
+    from streams.importing import hold_data_dir
+
+    holder = hold_data_dir(tmp_path)
+    try:
+        assert main(["import", str(SAMPLE), "--format", "feed", "--mapping", str(MAPPING),
+                     "--data-dir", str(tmp_path)]) == 2
+        assert "in use by another permitwatch process" in capsys.readouterr().err
+    finally:
+        import os
+
+        os.close(holder)
