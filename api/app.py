@@ -37,7 +37,11 @@ def create_app(services: Services, background: Callable[[], list] | None = None)
         finally:
             for task in tasks:
                 task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            if tasks:
+                # Bounded: a background job stuck in a thread must not hold the shutdown.
+                _, stuck = await asyncio.wait(tasks, timeout=5)
+                if stuck:
+                    log.warning("%d background job(s) did not stop within 5 s", len(stuck))
             if listeners is not None:
                 listeners.remove(hub.notify)
 
