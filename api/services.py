@@ -29,8 +29,8 @@ class MonitorPort(Protocol):
 
     def reference(self) -> tuple[Catalog, list[CalendarOverride], RuleSettings]: ...
 
-    def now(self) -> datetime | None:
-        """The clock the runtime's deadlines are at."""
+    def now(self) -> datetime:
+        """The runtime's clock (the real time, or a simulated one)."""
         ...
 
     def ready(self) -> tuple[bool, str]: ...

@@ -141,7 +141,7 @@ async function act(alertId, action, body) {
   const row = $(`#alert-table tr[data-alert-id="${CSS.escape(alertId)}"]`);
   const caseId = row?.querySelector(".case-link")?.dataset.case;
   if (!row || !caseId) return;
-  const page = await api(`/alerts?case=${encodeURIComponent(caseId)}&status=&limit=500`);
+  const page = await api(`/alerts?case=${encodeURIComponent(caseId)}&limit=500`);
   const fresh = page.items.find((v) => v.alert.alert_id === alertId);
   if (fresh) row.replaceWith(alertRow(fresh));
 }

@@ -16,7 +16,6 @@ from pydantic import BaseModel, Field
 from api.auth import Principal, requires
 from api.read_model import AlertFilter
 from models.views import ActionRecord, AlertPage, AlertView
-from streams.clocks import WallClock
 
 router = APIRouter(tags=["alerts"])
 Operator = Annotated[Principal, Depends(requires("operator"))]
@@ -102,7 +101,7 @@ def _act(request: Request, alert_id: str, principal: Principal, action: str, rea
     services = request.app.state.services
     if not services.read.alert_exists(alert_id):
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no alert {alert_id!r}")
-    at = WallClock().now()  # operators act in real time, also when the demo's clock runs fast
+    at = services.monitor.now()
     seq = services.store.action("alert", alert_id, action, principal.name, at, reason, assignee)
     return ActionRecord(seq=seq, target_kind="alert", target_id=alert_id, action=action, actor=principal.name,
                         at=at, reason=reason, assignee=assignee)

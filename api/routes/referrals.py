@@ -12,7 +12,6 @@ from fastapi.concurrency import run_in_threadpool
 from api.auth import Principal, requires
 from models.referrals import ExemptionRequest, Referral
 from models.views import ReferralPage
-from streams.clocks import WallClock
 from streams.embedded.monitor import RawInput
 from streams.embedded.store import StoreError
 
@@ -54,7 +53,7 @@ async def record_exemption(request: Request, referral_id: str, body: ExemptionRe
         "id": f"exemption-{uuid.uuid4()}",
         "source": "/permitwatch/api",
         "type": "cn.gov.permitwatch.exemption.recorded",
-        "time": (body.recorded_at or WallClock().now()).isoformat(),
+        "time": (body.recorded_at or services.monitor.now()).isoformat(),
         "subject": case_id,
         "data": {"ground": body.ground, "reason": body.reason, "recorded_by": principal.name},
     }
@@ -66,5 +65,5 @@ async def record_exemption(request: Request, referral_id: str, body: ExemptionRe
     if result.rejected:
         raise HTTPException(422, result.rejected[0].reason)
     await run_in_threadpool(services.store.action, "referral", referral_id, "exempt", principal.name,
-                            WallClock().now(), body.reason, None)
+                            services.monitor.now(), body.reason, None)
     return services.read.referral_versions(case_id)[-1]

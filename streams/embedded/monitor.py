@@ -375,8 +375,9 @@ class EmbeddedMonitor:
     def reference(self) -> tuple[Catalog, list[CalendarOverride], RuleSettings]:
         return self.catalog, list(self.calendars), self.settings
 
-    def now(self) -> datetime | None:
-        return self.engine.now
+    def now(self) -> datetime:
+        """The runtime's clock (the real time, or the demo's)."""
+        return self.clock.now()
 
     def ready(self) -> tuple[bool, str]:
         if not self._recovered:

@@ -1,0 +1,214 @@
+"""The HTTP API: every endpoint, every role boundary, pagination, the live stream."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import httpx
+import orjson
+import pytest
+
+from tests.factory import CaseEvents
+from tests.live import free_port, serving
+
+CATALOG = b'[{"item_code": "ITEM-STD", "name": "\\u98df\\u54c1\\u7ecf\\u8425\\u8bb8\\u53ef", "department": "D-MARKET"}]'
+CALENDAR = b'{"version": "cn-2027-test", "holidays": ["2027-01-01"], "workdays": []}'
+
+
+@pytest.fixture
+def runtime(tmp_path, runtimes):
+    runtime = runtimes(tmp_path)
+    c = CaseEvents("SZ-API-1")
+    runtime.clock.set(runtime.clock.now().replace(day=3, hour=12))
+    # No receipt number: a red PW-007, hence a referral.
+    assert runtime.post([c.submitted("2026-03-02 09:00"), c.accepted("2026-03-03 10:00", receipt_no="")]).status_code == 202
+    return runtime
+
+
+def first_alert(runtime) -> dict:
+    return runtime.client.get("/alerts", headers=runtime.auth("operator")).json()["items"][0]["alert"]
+
+
+def endpoints(runtime) -> list[tuple[str, str, dict, str]]:
+    """(method, path, request kwargs, role needed)."""
+    alert = first_alert(runtime)["alert_id"]
+    referral = runtime.client.get("/referrals", headers=runtime.auth("operator")).json()["items"][0]["referral_id"]
+    event = CaseEvents("SZ-API-2").submitted("2026-03-03 11:00")
+    return [
+        ("POST", "/events", {"content": orjson.dumps(event.model_dump(mode="json")),
+                             "headers": {"Content-Type": "application/cloudevents+json"}}, "ingest"),
+        ("GET", "/alerts", {}, "operator"),
+        ("GET", f"/alerts/{alert}", {}, "operator"),
+        ("GET", f"/alerts/{alert}/actions", {}, "operator"),
+        ("POST", f"/alerts/{alert}/ack", {}, "operator"),
+        ("POST", f"/alerts/{alert}/assign", {"json": {"assignee": "zhang.san"}}, "operator"),
+        ("POST", f"/alerts/{alert}/dismiss", {"json": {"reason": "duplicate of a paper record"}}, "operator"),
+        ("GET", "/cases/SZ-API-1", {}, "operator"),
+        ("GET", "/referrals", {}, "operator"),
+        ("GET", f"/referrals/{referral}", {}, "operator"),
+        ("POST", f"/referrals/{referral}/exemption", {"json": {"ground": "force_majeure", "reason": "台风"}},
+         "operator"),
+        ("GET", "/scorecards?from=2026-03-01T00:00:00%2B08:00&to=2026-04-01T00:00:00%2B08:00", {}, "operator"),
+        ("GET", "/catalog", {}, "operator"),
+        ("GET", "/calendar?year=2026", {}, "operator"),
+        ("PUT", "/catalog", {"content": CATALOG}, "admin"),
+        ("PUT", "/calendar", {"content": CALENDAR}, "admin"),
+    ]
+
+
+def call(runtime, method, path, kwargs, token=None):
+    headers = dict(kwargs.get("headers", {}))
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    rest = {k: v for k, v in kwargs.items() if k != "headers"}
+    return runtime.client.request(method, path, headers=headers, **rest)
+
+
+def test_every_endpoint_checks_its_role(runtime):
+    for method, path, kwargs, needed in endpoints(runtime):
+        missing = call(runtime, method, path, kwargs)
+        assert missing.status_code == 401 and "missing bearer token" in missing.json()["detail"], path
+        assert call(runtime, method, path, kwargs, "pw_not-a-real-token").status_code == 401, path
+        for role, token in runtime.tokens.items():
+            allowed = role == needed or role == "admin"
+            answer = call(runtime, method, path, kwargs, token)
+            if allowed:
+                assert answer.status_code < 400, (path, role, answer.status_code, answer.text[:300])
+            else:
+                assert answer.status_code == 403, (path, role, answer.status_code)
+                assert f"lacks the '{needed}' role" in answer.json()["detail"]
+
+
+def test_open_endpoints(runtime):
+    assert runtime.client.get("/healthz").json() == {"status": "alive"}
+    ready = runtime.client.get("/readyz").json()
+    assert ready["ready"] and ready["checks"]["database"]["ok"]
+    metrics = runtime.client.get("/metrics").text
+    assert 'permitwatch_alerts_total{rule="PW-007",signal="red",status="active"} 1.0' in metrics
+    assert "permitwatch_open_cases 1.0" in metrics
+    assert runtime.client.get("/", follow_redirects=False).headers["location"] == "/console/"
+    assert "permitwatch" in runtime.client.get("/console/").text
+    assert "/alerts/stream" in runtime.client.get("/openapi.json").json()["paths"]
+
+
+def test_operator_actions_are_audited_and_never_edit_the_alert(runtime):
+    alert = first_alert(runtime)
+    headers = runtime.auth("operator")
+    assert runtime.client.post(f"/alerts/{alert['alert_id']}/dismiss", json={"reason": ""}, headers=headers).status_code == 422
+    runtime.client.post(f"/alerts/{alert['alert_id']}/ack", headers=headers)
+    runtime.client.post(f"/alerts/{alert['alert_id']}/dismiss", json={"reason": "paper receipt was issued"},
+                        headers=headers)
+    history = runtime.client.get(f"/alerts/{alert['alert_id']}", headers=headers).json()
+    assert [h["alert"] for h in history] == [alert]  # the record is as it was emitted
+    view = runtime.client.get("/alerts", params={"dismissed": True}, headers=headers).json()["items"][0]
+    assert view["operator"]["dismissed_reason"] == "paper receipt was issued"
+    assert view["operator"]["acknowledged_by"] == "operator"
+    trail = runtime.client.get(f"/alerts/{alert['alert_id']}/actions", headers=headers).json()
+    assert [(a["action"], a["actor"]) for a in trail] == [("acknowledge", "operator"), ("dismiss", "operator")]
+    assert runtime.client.get("/alerts", params={"dismissed": False}, headers=headers).json()["items"] == []
+    assert runtime.client.post("/alerts/PW-001-nope/ack", headers=headers).status_code == 404
+
+
+def test_case_timeline_shows_deadlines_and_hides_the_applicant(runtime):
+    case = runtime.client.get("/cases/SZ-API-1", headers=runtime.auth()).json()
+    assert case["item_name"] == "食品经营许可" and case["status"] == "open"
+    assert [d["name"] for d in case["deadlines"]][:2] == ["correction_notice_deadline", "decision_deadline"]
+    decision = next(d for d in case["deadlines"] if d["name"] == "decision_deadline")
+    assert decision["last_day"] == "2026-03-31" and decision["calendar_version"].startswith("cn-builtin")
+    submitted = case["events"][0]["data"]
+    assert submitted["applicant_id"].startswith("hash:") and "91440300MA5ABCDE1X" not in json.dumps(case)
+    assert case["referral"]["status"] == "open"
+    assert runtime.client.get("/cases/SZ-NOPE", headers=runtime.auth()).status_code == 404
+
+
+def test_exemption_makes_a_new_referral_version(runtime):
+    headers = runtime.auth()
+    referral = runtime.client.get("/referrals", headers=headers).json()["items"][0]
+    made = runtime.client.post(f"/referrals/{referral['referral_id']}/exemption",
+                               json={"ground": "conflicting_rules", "reason": "两部规章冲突"}, headers=headers)
+    assert made.status_code == 201
+    assert made.json()["status"] == "exempt" and made.json()["version"] == referral["version"] + 1
+    assert made.json()["exemption"]["recorded_by"] == "operator"
+    versions = runtime.client.get(f"/referrals/{referral['referral_id']}", headers=headers).json()
+    assert [v["status"] for v in versions] == ["open", "exempt"]
+    forged = runtime.client.post(f"/referrals/{referral['referral_id']}/exemption",
+                                 json={"ground": "other", "reason": "x", "recorded_by": "someone-else"}, headers=headers)
+    assert forged.status_code == 403
+    assert runtime.client.post("/referrals/REF-nope/exemption", json={"ground": "other", "reason": "x"},
+                               headers=headers).status_code == 404
+
+
+def test_admin_replaces_the_calendar_and_open_deadlines_are_recomputed(runtime):
+    answer = runtime.client.put("/calendar", content=CALENDAR, headers=runtime.auth("admin"))
+    assert answer.status_code == 200 and answer.json()["applied"] == "calendar"
+    calendar = runtime.client.get("/calendar", params={"year": 2027}, headers=runtime.auth()).json()
+    assert calendar["version"].endswith("+cn-2027-test") and 2027 in calendar["published_years"]
+    assert next(d for d in calendar["days"] if d["date"] == "2027-01-01")["kind"] == "holiday"
+    bad = runtime.client.put("/calendar", content=b'{"holidays": ["not a date"]}', headers=runtime.auth("admin"))
+    assert bad.status_code == 422 and "version" in bad.json()["detail"]
+
+
+def test_alert_pages_follow_the_cursor_without_gaps_or_repeats(runtime):
+    events = []
+    for n in range(23):
+        c = CaseEvents(f"SZ-PAGE-{n:02d}")
+        events += [c.submitted("2026-03-02 09:00"), c.accepted("2026-03-02 09:30", receipt_no="")]
+    runtime.post(events)
+    seen, cursor = [], None
+    while True:
+        page = runtime.client.get("/alerts", params={"limit": 5, **({"cursor": cursor} if cursor else {})},
+                                  headers=runtime.auth()).json()
+        seen += [item["alert"]["alert_id"] for item in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    everything = runtime.client.get("/alerts", params={"limit": 500}, headers=runtime.auth()).json()["items"]
+    assert seen == [item["alert"]["alert_id"] for item in everything] and len(seen) == len(set(seen)) == 24
+    filtered = runtime.client.get("/alerts", params={"rule": "PW-007", "officer": "o-handler"},
+                                  headers=runtime.auth()).json()["items"]
+    assert len(filtered) == 24
+    assert runtime.client.get("/alerts", params={"rule": "PW-999"}, headers=runtime.auth()).status_code == 422
+
+
+def read_events(response, wanted: int, timeout: float) -> list[dict]:
+    """Parse SSE frames until `wanted` alert events arrived."""
+    found, buffer, deadline = [], "", time.monotonic() + timeout
+    for chunk in response.iter_text():
+        buffer += chunk
+        while "\n\n" in buffer:
+            frame, buffer = buffer.split("\n\n", 1)
+            lines = dict(line.split(": ", 1) for line in frame.splitlines() if ": " in line and not line.startswith(":"))
+            if lines.get("event") == "alert":
+                found.append({"id": int(lines["id"]), **json.loads(lines["data"])})
+        if len(found) >= wanted or time.monotonic() > deadline:
+            break
+    return found
+
+
+def test_stream_delivers_a_new_alert_within_a_second_and_resumes(runtime):
+    port = free_port()
+    with serving(runtime.embedded.app, port) as url:
+        headers = runtime.auth()
+        delivered: list[dict] = []
+
+        def listen():
+            with httpx.stream("GET", f"{url}/alerts/stream", headers=headers, timeout=10) as response:
+                delivered.extend(read_events(response, 1, timeout=8))
+
+        listener = threading.Thread(target=listen)
+        listener.start()
+        time.sleep(0.5)  # the stream is open and waiting
+        c = CaseEvents("SZ-SSE-1")
+        sent = time.monotonic()
+        runtime.post([c.submitted("2026-03-03 09:00"), c.accepted("2026-03-03 10:00", receipt_no="")])
+        listener.join(timeout=10)
+        assert delivered and delivered[0]["alert"]["case_id"] == "SZ-SSE-1"
+        assert time.monotonic() - sent < 1.0
+        # Resuming from before the last record replays what was missed, then continues.
+        last = delivered[0]["id"]
+        with httpx.stream("GET", f"{url}/alerts/stream", headers={**headers, "Last-Event-ID": str(last - 1)},
+                          timeout=10) as response:
+            again = read_events(response, 1, timeout=5)
+        assert [e["id"] for e in again] == [last]

@@ -1,0 +1,110 @@
+"""The operator console in a real headless browser (Debian's chromium, driven by Playwright).
+
+The test installs chromium with apt when it is missing and it may (root); it skips, saying why,
+only where no browser can be had. Set PERMITWATCH_SCREENSHOT=path to keep the screenshot (the one
+in docs/ was made so)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from datetime import timedelta
+
+import orjson
+import pytest
+
+from api.server import build_embedded
+from api.settings import ServerSettings
+from streams.clocks import ManualClock
+from streams.embedded.monitor import RawInput
+from streams.sample_catalog import SAMPLE_CATALOG
+from streams.simulate import CitySimulator
+from tests.factory import CaseEvents, moment
+from tests.live import free_port, serving
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+def chromium() -> str:
+    if shutil.which("chromium"):
+        return shutil.which("chromium")
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        pytest.skip("chromium is not installed and this user cannot install it (run: sudo apt-get install chromium)")
+    for command in (["apt-get", "update", "-q"], ["apt-get", "install", "-y", "-q", "chromium"]):
+        done = subprocess.run(command, capture_output=True, text=True, timeout=600,
+                              env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+        if done.returncode != 0:
+            pytest.fail(f"could not install chromium: {' '.join(command)}: {done.stderr[-1500:]}")
+    return shutil.which("chromium") or CHROMIUM
+
+
+@pytest.fixture
+def server(tmp_path):
+    (tmp_path / "catalog.json").write_bytes(orjson.dumps(SAMPLE_CATALOG.model_dump(mode="json")))
+    port = free_port()
+    clock = ManualClock(moment("2026-03-02 08:00"))
+    embedded = build_embedded(ServerSettings(data_dir=tmp_path, catalog=tmp_path / "catalog.json", port=port), clock)
+    # A few weeks of a simulated city, so the console has alerts of every colour to show: each
+    # event sent when the clock shows its time (batched within the allowed clock skew).
+    sim = CitySimulator(seed=11, violation_rate=0.5, cases_per_day=20)
+    cutoff = moment("2026-03-20 00:00")
+    batch: list[tuple] = []
+    for when, raw in sim.events(until=cutoff):
+        if when >= cutoff:
+            continue
+        if batch and when - batch[0][0] > timedelta(minutes=4):
+            clock.set(batch[0][0])
+            embedded.monitor.ingest([RawInput("seed", r) for _, r in batch])
+            batch = []
+        batch.append((when, raw))
+    clock.set(batch[0][0])
+    embedded.monitor.ingest([RawInput("seed", r) for _, r in batch])
+    clock.set(cutoff)
+    embedded.monitor.tick()
+    with serving(embedded.app, port) as url:
+        yield embedded, clock, url
+    embedded.close()
+
+
+def test_console_shows_a_live_alert_and_acknowledges_it(server, tmp_path):
+    executable = chromium()
+    playwright = pytest.importorskip("playwright.sync_api")
+    embedded, clock, url = server
+    tokens = embedded.new_tokens
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=executable, headless=True, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync"])
+        page = browser.new_page(viewport={"width": 1500, "height": 950})
+        page.goto(f"{url}/console/#token={tokens['operator']}")
+        page.wait_for_selector("#alert-table tbody tr")
+        page.wait_for_selector("#status.on")
+        assert page.locator(".badge.red").count() > 0 and page.locator(".badge.warning").count() > 0
+        # A new violation arrives over HTTP: the console shows it without reloading.
+        case = CaseEvents("SZ-LIVE-0001", item="SZ-SAMR-001", department="SZ-SAMR")
+        clock.set(moment("2026-03-20 09:00"))
+        events = [case.submitted("2026-03-20 08:30"), case.accepted("2026-03-20 08:40", receipt_no="")]
+        posted = time.monotonic()
+        embedded.monitor.ingest([RawInput("browser-test", orjson.dumps(e.model_dump(mode="json"))) for e in events])
+        row = page.locator('#alert-table tr[data-alert-id^="PW-007"]', has_text="SZ-LIVE-0001")
+        row.wait_for(timeout=10_000)
+        assert time.monotonic() - posted < 5
+        assert "受理未出具" in row.inner_text() or "written receipt" in row.inner_text()
+        row.locator("button.ack").click()
+        page.wait_for_selector('#alert-table tr:has-text("SZ-LIVE-0001") >> text=已确认 acknowledged')
+        shot = tmp_path / "console.png"
+        page.screenshot(path=str(shot), full_page=False)
+        keep = os.environ.get("PERMITWATCH_SCREENSHOT")
+        if keep:
+            shutil.copy(shot, keep)
+        # The case view draws the legal deadline on the case's timeline.
+        page.locator(".case-link", has_text="SZ-LIVE-0001").first.click()
+        page.wait_for_selector("svg#timeline .deadline-line.decision_deadline", state="attached")
+        assert "decision_deadline" in page.locator("#deadline-table").inner_text()
+        browser.close()
+    actions = embedded.monitor.store.reader.execute("SELECT action, actor FROM actions").fetchall()
+    assert actions == [("acknowledge", "operator")]
+    assert shot.stat().st_size > 10_000
+    assert timedelta(0) <= clock.now() - moment("2026-03-20 09:00")
