@@ -1,11 +1,14 @@
 """The rule engine: events and a clock in, state changes and alerts out. No I/O, no wall clock.
 
-Two layers:
-- `CaseJudge` judges one case: an event applied to it, or the clock reaching it. It is stateless
-  (the caller holds the case), which is what the Kafka runtime needs: there the case lives in a
-  faust table and deadline checks arrive as events.
-- `Engine` holds every case, the per-item state of PW-013 and the timer index, for the runtimes
-  that keep state in one process (replay, the embedded monitor).
+Three stages, each pure:
+- `CaseJudge` judges one case: an event applied to it, or the clock reaching it. It holds
+  configuration only; the caller holds the case.
+- `CaseBook` holds cases, their timers and a clock, and turns each input into `CaseOutcome`s:
+  alerts, the case's report for its referral, and its standing on a PW-013 item.
+- The PW-013 item states (`apply_item_update`) and the `ReferralBook` consume those outcomes.
+
+`Engine` wires the stages together in one process (replay, the embedded monitor); the Kafka
+runtime keeps one `CaseBook` per partition and carries the outcomes to the other stages on topics.
 
 The clock only moves forward; it is at least the time of the latest event seen. An event older
 than the clock is a late event: it is applied in event-time terms and the case is re-judged, which
@@ -16,9 +19,10 @@ from __future__ import annotations
 
 import heapq
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from alerts.case import CaseState
 from alerts.clock import LegalClock, WorkingCalendar
@@ -87,7 +91,7 @@ class CaseJudge:
             if rule.on_event:
                 for kind in rule.event_types:
                     self._on_event[kind] = (*self._on_event.get(kind, ()), rule)
-        self._tracked_items = frozenset(
+        self.tracked_items = frozenset(
             code for code, item in self.catalog.items() if tracks(item)
         ) if "PW-013" not in settings.disabled_rules else frozenset()
         self._remedied = tuple(r for r in self.rules if r.remedy is not None)
@@ -140,7 +144,7 @@ class CaseJudge:
             for finding in rule.on_event(event, view):
                 officers = officers or officers_of(case)
                 result.alerts.append(self._alert(rule, finding, case, officers))
-        if before is not None or case.item_code in self._tracked_items:
+        if before is not None or case.item_code in self.tracked_items:
             after = self._standing(case)
             if after != before:
                 result.item_update = after
@@ -246,7 +250,7 @@ class CaseJudge:
         return alert
 
     def _standing(self, case: CaseState) -> ItemCase | None:
-        if case.item_code not in self._tracked_items:
+        if case.item_code not in self.tracked_items:
             return None
         return item_case(case, officers_of(case))
 
@@ -338,42 +342,54 @@ class EngineStats:
     alerts: Counter = field(default_factory=Counter)
     retractions: Counter = field(default_factory=Counter)
 
+    def count(self, alerts: list[Alert]) -> None:
+        for alert in alerts:
+            if alert.status == "active":
+                self.alerts[(alert.rule, alert.signal)] += 1
+            else:
+                self.retractions[alert.rule] += 1
+
+
+class ItemUpdate(NamedTuple):
+    """A case's new standing on a PW-013 item (None: the case is forgotten), for the item's state."""
+
+    item_code: str
+    case_id: str
+    standing: ItemCase | None
+    cause: tuple[str, datetime]
+    """(event id, time) of what changed it; (case id, clock) when the clock did."""
+
 
 @dataclass(slots=True)
-class Emitted:
-    """What one input caused: alert records and referral versions, in the order they arose."""
+class CaseOutcome:
+    """What judging one case once produced, for the stages downstream of the cases."""
 
-    alerts: list[Alert] = field(default_factory=list)
-    referrals: list[Referral] = field(default_factory=list)
+    case_id: str
+    alerts: list[Alert]
+    report: CaseReport | None
+    item_update: ItemUpdate | None
+    at: datetime
+    """When: the event's time, or the clock's."""
 
-    def extend(self, other: Emitted) -> None:
-        self.alerts.extend(other.alerts)
-        self.referrals.extend(other.referrals)
 
+class CaseBook:
+    """The cases of one runtime (or of one Kafka partition), their timers and their clock.
 
-class Engine:
-    """Every case, the item states, the timers and the referrals, for a runtime that keeps them in
-    one process (replay, the embedded monitor)."""
+    `cases` is any mutable mapping: a dict in one process, a view over a faust table on Kafka.
+    The clock only moves forward; an input older than it is applied in event-time terms."""
 
-    def __init__(self, catalog: Mapping[str, CatalogEntry], calendar: WorkingCalendar, settings: RuleSettings,
-                 always_full: bool = False):
-        self.judge = CaseJudge(catalog, calendar, settings, always_full)
-        self.referrals = ReferralBook(settings, RULES_BY_ID)
-        self.cases: dict[str, CaseState] = {}
-        self.items: dict[str, ItemState] = {}
-        self.timers = TimerIndex()
-        self.now: datetime | None = None
+    def __init__(self, judge: CaseJudge, cases: MutableMapping[str, CaseState] | None = None,
+                 timers: TimerIndex | None = None, now: datetime | None = None):
+        self.judge = judge
+        self.cases: MutableMapping[str, CaseState] = {} if cases is None else cases
+        self.timers = timers or TimerIndex()
+        self.now = now
         self.stats = EngineStats()
 
-    # ----- input -----
-
-    def process(self, event: CloudEvent) -> Emitted:
-        """Apply one event; first move the clock to its time if it is ahead."""
+    def process(self, event: CloudEvent) -> list[CaseOutcome]:
+        """Apply one case event; first move the clock to its time if it is ahead."""
         time = event.time
-        out = self.advance(time) if self.now is None or time > self.now else Emitted()
-        if isinstance(event, ExemptionRecorded):
-            out.referrals.extend(self.exempt(event))
-            return out
+        out = self.advance(time) if self.now is None or time > self.now else []
         stats = self.stats
         case = self.cases.get(event.subject)
         if case is None:
@@ -388,21 +404,13 @@ class Engine:
         item_code = event.data.item_code
         if item_code and item_code not in self.judge.catalog:
             stats.unknown_items += 1
-        result = self.judge.on_event(case, event, self.now)
-        self._settle(case, result, event, out)
+        out.append(self._settle(case, self.judge.on_event(case, event, self.now), event))
         return out
 
-    def exempt(self, record: ExemptionRecorded) -> list[Referral]:
-        """Record an SZ-XK art. 15 exemption; KeyError when the case has no referral."""
-        data = record.data
-        exemption = Exemption(ground=data.ground, basis=SZ_XK_15[data.ground].cite, reason=data.reason,
-                              recorded_by=data.recorded_by, recorded_at=record.time)
-        return self.referrals.on_exemption(record.subject, exemption)
-
-    def advance(self, to: datetime) -> Emitted:
+    def advance(self, to: datetime) -> list[CaseOutcome]:
         """Move the clock to `to`, firing every timer it passes at its own instant, earliest first
         (so alerts come out in the order their deadlines passed, across all cases)."""
-        out = Emitted()
+        out: list[CaseOutcome] = []
         if self.now is not None and to <= self.now:
             return out
         earliest = self.timers.next_instant()
@@ -413,96 +421,167 @@ class Engine:
             self.now = instant
             case = self.cases.get(case_id)
             if case is not None:
-                self._settle(case, self.judge.on_clock(case, instant), None, out)
+                out.append(self._settle(case, self.judge.on_clock(case, instant), None))
         self.now = to
         return out
 
-    def set_calendar(self, calendar: WorkingCalendar) -> Emitted:
-        """Adopt a new calendar and recompute every open deadline (provisional ones become exact)."""
-        self.judge = CaseJudge(self.judge.catalog, calendar, self.judge.settings, self.judge.always_full)
-        return self._rejudge_all(Message(
-            zh=f"撤回: 日历更新为 {calendar.version} 后重新计算的期限不支持该事实",
-            en=f"retracted: deadlines recomputed on calendar {calendar.version} no longer support it",
-        ))
-
-    def set_catalog(self, catalog: Mapping[str, CatalogEntry]) -> Emitted:
-        """Adopt a new item catalog; state rules are judged again (event-judged findings stand)."""
-        self.judge = CaseJudge(catalog, self.judge.calendar, self.judge.settings, self.judge.always_full)
-        return self._rejudge_all(Message(
-            zh="撤回: 事项目录更新后该事实不成立", en="retracted: no longer holds under the updated item catalog",
-        ))
-
-    def _rejudge_all(self, reason: Message) -> Emitted:
-        out = Emitted()
+    def rejudge_all(self, judge: CaseJudge, reason: Message) -> list[CaseOutcome]:
+        """Adopt a new judge (catalog or calendar changed) and judge every case again."""
+        self.judge = judge
         if self.now is None:
-            return out
-        for case_id in sorted(self.cases):
-            case = self.cases[case_id]
-            self._settle(case, self.judge.rejudge(case, self.now, reason), None, out)
-        return out
+            return []
+        return [self._settle(case, judge.rejudge(case, self.now, reason), None)
+                for case in (self.cases[case_id] for case_id in sorted(self.cases))]
 
-    # ----- bookkeeping -----
+    def mark_referable(self, case_id: str) -> CaseReport | None:
+        """A red alert raised elsewhere (PW-013, by the item's state) names this case: from now on
+        its changes go to its referral. Its report now, or None if the case is not known here."""
+        case = self.cases.get(case_id)
+        if case is None:
+            return None
+        case.referable = True
+        return self.judge.report(case)
 
-    def _settle(self, case: CaseState, result: CaseResult, cause: CloudEvent | None, out: Emitted) -> None:
-        alerts = result.alerts
+    def _settle(self, case: CaseState, result: CaseResult, cause: CloudEvent | None) -> CaseOutcome:
+        now = self.now
+        update = None
         if result.item_update is not _UNCHANGED:
-            because = (cause.id, cause.time) if cause else (case.case_id, self.now)
-            alerts.extend(self._item(case, result.item_update, because))
-        if alerts:
-            self._count(alerts)
-            out.alerts.extend(alerts)
-            for alert in alerts:
-                report = result.report if alert.case_id == case.case_id else self._report_for(alert)
-                out.referrals.extend(self.referrals.on_alert(alert, report))
-        elif result.report is not None:
-            out.referrals.extend(self.referrals.on_report(result.report, cause.time if cause else self.now))
+            update = ItemUpdate(case.item_code, case.case_id, result.item_update,
+                                (cause.id, cause.time) if cause else (case.case_id, now))
         if result.drop:
             del self.cases[case.case_id]
             self.timers.cancel(case.case_id)
             self.stats.cases_dropped += 1
-            if case.item_code in self.items:
-                apply_item_update(self.items[case.item_code], case.case_id, None, (case.case_id, self.now))
+            if case.item_code in self.judge.tracked_items:
+                update = ItemUpdate(case.item_code, case.case_id, None, (case.case_id, now))
         elif result.wake_at is not None:
             self.timers.schedule(case.case_id, result.wake_at)
-
-    def _report_for(self, alert: Alert) -> CaseReport | None:
-        """A PW-013 alert names another case (the one granted out of order): mark it referable."""
-        other = self.cases.get(alert.case_id)
-        if other is None:
-            return None
-        if alert.signal == "red":
-            other.referable = True
-        return self.judge.report(other)
-
-    def _item(self, case: CaseState, update: ItemCase | None, cause: tuple[str, datetime]) -> list[Alert]:
-        state = self.items.get(case.item_code)
-        if state is None:
-            if update is None:
-                return []
-            state = self.items[case.item_code] = ItemState(case.item_code)
-        return apply_item_update(state, case.case_id, update, cause)
-
-    def _count(self, alerts: list[Alert]) -> None:
-        for alert in alerts:
-            if alert.status == "active":
-                self.stats.alerts[(alert.rule, alert.signal)] += 1
-            else:
-                self.stats.retractions[alert.rule] += 1
+        return CaseOutcome(case.case_id, result.alerts, result.report, update, cause.time if cause else now)
 
     @property
     def open_cases(self) -> int:
         return len(self.cases)
+
+
+@dataclass(slots=True)
+class Emitted:
+    """What one input caused: alert records and referral versions, in the order they arose."""
+
+    alerts: list[Alert] = field(default_factory=list)
+    referrals: list[Referral] = field(default_factory=list)
+
+    def extend(self, other: Emitted) -> None:
+        self.alerts.extend(other.alerts)
+        self.referrals.extend(other.referrals)
+
+
+class Engine:
+    """The three stages (cases, PW-013 items, referrals) wired together in one process, for the
+    runtimes that keep all state in one place (replay, the embedded monitor). The Kafka runtime
+    wires the same stages through topics."""
+
+    def __init__(self, catalog: Mapping[str, CatalogEntry], calendar: WorkingCalendar, settings: RuleSettings,
+                 always_full: bool = False):
+        self.book = CaseBook(CaseJudge(catalog, calendar, settings, always_full))
+        self.referrals = ReferralBook(settings, RULES_BY_ID)
+        self.items: dict[str, ItemState] = {}
+
+    @property
+    def judge(self) -> CaseJudge:
+        return self.book.judge
+
+    @property
+    def cases(self) -> MutableMapping[str, CaseState]:
+        return self.book.cases
+
+    @property
+    def timers(self) -> TimerIndex:
+        return self.book.timers
+
+    @property
+    def now(self) -> datetime | None:
+        return self.book.now
+
+    @property
+    def stats(self) -> EngineStats:
+        return self.book.stats
+
+    @property
+    def open_cases(self) -> int:
+        return self.book.open_cases
+
+    # ----- input -----
+
+    def process(self, event: CloudEvent) -> Emitted:
+        """Apply one event (or record an exemption); first move the clock to its time if it is ahead."""
+        if isinstance(event, ExemptionRecorded):
+            out = self.advance(event.time)
+            out.referrals.extend(self.exempt(event))
+            return out
+        return self._route(self.book.process(event))
+
+    def exempt(self, record: ExemptionRecorded) -> list[Referral]:
+        """Record an SZ-XK art. 15 exemption; KeyError when the case has no referral."""
+        return self.referrals.on_exemption(record.subject, exemption_of(record))
+
+    def advance(self, to: datetime) -> Emitted:
+        return self._route(self.book.advance(to))
+
+    def set_calendar(self, calendar: WorkingCalendar) -> Emitted:
+        """Adopt a new calendar and recompute every open deadline (provisional ones become exact)."""
+        judge = self.judge
+        return self._route(self.book.rejudge_all(CaseJudge(judge.catalog, calendar, judge.settings, judge.always_full),
+                                                 calendar_changed(calendar)))
+
+    def set_catalog(self, catalog: Mapping[str, CatalogEntry]) -> Emitted:
+        """Adopt a new item catalog; state rules are judged again (event-judged findings stand)."""
+        judge = self.judge
+        return self._route(self.book.rejudge_all(CaseJudge(catalog, judge.calendar, judge.settings, judge.always_full),
+                                                 CATALOG_CHANGED))
+
+    # ----- routing between the stages -----
+
+    def _route(self, outcomes: list[CaseOutcome]) -> Emitted:
+        out = Emitted()
+        referrals = self.referrals
+        for outcome in outcomes:
+            alerts = outcome.alerts
+            for alert in alerts:
+                out.referrals.extend(referrals.on_alert(alert, outcome.report))
+            update = outcome.item_update
+            item_alerts = self._item(update) if update is not None else []
+            for alert in item_alerts:
+                report = self.book.mark_referable(alert.case_id) if alert.signal == "red" else None
+                out.referrals.extend(referrals.on_alert(alert, report))
+            if not alerts and not item_alerts and outcome.report is not None:
+                out.referrals.extend(referrals.on_report(outcome.report, outcome.at))
+            if item_alerts:
+                alerts = alerts + item_alerts
+            if alerts:
+                self.stats.count(alerts)
+                out.alerts.extend(alerts)
+        return out
+
+    def _item(self, update: ItemUpdate) -> list[Alert]:
+        state = self.items.get(update.item_code)
+        if state is None:
+            if update.standing is None:
+                return []
+            state = self.items[update.item_code] = ItemState(update.item_code)
+        return apply_item_update(state, update.case_id, update.standing, update.cause)
 
     # ----- state, for checkpoints -----
 
     def state(self) -> EngineState:
         """Everything the engine knows, as plain data (configuration excluded): what a runtime
         saves in a checkpoint."""
-        book = self.referrals
-        return EngineState(self.cases, self.items, self.timers, self.now, self.stats, book.referrals, book._open)
+        book, referrals = self.book, self.referrals
+        return EngineState(book.cases, self.items, book.timers, book.now, book.stats, referrals.referrals,
+                           referrals._open)
 
     def load_state(self, state: EngineState) -> None:
-        self.cases, self.items, self.timers, self.now, self.stats = (
+        book = self.book
+        book.cases, self.items, book.timers, book.now, book.stats = (
             state.cases, state.items, state.timers, state.now, state.stats)
         self.referrals.referrals, self.referrals._open = state.referrals, state.referral_index
 
@@ -516,3 +595,17 @@ class EngineState:
     stats: EngineStats
     referrals: dict
     referral_index: dict
+
+
+def exemption_of(record: ExemptionRecorded) -> Exemption:
+    data = record.data
+    return Exemption(ground=data.ground, basis=SZ_XK_15[data.ground].cite, reason=data.reason,
+                     recorded_by=data.recorded_by, recorded_at=record.time)
+
+
+def calendar_changed(calendar: WorkingCalendar) -> Message:
+    return Message(zh=f"撤回: 日历更新为 {calendar.version} 后重新计算的期限不支持该事实",
+                   en=f"retracted: deadlines recomputed on calendar {calendar.version} no longer support it")
+
+
+CATALOG_CHANGED = Message(zh="撤回: 事项目录更新后该事实不成立", en="retracted: no longer holds under the updated item catalog")

@@ -241,7 +241,7 @@ def run_run(args: argparse.Namespace) -> int:
 def _configure_import(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("files", type=Path, nargs="+", metavar="FILE")
     parser.add_argument("--format", choices=["realdata-csv", "feed", "jsonl"], required=True,
-                        help="realdata-csv: ../shared/realdata; feed: government records through --mapping; "
+                        help="realdata-csv: the flat permit-log CSV (docs/realdata.md); feed: government records through --mapping; "
                         "jsonl: CloudEvents")
     parser.add_argument("--mapping", type=Path, help="mapping file for --format feed "
                         "(deploy/mappings/gbt39046.yaml for GB/T 39046 records)")

@@ -1,7 +1,7 @@
 """Input readers: each yields `Record`s (where a line came from, and its original bytes).
 
 - `jsonl`: one CloudEvent per line, in file order (EVENTS.md replay). `.gz` files are read too.
-- `realdata-csv`: the flat permit-log CSV of ../shared/realdata, mapped to CloudEvents (docs/realdata.md).
+- `realdata-csv`: the flat permit-log CSV of the real permit logs, mapped to CloudEvents (docs/realdata.md).
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ from api.cli import main
 from tests.factory import CaseEvents
 from tests.test_engine import ITEMS, scenario
 
-REALDATA = Path(__file__).resolve().parents[2] / "shared" / "realdata"
+REALDATA = Path(__file__).resolve().parent / "data" / "realdata"
 
 
 def write_events(path: Path, events) -> Path:

@@ -2,9 +2,10 @@
 auction or examination), a grant while an application accepted earlier was still waiting.
 
 This rule compares cases, so it keeps state per item, not per case. Each case reports its
-standing (`ItemCase`) whenever it changes; the item's state re-judges only the grants the change
-can affect. An overtaken application that is later denied did not qualify (XKF art. 57 speaks of
-applications that all meet the conditions), so its denial retracts the finding.
+standing (`ItemCase`) whenever it changes; the item's state re-judges only the pairs of cases the
+change can affect. Each (grant, overtaken application) pair is one finding. An overtaken
+application that is later denied did not qualify (XKF art. 57 speaks of applications that all meet
+the conditions), so its denial retracts the finding.
 """
 
 from __future__ import annotations
@@ -49,8 +50,8 @@ def tracks(item: CatalogEntry | None) -> bool:
 class ItemState:
     item_code: str
     cases: dict[str, ItemCase] = field(default_factory=dict)
-    alerts: dict[str, Alert] = field(default_factory=dict)
-    """Active PW-013 alerts, by alert id."""
+    alerts: dict[tuple[str, str], Alert] = field(default_factory=dict)
+    """Active PW-013 alerts, by (granted case, overtaken case)."""
 
 
 def _overtakes(granted: ItemCase, earlier: ItemCase) -> bool:
@@ -63,16 +64,21 @@ def _overtakes(granted: ItemCase, earlier: ItemCase) -> bool:
     )
 
 
-def _finding(granted: ItemCase, overtaken: list[tuple[str, ItemCase]]) -> Finding:
-    ids = ", ".join(sorted(cid for cid, _ in overtaken))
+def _finding(granted: ItemCase, overtaken_id: str, overtaken: ItemCase) -> Finding:
     return Finding(
-        f"out_of_order:{granted.grant.event_id}",
-        (granted.accepted.event_id, granted.grant.event_id, *sorted(c.accepted.event_id for _, c in overtaken)),
+        _fact(granted, overtaken_id),
+        (granted.accepted.event_id, granted.grant.event_id, overtaken.accepted.event_id),
         granted.grant.time,
-        f"数量限制事项未按受理先后顺序准予许可: 先受理的 {len(overtaken)} 件 ({ids}) 尚在等待",
-        f"quantity-limited item granted out of acceptance order: {len(overtaken)} earlier application(s) "
-        f"({ids}) still waiting",
+        f"数量限制事项未按受理先后顺序准予许可: 先受理的 {overtaken_id} 尚在等待",
+        f"quantity-limited item granted out of acceptance order: {overtaken_id}, accepted earlier, was still "
+        "waiting",
     )
+
+
+def _fact(granted: ItemCase, overtaken_id: str) -> str:
+    """One fact per overtaken application, so what an alert says does not depend on the order in
+    which the cases' standings reached the item (on Kafka they come from different partitions)."""
+    return f"out_of_order:{granted.grant.event_id}:{overtaken_id}"
 
 
 def apply_item_update(
@@ -85,33 +91,30 @@ def apply_item_update(
     if update is None:
         # A case leaves the item's memory long after it closed; forgetting it proves nothing.
         del state.cases[case_id]
+        for pair in [pair for pair in state.alerts if case_id in pair]:
+            del state.alerts[pair]
         return []
     state.cases[case_id] = update
-    affected = {case_id} if update.grant else set()
-    for other_id, other in state.cases.items():
-        if other_id != case_id and other.grant and other.accepted:
-            before = old is not None and _overtakes(other, old)
-            if before != _overtakes(other, update):
-                affected.add(other_id)
+    pairs = sorted({pair for other_id in state.cases if other_id != case_id
+                    for pair in ((case_id, other_id), (other_id, case_id))})
     emitted = []
-    for granted_id in sorted(affected):
-        granted = state.cases[granted_id]
-        if granted.accepted is None or granted.grant is None:
-            continue
-        overtaken = [(cid, c) for cid, c in state.cases.items() if cid != granted_id and _overtakes(granted, c)]
-        ident = alert_id(granted_id, RULE.id, f"out_of_order:{granted.grant.event_id}")
-        active = state.alerts.get(ident)
-        if overtaken and active is None:
-            alert = build_alert(RULE, _finding(granted, overtaken), granted_id, state.item_code,
-                                granted.department, granted.officers)
-            state.alerts[ident] = alert
-            emitted.append(alert)
-        elif not overtaken and active is not None:
-            del state.alerts[ident]
+    for granted_id, earlier_id in pairs:
+        granted, earlier = state.cases[granted_id], state.cases[earlier_id]
+        holds = granted.grant is not None and granted.accepted is not None and _overtakes(granted, earlier)
+        wanted = alert_id(granted_id, RULE.id, _fact(granted, earlier_id)) if holds else None
+        active = state.alerts.get((granted_id, earlier_id))
+        if active is not None and active.alert_id != wanted:
+            del state.alerts[granted_id, earlier_id]
             emitted.append(retraction(active, (cause[0],), cause[1], Message(
                 zh="撤回: 先受理的申请已在准予之前办结或被依法不予许可, 未违反受理顺序",
-                en="retracted: the earlier applications were settled before the grant or did not qualify",
+                en="retracted: the earlier application was settled before the grant or did not qualify",
             )))
+            active = None
+        if holds and active is None:
+            alert = build_alert(RULE, _finding(granted, earlier_id, earlier), granted_id, state.item_code,
+                                granted.department, granted.officers)
+            state.alerts[granted_id, earlier_id] = alert
+            emitted.append(alert)
     return emitted
 
 

@@ -36,7 +36,7 @@ from streams.metrics import Metrics
 
 log = logging.getLogger("permitwatch.embedded")
 
-CHECKPOINT_FORMAT = 1
+CHECKPOINT_FORMAT = 2
 """Bump when the engine's state classes change shape; an older checkpoint is then ignored and the
 engine is rebuilt from the whole journal."""
 
