@@ -28,10 +28,24 @@ from alerts.case import CaseState
 from alerts.clock import LegalClock, WorkingCalendar
 from alerts.emit import alert_id, build_alert, retraction
 from alerts.law import SZ_XK_15
-from alerts.referrals import CaseReport, ReferralBook
+from alerts.referrals import (
+    AlertInput,
+    CaseReport,
+    ExemptionInput,
+    ReferralBook,
+    ReferralInput,
+    ReportInput,
+)
 from alerts.rules import RULES, RULES_BY_ID
 from alerts.rules.base import CLOSING, CaseView, Context, Due, Finding, Rule
-from alerts.rules.pw013_out_of_order_grant import ItemCase, ItemState, apply_item_update, item_case, tracks
+from alerts.rules.pw013_out_of_order_grant import (
+    ItemCase,
+    ItemState,
+    apply_item_update,
+    item_case,
+    recheck_pending,
+    tracks,
+)
 from models.alerts import Alert, Message, Officers
 from models.catalog import CatalogEntry
 from models.common import LEGAL_TZ
@@ -163,7 +177,7 @@ class CaseJudge:
             fact = rule.remedy(case)
             if fact is not None:
                 remedies.append((rule.id, fact.time, fact.event_id))
-        return CaseReport(case.case_id, case.item_code, case.department, officers, tuple(remedies))
+        return CaseReport(case.case_id, case.item_code, case.department, officers, tuple(remedies), len(case.seen))
 
     def on_clock(self, case: CaseState, now: datetime) -> CaseResult:
         """Judge the deadline rules of `case` that are due at `now`; forget a case whose time is up."""
@@ -358,6 +372,9 @@ class ItemUpdate(NamedTuple):
     standing: ItemCase | None
     cause: tuple[str, datetime]
     """(event id, time) of what changed it; (case id, clock) when the clock did."""
+    report: CaseReport | None = None
+    """The case's report, for the referral of a PW-013 red card that a runtime raises away from
+    the case (on Kafka, the item's partition)."""
 
 
 @dataclass(slots=True)
@@ -447,13 +464,13 @@ class CaseBook:
         update = None
         if result.item_update is not _UNCHANGED:
             update = ItemUpdate(case.item_code, case.case_id, result.item_update,
-                                (cause.id, cause.time) if cause else (case.case_id, now))
+                                (cause.id, cause.time) if cause else (case.case_id, now), self.judge.report(case))
         if result.drop:
             del self.cases[case.case_id]
             self.timers.cancel(case.case_id)
             self.stats.cases_dropped += 1
             if case.item_code in self.judge.tracked_items:
-                update = ItemUpdate(case.item_code, case.case_id, None, (case.case_id, now))
+                update = ItemUpdate(case.item_code, case.case_id, None, (case.case_id, now), self.judge.report(case))
         elif result.wake_at is not None:
             self.timers.schedule(case.case_id, result.wake_at)
         return CaseOutcome(case.case_id, result.alerts, result.report, update, cause.time if cause else now)
@@ -469,6 +486,9 @@ class Emitted:
 
     alerts: list[Alert] = field(default_factory=list)
     referrals: list[Referral] = field(default_factory=list)
+    refused: str | None = None
+    """Why the input itself was not applied (an exemption for a case without a referral); what
+    the clock's advance to its time caused stands."""
 
     def extend(self, other: Emitted) -> None:
         self.alerts.extend(other.alerts)
@@ -485,6 +505,7 @@ class Engine:
         self.book = CaseBook(CaseJudge(catalog, calendar, settings, always_full))
         self.referrals = ReferralBook(settings, RULES_BY_ID)
         self.items: dict[str, ItemState] = {}
+        self.progress = _ClockProgress(self.book)
 
     @property
     def judge(self) -> CaseJudge:
@@ -516,16 +537,21 @@ class Engine:
         """Apply one event (or record an exemption); first move the clock to its time if it is ahead."""
         if isinstance(event, ExemptionRecorded):
             out = self.advance(event.time)
-            out.referrals.extend(self.exempt(event))
+            try:
+                out.referrals.extend(self.exempt(event))
+            except KeyError:
+                out.refused = f"subject: case {event.subject!r} has no referral to exempt"
             return out
-        return self._route(self.book.process(event))
+        before = self.book.now
+        return self._route(self.book.process(event), before)
 
     def exempt(self, record: ExemptionRecorded) -> list[Referral]:
         """Record an SZ-XK art. 15 exemption; KeyError when the case has no referral."""
-        return self.referrals.on_exemption(record.subject, exemption_of(record))
+        return self.referrals.take(ExemptionInput(record.subject, exemption_of(record)))
 
     def advance(self, to: datetime) -> Emitted:
-        return self._route(self.book.advance(to))
+        before = self.book.now
+        return self._route(self.book.advance(to), before)
 
     def set_calendar(self, calendar: WorkingCalendar) -> Emitted:
         """Adopt a new calendar and recompute every open deadline (provisional ones become exact)."""
@@ -541,26 +567,31 @@ class Engine:
 
     # ----- routing between the stages -----
 
-    def _route(self, outcomes: list[CaseOutcome]) -> Emitted:
+    def _route(self, outcomes: list[CaseOutcome], before: datetime | None = None) -> Emitted:
         out = Emitted()
-        referrals = self.referrals
         for outcome in outcomes:
-            alerts = outcome.alerts
-            for alert in alerts:
-                out.referrals.extend(referrals.on_alert(alert, outcome.report))
+            for given in referral_inputs(outcome):
+                out.referrals.extend(self.referrals.take(given))
             update = outcome.item_update
             item_alerts = self._item(update) if update is not None else []
-            for alert in item_alerts:
-                report = self.book.mark_referable(alert.case_id) if alert.signal == "red" else None
-                out.referrals.extend(referrals.on_alert(alert, report))
-            if not alerts and not item_alerts and outcome.report is not None:
-                out.referrals.extend(referrals.on_report(outcome.report, outcome.at))
-            if item_alerts:
-                alerts = alerts + item_alerts
-            if alerts:
-                self.stats.count(alerts)
-                out.alerts.extend(alerts)
+            self._emit(outcome.alerts + item_alerts if item_alerts else outcome.alerts, item_alerts, out)
+        if self.book.now != before:
+            # The clock passed what PW-013 pairs were waiting for (every input at their grant's
+            # instant has now been read): judge them.
+            for code in [code for code, state in self.items.items() if state.pending or state.left]:
+                item_alerts = recheck_pending(self.items[code], self.progress)
+                self._emit(item_alerts, item_alerts, out)
+                if not self.items[code].cases:
+                    del self.items[code]
         return out
+
+    def _emit(self, alerts: list[Alert], item_alerts: list[Alert], out: Emitted) -> None:
+        for alert in item_alerts:
+            if alert.signal == "red":
+                out.referrals.extend(self.referrals.take(AlertInput(alert, self.book.mark_referable(alert.case_id))))
+        if alerts:
+            self.stats.count(alerts)
+            out.alerts.extend(alerts)
 
     def _item(self, update: ItemUpdate) -> list[Alert]:
         state = self.items.get(update.item_code)
@@ -568,7 +599,7 @@ class Engine:
             if update.standing is None:
                 return []
             state = self.items[update.item_code] = ItemState(update.item_code)
-        return apply_item_update(state, update.case_id, update.standing, update.cause)
+        return apply_item_update(state, update.case_id, update.standing, update.cause, self.progress)
 
     # ----- state, for checkpoints -----
 
@@ -586,6 +617,22 @@ class Engine:
         self.referrals.referrals, self.referrals._open = state.referrals, state.referral_index
 
 
+class _ClockProgress:
+    """PW-013's `Progress` in one process: inputs are read in time order, so what is known of a
+    case holds as of any instant the clock has passed (at the instant itself, another input of
+    the same instant may still come)."""
+
+    def __init__(self, book: CaseBook):
+        self.book = book
+
+    def settled(self, case_id: str, at: datetime) -> bool:
+        return self.passed(at)
+
+    def passed(self, at: datetime) -> bool:
+        now = self.book.now
+        return now is not None and now > at
+
+
 @dataclass
 class EngineState:
     cases: dict[str, CaseState]
@@ -595,6 +642,15 @@ class EngineState:
     stats: EngineStats
     referrals: dict
     referral_index: dict
+
+
+def referral_inputs(outcome: CaseOutcome) -> list[ReferralInput]:
+    """What the referral of the case needs to hear of an outcome: its red alerts with the case's
+    report, or else the report alone when the case has a referral and changed."""
+    red = [AlertInput(alert, outcome.report) for alert in outcome.alerts if alert.signal == "red"]
+    if red:
+        return red
+    return [ReportInput(outcome.report, outcome.at)] if outcome.report is not None else []
 
 
 def exemption_of(record: ExemptionRecorded) -> Exemption:

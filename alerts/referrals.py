@@ -73,6 +73,31 @@ class CaseReport(NamedTuple):
     """(role, officer or None, ids of the events that name them) for handler, reviewer, approver."""
     remedies: tuple[tuple[str, datetime, str], ...]
     """(rule id, when, event id) of facts that delivered what a rule found missing."""
+    revision: int = 0
+    """How many events the case had applied: a report of a lower revision is older (on Kafka a
+    report can reach the referral after a newer one)."""
+
+
+class AlertInput(NamedTuple):
+    """A red alert for the referral of its case, with the case's report when it is at hand."""
+
+    alert: Alert
+    report: CaseReport | None
+
+
+class ReportInput(NamedTuple):
+    """The case of a referral changed without raising a red alert."""
+
+    report: CaseReport
+    at: datetime
+
+
+class ExemptionInput(NamedTuple):
+    case_id: str
+    exemption: Exemption
+
+
+ReferralInput = AlertInput | ReportInput | ExemptionInput
 
 
 def referral_id(case_id: str) -> str:
@@ -102,8 +127,14 @@ class _Working:
     """(first violation, subjects) under which it counts for others' aggravation, while open."""
 
     @property
+    def ordered(self) -> list[Alert]:
+        """The alerts by when they were detected: what a referral shows must not depend on the
+        order they arrived in (on Kafka, from several partitions)."""
+        return sorted(self.alerts.values(), key=lambda a: (a.detected_at, a.alert_id))
+
+    @property
     def active(self) -> list[Alert]:
-        return [a for a in self.alerts.values() if a.status == "active"]
+        return [a for a in self.ordered if a.status == "active"]
 
     @property
     def status(self) -> str:
@@ -121,7 +152,7 @@ class _Working:
         if self.report is not None:
             return {role: officer for role, officer, _ in self.report.officers if officer}
         named: dict[str, str] = {}
-        for alert in self.alerts.values():
+        for alert in self.ordered:
             for role in ROLES:
                 officer = getattr(alert.officers, role)
                 if officer:
@@ -132,7 +163,7 @@ class _Working:
     def department(self) -> str | None:
         if self.report is not None and self.report.department:
             return self.report.department
-        return next((a.department for a in self.alerts.values() if a.department), None)
+        return next((a.department for a in self.ordered if a.department), None)
 
     def subjects(self) -> tuple[Subject, ...]:
         found = [("officer", officer) for officer in sorted(set(self.officers().values()))]
@@ -153,6 +184,14 @@ class ReferralBook:
 
     # ----- inputs -----
 
+    def take(self, given: ReferralInput) -> list[Referral]:
+        """Apply one input; KeyError for an exemption of a case that has no referral."""
+        if isinstance(given, AlertInput):
+            return self.on_alert(given.alert, given.report)
+        if isinstance(given, ReportInput):
+            return self.on_report(given.report, given.at)
+        return self.on_exemption(given.case_id, given.exemption)
+
     def on_alert(self, alert: Alert, report: CaseReport | None) -> list[Referral]:
         """A red alert joins (or, retracted, withdraws from) its case's referral."""
         if alert.signal != "red":
@@ -165,7 +204,7 @@ class ReferralBook:
         elif alert.alert_id not in working.alerts and alert.status != "active":
             return []
         working.alerts[alert.alert_id] = alert
-        if report is not None:
+        if report is not None and (working.report is None or report.revision >= working.report.revision):
             working.report = report
         if alert.status == "active":
             change = Message(zh=f"新增红牌 {alert.rule}: {alert.message.zh}", en=f"red alert {alert.rule} added: "
@@ -178,6 +217,8 @@ class ReferralBook:
         """The case changed (an officer named, a late decision delivered…)."""
         working = self.referrals.get(report.case_id)
         if working is None or working.report == report:
+            return []
+        if working.report is not None and report.revision < working.report.revision:
             return []
         previous, working.report = working.report, report
         if previous is not None and self._shown(previous, working) == self._shown(report, working):
@@ -199,6 +240,18 @@ class ReferralBook:
         change = Message(zh=f"记录免责情形 ({exemption.basis}): {exemption.reason}",
                          en=f"exemption recorded ({exemption.basis}) by {exemption.recorded_by}")
         return self._publish(working, change, exemption.recorded_at)
+
+    def restore(self, workings: list[_Working]) -> None:
+        """Load working copies saved elsewhere (a Kafka table) and rebuild the art. 12(1) index."""
+        self.referrals = {working.case_id: working for working in workings}
+        self._open = {}
+        for working in workings:
+            if working.indexed is not None:
+                start, subjects = working.indexed
+                for subject in subjects:
+                    self._open.setdefault(subject, []).append((start, working.referral_id, working.case_id))
+        for entries in self._open.values():
+            entries.sort()
 
     def find(self, referral_or_case_id: str) -> _Working | None:
         working = self.referrals.get(referral_or_case_id)
@@ -320,8 +373,9 @@ class ReferralBook:
                 at=when,
                 evidence=[event_id],
             ))
+        ordered = working.ordered
         basis: dict[str, LegalBasis] = {}
-        for alert in working.alerts.values():
+        for alert in ordered:
             for item in alert.legal_basis:
                 basis.setdefault(item.cite, item)
         extra = [law.SZ_XK_4, law.SZ_XK_11, law.SZ_XK_18]
@@ -333,7 +387,7 @@ class ReferralBook:
             extra.append(law.SZ_XK_15[working.exemption.ground])
         for item in extra:
             basis.setdefault(item.cite, item)
-        sample = next(iter(working.alerts.values()))
+        sample = ordered[0]
         report = working.report
         return Referral(
             referral_id=working.referral_id,
@@ -347,7 +401,7 @@ class ReferralBook:
                 ReferralAlert(alert_id=a.alert_id, rule=a.rule, fact=a.fact, detected_at=a.detected_at,
                               status="active" if a.status == "active" else "withdrawn", message=a.message,
                               evidence=a.evidence)
-                for a in sorted(working.alerts.values(), key=lambda a: (a.detected_at, a.alert_id))
+                for a in ordered
             ],
             officers=[
                 ResponsibleOfficer(role=role, responsibility=ROLES[role][0], responsibility_zh=ROLES[role][1],

@@ -9,9 +9,11 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import orjson
+from pydantic import ValidationError
 
-from models.files import ReferenceFileError
+from models.files import ReferenceFileError, describe_validation_error
 from streams.importing import DataDirBusy
+from streams.kafka.topology import TopologyError
 from streams.sender import SendError
 
 COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int], str]] = {}
@@ -232,6 +234,88 @@ def run_run(args: argparse.Namespace) -> int:
                                       timeout_graceful_shutdown=5)).run()
     finally:
         embedded.close()
+    return 0
+
+
+# ---------------------------------------------------------------- Kafka
+
+
+def _add_kafka_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--kafka", metavar="HOST:PORT", help="Kafka bootstrap servers (or PERMITWATCH_KAFKA)")
+    parser.add_argument("--topic-prefix", help="topic names PREFIX.events, PREFIX.alerts, … (default permitwatch)")
+    parser.add_argument("--partitions", type=int, help="partitions of the events topic (default 12; fixed once "
+                        "the topics exist)")
+
+
+def _given(args: argparse.Namespace, **names: str) -> dict:
+    """Flags that were given, by settings field (flags override PERMITWATCH_* variables)."""
+    return {field: getattr(args, flag) for field, flag in names.items() if getattr(args, flag, None) is not None}
+
+
+def _configure_worker(parser: argparse.ArgumentParser) -> None:
+    _add_kafka_arguments(parser)
+    parser.add_argument("--group", help="consumer group and faust app id (default permitwatch-worker)")
+    parser.add_argument("--store", choices=["memory", "rocksdb"], help="where tables live (default memory)")
+    parser.add_argument("--state-dir", type=Path, help="faust data directory (default ./permitwatch-worker)")
+    parser.add_argument("--settings", type=Path, help="rule settings file; every worker must have the same")
+    parser.add_argument("--metrics-port", type=int, help="Prometheus /metrics port (default 9464, 0: none)")
+    parser.add_argument("--clock-start", type=_instant, help="run on a simulated clock from this time")
+    parser.add_argument("--clock-speed", type=float, help="simulated clock speed")
+
+
+def worker_settings(args: argparse.Namespace):
+    from streams.kafka.worker import WorkerSettings
+
+    return WorkerSettings(**_given(args, kafka="kafka", topic_prefix="topic_prefix", partitions="partitions",
+                                   group="group", store="store", state_dir="state_dir", rule_settings="settings",
+                                   metrics_port="metrics_port", clock_start="clock_start",
+                                   clock_speed="clock_speed"))
+
+
+@command("worker", "run a Kafka worker: the engine on the partitions this worker is assigned", _configure_worker)
+def run_worker(args: argparse.Namespace) -> int:
+    import logging
+
+    from streams.kafka.worker import run_worker as run
+
+    settings = worker_settings(args)
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    run(settings)
+    return 0
+
+
+def _configure_reference(parser: argparse.ArgumentParser) -> None:
+    _add_kafka_arguments(parser)
+    parser.add_argument("--catalog", type=Path, help="item catalog file: replaces the whole catalog on Kafka")
+    parser.add_argument("--calendar", type=Path, action="append", default=[], metavar="FILE",
+                        help="calendar override file, added or replaced by version; repeatable")
+
+
+@command("reference", "publish the item catalog and calendar overrides to Kafka (workers re-judge open cases)",
+         _configure_reference)
+def run_reference(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from models.calendar import load_calendar
+    from models.catalog import load_catalog
+    from streams.kafka.reference import publish_reference
+    from streams.kafka.topology import ensure_topics
+    from streams.kafka.worker import WorkerSettings
+
+    if args.catalog is None and not args.calendar:
+        raise UsageError("give --catalog FILE and/or --calendar FILE")
+    catalog = load_catalog(args.catalog) if args.catalog else None
+    calendars = [load_calendar(path) for path in args.calendar]
+    settings = WorkerSettings(**_given(args, kafka="kafka", topic_prefix="topic_prefix", partitions="partitions"))
+
+    async def publish():
+        await ensure_topics(settings.bootstrap, settings.topology)
+        return await publish_reference(settings.bootstrap, settings.topology, catalog, calendars)
+
+    published = asyncio.run(publish())
+    print(f"catalog: {published.changed_items} entries written, {published.removed_items} removed; "
+          f"calendars written: {published.calendars}"
+          + ("" if published.control else " (nothing changed)"))
     return 0
 
 
@@ -495,8 +579,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         return args.run(args)
-    except (UsageError, ReferenceFileError, SendError, DataDirBusy) as exc:
+    except (UsageError, ReferenceFileError, SendError, DataDirBusy, TopologyError) as exc:
         print(f"permitwatch {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except ValidationError as exc:
+        print(f"permitwatch {args.command}: settings: {describe_validation_error(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -14,7 +14,7 @@ from api.app import create_app
 from api.auth import Authenticator, TokenFile, new_token
 from api.services import Services
 from api.settings import ServerSettings
-from streams.clocks import Clock, DemoClock, WallClock
+from streams.clocks import Clock, DemoClock
 from streams.demo import GROUND_TRUTH, DemoFeeder
 from streams.embedded.monitor import EmbeddedMonitor, MonitorOptions
 from streams.embedded.scheduler import DeadlineScheduler
@@ -67,8 +67,7 @@ def build_embedded(settings: ServerSettings, clock: Clock | None = None) -> Embe
     if settings.demo and not catalog.items:
         catalog = SAMPLE_CATALOG
     if clock is None:
-        simulated = settings.simulated_clock
-        clock = WallClock() if simulated is None else DemoClock(*simulated)
+        clock = settings.make_clock()
     store = Store(settings.database, settings.synchronous)
     metrics = Metrics("embedded")
     monitor = EmbeddedMonitor(

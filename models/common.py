@@ -48,8 +48,12 @@ LegalInstant = Annotated[Instant, AfterValidator(_in_legal_time)]
 """An `Instant` held in Asia/Shanghai time (the same instant, expressed in legal time): the type of
 an event's `time`, which the engine compares with everything."""
 
-Code = Annotated[str, Field(min_length=1, max_length=128)]
-Identifier = Annotated[str, Field(min_length=1, max_length=256)]
+PRINTABLE = r"^[^\x00-\x1f\x7f]+$"
+"""Ids and codes carry no control characters: they are printed to operators, and the Kafka
+runtime keeps its own bookkeeping under keys that start with one."""
+
+Code = Annotated[str, Field(min_length=1, max_length=128, pattern=PRINTABLE)]
+Identifier = Annotated[str, Field(min_length=1, max_length=256, pattern=PRINTABLE)]
 Text = Annotated[str, Field(max_length=4000)]
 
 TimeUnit = Literal["working_days", "calendar_days"]

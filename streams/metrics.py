@@ -19,6 +19,9 @@ class Metrics:
                               ["type", "department"], registry=r)
         self.duplicates = Counter("permitwatch_duplicate_events", "Events received again (same id), ignored",
                                   registry=r)
+        self.redelivered = Counter("permitwatch_redelivered_records",
+                                   "Kafka records consumed again after a restart and skipped (already applied)",
+                                   registry=r)
         self.dead_letters = Counter("permitwatch_dead_letters", "Inputs refused, by reason", ["reason"], registry=r)
         self.alerts = Counter("permitwatch_alerts", "Alert records emitted, by rule, signal and status",
                               ["rule", "signal", "status"], registry=r)

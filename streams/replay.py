@@ -83,10 +83,10 @@ def replay(
             continue
         if summary.first_time is None:
             summary.first_time = event.time
-        try:
-            write(engine.process(event))
-        except KeyError:
-            dead(record, "no_referral", f"subject: case {event.subject!r} has no referral to exempt")
+        emitted = engine.process(event)
+        write(emitted)
+        if emitted.refused:
+            dead(record, "no_referral", emitted.refused)
     if until is not None:
         write(engine.advance(until))
     summary.clock = engine.now

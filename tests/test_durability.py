@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import os
 import signal
 import socket
@@ -82,8 +83,8 @@ def post(url: str, token: str, lines: list[bytes]) -> dict | None:
     try:
         with urllib.request.urlopen(request, timeout=60) as response:
             return orjson.loads(response.read())
-    except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
-        return None  # the server died under the request: not acknowledged
+    except (urllib.error.URLError, http.client.HTTPException, TimeoutError, OSError):
+        return None  # the server died under the request (even halfway through its answer): not acknowledged
 
 
 def replayed_records(database: Path) -> list[tuple[str, str]]:

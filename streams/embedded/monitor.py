@@ -27,7 +27,7 @@ from alerts.engine import Emitted, Engine
 from models.calendar import CalendarOverride
 from models.catalog import Catalog
 from models.deadletter import DeadLetter
-from models.events import CloudEvent, ExemptionRecorded, InvalidEvent, parse_event
+from models.events import CloudEvent, InvalidEvent, parse_event
 from models.files import ReferenceFileError, parse_structured
 from models.settings import RuleSettings
 from streams.clocks import Clock
@@ -301,11 +301,6 @@ class EmbeddedMonitor:
                             letters.append(DeadLetter.of(item.origin, "future_time", reason, raw))
                             result.rejected.append(Rejection(index, "future_time", reason))
                             continue
-                        if isinstance(event, ExemptionRecorded) and self.engine.referrals.find(event.subject) is None:
-                            reason = f"subject: case {event.subject!r} has no referral to exempt"
-                            letters.append(DeadLetter.of(item.origin, "no_referral", reason, raw))
-                            result.rejected.append(Rejection(index, "no_referral", reason))
-                            continue
                         known.add(event.id)
                         clock_now = self.engine.now or now
                         if clock_now is not clock_seen:
@@ -313,10 +308,16 @@ class EmbeddedMonitor:
                         journal.append(Store.journal_row(event, raw, clock_text, received))
                         t0 = time.perf_counter()
                         try:
-                            emitted.extend(self.engine.process(event))
+                            caused = self.engine.process(event)
                         except Exception as exc:
                             raise _Poisoned(index, f"{type(exc).__name__}: {exc}") from exc
                         engine_time += time.perf_counter() - t0
+                        emitted.extend(caused)
+                        if caused.refused:
+                            journal.pop()
+                            letters.append(DeadLetter.of(item.origin, "no_referral", caused.refused, raw))
+                            result.rejected.append(Rejection(index, "no_referral", caused.refused))
+                            continue
                         result.accepted += 1
                         department = event.data.department
                         if department is None:

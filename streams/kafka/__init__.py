@@ -1,0 +1,1 @@
+"""The distributed runtime: faust-streaming workers on Kafka around the same engine."""

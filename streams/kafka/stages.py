@@ -1,0 +1,636 @@
+"""The engine's three stages as Kafka consumers: thin adapters from records to the core and back.
+
+Each stage turns one consumed record into a `Step`: the records to produce and the table writes
+to make. The agent produces the records, waits until the broker has them, and only then makes the
+writes, the last of which is the partition's marker (the offset the state now includes). Faust
+sends a table's writes to the changelog partition of the record being processed, in order, so
+after a kill -9 the changelog holds a prefix of the writes:
+
+- a record at or before the marker was fully applied, and its outputs were produced before its
+  writes: it is skipped when consumed again;
+- a record after the marker is applied again, and produces the same outputs again (same alert
+  ids, same referral versions). Every output carries its source (`SOURCE_HEADER`); a stage
+  reading another's outputs skips what is not after the last it applied from that source, and
+  so should any consumer of the alert and referral topics.
+
+State ahead of outputs would lose them (the repeated record would produce nothing); state behind
+them only repeats them.
+
+Tables hold bytes (see `wire`); a stage reads them directly and keeps what it wrote in the current
+step, so the tables can be faust tables or, in tests, dicts.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator, MutableMapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, NamedTuple, Protocol
+
+import orjson
+
+from alerts.case import CaseState
+from alerts.engine import (
+    CATALOG_CHANGED,
+    CaseBook,
+    CaseOutcome,
+    TimerIndex,
+    calendar_changed,
+    exemption_of,
+    referral_inputs,
+)
+from alerts.referrals import (
+    AlertInput,
+    CaseReport,
+    ExemptionInput,
+    ReferralBook,
+    ReferralInput,
+    ReportInput,
+    _Working,
+)
+from alerts.rules import RULES_BY_ID
+from alerts.rules.pw013_out_of_order_grant import ItemState, Progress, apply_item_update, recheck_pending
+from models.alerts import Alert, Message
+from models.deadletter import DeadLetter, KafkaSource
+from models.events import CloudEvent, ExemptionRecorded, InvalidEvent, parse_event
+from models.referrals import Referral
+from models.settings import RuleSettings
+from streams.clocks import Clock
+from streams.kafka.reference import ReferenceData
+from streams.kafka.topology import Topology
+from streams.kafka.wire import (
+    MARKER_PREFIX,
+    Marker,
+    Output,
+    PartitionClock,
+    Record,
+    Referable,
+    ReferenceChanged,
+    Standing,
+    Tick,
+    case_header,
+    control_output,
+    decode_case,
+    decode_item_update,
+    decode_marker,
+    decode_referral_input,
+    decode_state,
+    encode_case,
+    encode_item_update,
+    encode_marker,
+    encode_referral_input,
+    encode_state,
+    marker_key,
+    read_control,
+)
+from streams.metrics import Metrics
+
+log = logging.getLogger("permitwatch.kafka")
+
+
+class StateTable(Protocol):
+    """What a stage needs of a table: a faust `Table` of bytes, or a dict."""
+
+    def get(self, key: bytes, default: Any = None) -> Any: ...
+
+    def items(self) -> Iterable[tuple[bytes, bytes]]: ...
+
+
+class Write(NamedTuple):
+    table: Any
+    key: bytes
+    value: bytes | None
+    """None: delete the key."""
+
+
+@dataclass
+class Step:
+    outputs: list[Output] = field(default_factory=list)
+    writes: list[Write] = field(default_factory=list)
+
+
+def apply_writes(writes: Iterable[Write]) -> None:
+    for table, key, value in writes:
+        if value is not None:
+            table[key] = value
+        elif key in table:
+            del table[key]
+
+
+def stored_items(table: StateTable) -> Iterator[tuple[bytes, bytes]]:
+    """The table's entries, without the stages' markers."""
+    return ((key, raw) for key, raw in table.items() if not key.startswith(MARKER_PREFIX))
+
+
+def alert_value(alert: Alert) -> bytes:
+    """The same bytes as a line of `permitwatch replay --alerts-out`, without the newline."""
+    return orjson.dumps(alert.model_dump(mode="json"))
+
+
+def referral_value(referral: Referral) -> bytes:
+    return orjson.dumps(referral.model_dump(mode="json"))
+
+
+def dead_letter(topology: Topology, origin: str, category: str, reason: str, raw: bytes,
+                record: Record | None = None) -> Output:
+    source = KafkaSource(topic=record.topic, partition=record.partition, offset=record.offset) if record else None
+    letter = DeadLetter.of(origin, category, reason, raw, source)
+    return Output(topology.dead_letter, origin.encode(), orjson.dumps(letter.model_dump(mode="json")))
+
+
+Marks = dict[tuple[str, int], tuple[int, int]]
+"""Per source partition, the place (offset, index) of the last input applied (SOURCE_HEADER)."""
+
+
+def after_mark(marks: Marks, record: Record) -> bool:
+    """Whether `record` comes after what was applied from its source; if so, mark it applied."""
+    source = record.source()
+    if source is None:
+        return True
+    partition, place = source
+    if partition in marks and place <= marks[partition]:
+        return False
+    marks[partition] = place
+    return True
+
+
+class Stage:
+    """What the three stages share: skipping records already applied (the marker), the source of
+    every output, and dead letters for an input the engine fails on (a bug), which must not stop
+    the partition: what the stage keeps in memory is then reloaded from its table, which the
+    failed step never wrote."""
+
+    topology: Topology
+    metrics: Metrics
+    table: StateTable
+    """Where the stage's state and its markers are."""
+
+    def __init__(self) -> None:
+        self.applied: dict[int, int] = {}
+
+    def handle(self, record: Record) -> Step:
+        partition = record.partition
+        if record.offset <= self._applied(partition):
+            self.metrics.redelivered.inc()
+            return Step()
+        try:
+            step = self._handle(record)
+        except Exception as exc:
+            log.exception("%s failed on %s; dead-lettered", type(self).__name__, record.origin)
+            self.reset(partition)
+            step = Step([self._refuse(record, "engine_error", f"the engine failed on this record: "
+                                                              f"{type(exc).__name__}: {exc}")])
+        step.outputs = [out.made_from(record, index) for index, out in enumerate(step.outputs)]
+        step.writes.append(Write(self.table, marker_key(partition),
+                                 encode_marker(Marker(record.offset, self._clock(partition)))))
+        self.applied[partition] = record.offset
+        return step
+
+    def _applied(self, partition: int) -> int:
+        applied = self.applied.get(partition)
+        if applied is None:
+            raw = self.table.get(marker_key(partition))
+            applied = self.applied[partition] = decode_marker(raw).offset if raw is not None else -1
+        return applied
+
+    def _clock(self, partition: int) -> datetime | None:
+        return None
+
+    def _handle(self, record: Record) -> Step:
+        raise NotImplementedError
+
+    def reset(self, partition: int) -> None:
+        """Drop what is kept in memory for `partition` (revoked, or a step failed)."""
+        self.applied.pop(partition, None)
+
+    def _refuse(self, record: Record, category: str, reason: str) -> Output:
+        self.metrics.dead_letters.labels(category).inc()
+        return dead_letter(self.topology, record.origin, category, reason, record.value or b"", record)
+
+
+def case_of(given: ReferralInput) -> str:
+    if isinstance(given, AlertInput):
+        return given.alert.case_id
+    if isinstance(given, ReportInput):
+        return given.report.case_id
+    return given.case_id
+
+
+# ---------------------------------------------------------------- cases
+
+
+class TableCases(MutableMapping[str, CaseState]):
+    """The cases of one partition as the `CaseBook` sees them: decoded from the table on first
+    use in a step, written back (every case touched) by `PartitionBook.flush`."""
+
+    def __init__(self, table: StateTable, ids: set[str]):
+        self.table = table
+        self.ids = ids
+        self.touched: dict[str, CaseState | None] = {}
+
+    def __getitem__(self, case_id: str) -> CaseState:
+        if case_id in self.touched:
+            case = self.touched[case_id]
+            if case is None:
+                raise KeyError(case_id)
+            return case
+        if case_id not in self.ids:
+            raise KeyError(case_id)
+        case = self.touched[case_id] = decode_case(self.table.get(case_id.encode()))
+        return case
+
+    def __setitem__(self, case_id: str, case: CaseState) -> None:
+        self.touched[case_id] = case
+        self.ids.add(case_id)
+
+    def __delitem__(self, case_id: str) -> None:
+        self[case_id]  # KeyError when absent
+        self.touched[case_id] = None
+        self.ids.discard(case_id)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.ids)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+class PartitionBook:
+    """A `CaseBook` over the cases of one partition of the events topic. Timers are kept in memory
+    and rebuilt from the table when the partition is (re)assigned; the clock is in the marker."""
+
+    def __init__(self, partition: int, book: CaseBook, cases: TableCases):
+        self.partition = partition
+        self.book = book
+        self.cases = cases
+
+    @classmethod
+    def load(cls, partition: int, reference: ReferenceData, table: StateTable) -> PartitionBook:
+        ids: set[str] = set()
+        timers = TimerIndex()
+        for key, raw in stored_items(table):
+            header = case_header(raw)
+            if header.partition != partition:
+                continue  # another partition's case (a standby copy)
+            case_id = key.decode()
+            ids.add(case_id)
+            if header.wake_at is not None:
+                timers.schedule(case_id, header.wake_at)
+        marker = table.get(marker_key(partition))
+        now = decode_marker(marker).clock if marker is not None else None
+        cases = TableCases(table, ids)
+        return cls(partition, CaseBook(reference.judge(), cases, timers, now), cases)
+
+    def flush(self, table: StateTable) -> list[Write]:
+        writes = []
+        timers = self.book.timers
+        for case_id, case in self.cases.touched.items():
+            key = case_id.encode()
+            if case is None:
+                writes.append(Write(table, key, None))
+            else:
+                writes.append(Write(table, key, encode_case(self.partition, timers.scheduled(case_id), case)))
+        self.cases.touched = {}
+        return writes
+
+
+class CaseStage(Stage):
+    """Consumes the events topic: events, and the workers' ticks and other control records."""
+
+    def __init__(self, topology: Topology, reference: ReferenceData, cases: StateTable, clock: Clock,
+                 max_future_skew: timedelta, metrics: Metrics):
+        super().__init__()
+        self.topology = topology
+        self.reference = reference
+        self.table = cases
+        self.clock = clock
+        self.max_future_skew = max_future_skew
+        self.metrics = metrics
+        self.books: dict[int, PartitionBook] = {}
+
+    def book(self, partition: int) -> PartitionBook:
+        book = self.books.get(partition)
+        if book is None:
+            book = self.books[partition] = PartitionBook.load(partition, self.reference, self.table)
+            log.info("partition %s: %s cases, %s timers, clock %s", partition, len(book.cases), len(book.book.timers),
+                     book.book.now)
+        return book
+
+    def reference_wanted(self, record: Record) -> ReferenceChanged | None:
+        """A reference change the worker has not read yet (the agent reads it before `handle`)."""
+        try:
+            control = read_control(record)
+        except ValueError:
+            return None
+        if isinstance(control, ReferenceChanged) and not self.reference.covers(control):
+            return control
+        return None
+
+    def reset(self, partition: int) -> None:
+        super().reset(partition)
+        self.books.pop(partition, None)
+
+    def _clock(self, partition: int) -> datetime | None:
+        book = self.books.get(partition)
+        if book is not None:
+            return book.book.now
+        marker = self.table.get(marker_key(partition))  # a failed step: the clock stays as stored
+        return decode_marker(marker).clock if marker is not None else None
+
+    def _handle(self, record: Record) -> Step:
+        partition = record.partition
+        book = self.book(partition)
+        step = Step()
+        try:
+            control = read_control(record)
+        except ValueError as exc:
+            step.outputs.append(self._refuse(record, "invalid_control", str(exc)))
+            return step
+        if control is None:
+            outcomes = self._event(book, record, step)
+        elif isinstance(control, Tick):
+            outcomes = self._tick(book, control, record, step)
+        elif isinstance(control, Referable):
+            report = book.book.mark_referable(control.case_id)
+            outcomes = []
+            if report is not None:
+                step.outputs.append(self._referral_work(ReportInput(report, control.at), record))
+        else:
+            outcomes = self._reference_changed(book, control)
+        for outcome in outcomes:
+            self._outcome_outputs(outcome, partition, book.book.now, record, step)
+        step.writes += book.flush(self.table)
+        self.metrics.open_cases.set(sum(len(b.cases) for b in self.books.values()))
+        return step
+
+    def _event(self, book: PartitionBook, record: Record, step: Step) -> list[CaseOutcome]:
+        raw = record.value or b""
+        try:
+            event = parse_event(raw)
+        except InvalidEvent as invalid:
+            step.outputs.append(self._refuse(record, invalid.category, invalid.reason))
+            return []
+        now = self.clock.now()
+        if event.time > now + self.max_future_skew:
+            step.outputs.append(self._refuse(record, "future_time", (
+                f"time: {event.time.isoformat()} is more than {self.max_future_skew} ahead of the worker's clock "
+                f"{now.isoformat()}")))
+            return []
+        if isinstance(event, ExemptionRecorded):
+            outcomes = book.book.advance(event.time)
+            step.outputs.append(self._referral_work(ExemptionInput(event.subject, exemption_of(event)), record))
+            return outcomes
+        duplicates = book.book.stats.duplicates
+        outcomes = book.book.process(event)
+        if book.book.stats.duplicates > duplicates:
+            self.metrics.duplicates.inc()
+        else:
+            self.metrics.events.labels(event.kind, self._department(book, event)).inc()
+        return outcomes
+
+    @staticmethod
+    def _department(book: PartitionBook, event: CloudEvent) -> str:
+        department = event.data.department
+        if department is None:
+            case = book.cases.get(event.subject)
+            department = case.department if case is not None else None
+        return department or "unknown"
+
+    def _tick(self, book: PartitionBook, tick: Tick, record: Record, step: Step) -> list[CaseOutcome]:
+        now = self.clock.now()
+        if tick.time > now + self.max_future_skew:
+            step.outputs.append(self._refuse(record, "future_time", (
+                f"tick at {tick.time.isoformat()} is more than {self.max_future_skew} ahead of this worker's clock "
+                f"{now.isoformat()}: the workers' clocks disagree")))
+            return []
+        outcomes = book.book.advance(tick.time)
+        if book.book.now is not None and book.book.judge.tracked_items:
+            step.outputs += [control_output(self.topology.item_standing, item_partition,
+                                            PartitionClock(book.partition, book.book.now))
+                             for item_partition in range(self.topology.partitions)]
+        return outcomes
+
+    def _reference_changed(self, book: PartitionBook, change: ReferenceChanged) -> list[CaseOutcome]:
+        judge = self.reference.judge()
+        if "calendar" in change.kinds:
+            reason: Message = calendar_changed(judge.calendar)
+        else:
+            reason = CATALOG_CHANGED
+        return book.book.rejudge_all(judge, reason)
+
+    def _outcome_outputs(self, outcome: CaseOutcome, partition: int, clock: datetime | None, record: Record,
+                         step: Step) -> None:
+        topology = self.topology
+        metrics = self.metrics
+        now = self.clock.now()
+        for alert in outcome.alerts:
+            step.outputs.append(Output(topology.alerts, alert.case_id.encode(), alert_value(alert)))
+            metrics.alerts.labels(alert.rule, alert.signal, alert.status).inc()
+            lag = max((now - alert.detected_at).total_seconds(), 0.0)
+            if alert.deadline is not None and alert.status == "active":
+                metrics.deadline_lag.observe(lag)
+            else:
+                metrics.processing_lag.observe(lag)
+        for given in referral_inputs(outcome):
+            step.outputs.append(self._referral_work(given, record))
+        update = outcome.item_update
+        if update is not None:
+            step.outputs.append(Output(topology.item_standing, update.item_code.encode(),
+                                       encode_item_update(Standing(update, partition, clock))))
+
+    def _referral_work(self, given: ReferralInput, record: Record) -> Output:
+        raw = record.value if isinstance(given, ExemptionInput) else None
+        return Output(self.topology.referral_work, case_of(given).encode(),
+                      encode_referral_input(given, record.origin, raw))
+
+
+# ---------------------------------------------------------------- PW-013 items
+
+
+class StoredItem(NamedTuple):
+    """An item's table value."""
+
+    state: ItemState
+    partitions: dict[str, int]
+    """Each case's partition of the events topic."""
+    partition: int
+    """The item's partition of the standings topic."""
+    marks: Marks
+    reports: dict[str, CaseReport]
+    """Each case's latest report, for the referral of a red card raised here."""
+
+
+class PartitionProgress:
+    """`Progress` from the events partitions' clocks."""
+
+    def __init__(self, clocks: dict[int, datetime], partitions: dict[str, int], count: int):
+        self.clocks = clocks
+        self.partitions = partitions
+        self.count = count
+
+    def settled(self, case_id: str, at: datetime) -> bool:
+        """Read strictly past `at`: another input of that very instant may still come."""
+        partition = self.partitions.get(case_id)
+        return partition is not None and partition in self.clocks and self.clocks[partition] > at
+
+    def passed(self, at: datetime) -> bool:
+        return len(self.clocks) == self.count and min(self.clocks.values()) > at
+
+
+class ItemStage(Stage):
+    """Consumes the item standings: PW-013, which compares the cases of one item. The cases come
+    from every partition of the events topic; the partitions' clocks (on their standings, and
+    sent on every tick) tell how far each has been read (`Progress`)."""
+
+    def __init__(self, topology: Topology, items: StateTable, metrics: Metrics):
+        super().__init__()
+        self.topology = topology
+        self.table = items
+        self.metrics = metrics
+        self.clocks: dict[int, datetime] = {}
+        """How far each events partition has been read, as last heard (soft state: a restarted
+        worker waits for the next ticks)."""
+        self.waiting: dict[bytes, int] | None = None
+        """Items with pairs waiting or cases to forget later → their partition here; None: not
+        loaded yet."""
+
+    def reset(self, partition: int) -> None:
+        super().reset(partition)
+        self.waiting = None
+
+    def _waiting(self) -> dict[bytes, int]:
+        if self.waiting is None:
+            self.waiting = {}
+            for key, raw in stored_items(self.table):
+                stored: StoredItem = decode_state(raw)
+                if stored.state.pending or stored.state.left:
+                    self.waiting[key] = stored.partition
+        return self.waiting
+
+    def _handle(self, record: Record) -> Step:
+        control = read_control(record)
+        step = Step()
+        if isinstance(control, PartitionClock):
+            self._heard(control.partition, control.time)
+            for key in [key for key, partition in self._waiting().items() if partition == record.partition]:
+                self._judge(key, record, step, recheck_pending)
+            return step
+        standing = decode_item_update(record.value or b"")
+        update = standing.update
+        if standing.clock is not None:
+            self._heard(standing.partition, standing.clock)
+
+        def apply(state: ItemState, progress: Progress) -> list[Alert]:
+            return apply_item_update(state, update.case_id, update.standing, update.cause, progress)
+
+        self._judge(update.item_code.encode(), record, step, apply, standing)
+        return step
+
+    def _heard(self, partition: int, time: datetime) -> None:
+        known = self.clocks.get(partition)
+        if known is None or time > known:
+            self.clocks[partition] = time
+
+    def _judge(self, key: bytes, record: Record, step: Step, change, standing: Standing | None = None) -> None:
+        raw = self.table.get(key)
+        stored = decode_state(raw) if raw is not None else StoredItem(ItemState(key.decode()), {}, record.partition,
+                                                                        {}, {})
+        state, partitions, marks, reports = stored.state, stored.partitions, stored.marks, stored.reports
+        if standing is not None:
+            if not after_mark(marks, record):
+                return
+            partitions[standing.update.case_id] = standing.partition
+            if standing.update.report is not None:
+                reports[standing.update.case_id] = standing.update.report
+        for alert in change(state, PartitionProgress(self.clocks, partitions, self.topology.partitions)):
+            step.outputs.append(Output(self.topology.alerts, alert.case_id.encode(), alert_value(alert)))
+            self.metrics.alerts.labels(alert.rule, alert.signal, alert.status).inc()
+            if alert.signal == "red":
+                given = AlertInput(alert, reports.get(alert.case_id))
+                step.outputs.append(Output(self.topology.referral_work, alert.case_id.encode(),
+                                           encode_referral_input(given, record.origin)))
+                # From now on the named case must send its referral what changes (officers,
+                # remedies); it lives on its own partition, so tell it there.
+                step.outputs.append(control_output(self.topology.events, partitions[alert.case_id],
+                                                   Referable(alert.case_id, alert.detected_at),
+                                                   alert.case_id.encode()))
+        partitions = {case_id: p for case_id, p in partitions.items() if case_id in state.cases}
+        reports = {case_id: r for case_id, r in reports.items() if case_id in state.cases}
+        waiting = self._waiting()
+        if state.pending or state.left:
+            waiting[key] = record.partition
+        else:
+            waiting.pop(key, None)
+        value = encode_state(StoredItem(state, partitions, record.partition, marks, reports)) if state.cases else None
+        step.writes.append(Write(self.table, key, value))
+
+
+# ---------------------------------------------------------------- referrals
+
+
+class StoredReferral(NamedTuple):
+    """A referral's table value."""
+
+    working: _Working
+    marks: Marks
+
+
+class ReferralStage(Stage):
+    """Consumes the referral work (one partition): the whole city's referrals in one book, because
+    SZ-XK art. 12(1) compares each referral with the others of the same officer or department."""
+
+    def __init__(self, topology: Topology, settings: RuleSettings, table: StateTable, metrics: Metrics):
+        super().__init__()
+        self.topology = topology
+        self.settings = settings
+        self.table = table
+        self.metrics = metrics
+        self.book: ReferralBook | None = None
+        self.marks: dict[str, Marks] = {}
+
+    def reset(self, partition: int) -> None:
+        super().reset(partition)
+        self.book = None
+
+    def _loaded(self) -> ReferralBook:
+        if self.book is None:
+            self.book = ReferralBook(self.settings, RULES_BY_ID)
+            self.marks = {}
+            workings = []
+            for _, raw in stored_items(self.table):
+                stored: StoredReferral = decode_state(raw)
+                workings.append(stored.working)
+                self.marks[stored.working.case_id] = stored.marks
+            self.book.restore(workings)
+            log.info("referral book loaded: %s referrals", len(self.book.referrals))
+        return self.book
+
+    def _handle(self, record: Record) -> Step:
+        book = self._loaded()
+        work = decode_referral_input(record.value or b"")
+        given = work.given
+        step = Step()
+        case_id = case_of(given)
+        marks = self.marks.get(case_id, {})
+        if not after_mark(marks, record):
+            return step
+        try:
+            versions = book.take(given)
+        except KeyError:
+            self.metrics.dead_letters.labels("no_referral").inc()
+            step.outputs.append(dead_letter(self.topology, work.origin, "no_referral",
+                                            f"subject: case {case_id!r} has no referral to exempt", work.raw))
+            return step
+        # The input's own referral may change without a new version (an alert a reader cannot see yet).
+        touched = {v.case_id for v in versions}
+        if case_id in book.referrals:
+            self.marks[case_id] = marks
+            touched.add(case_id)
+        for version in versions:
+            step.outputs.append(Output(self.topology.referrals, version.referral_id.encode(), referral_value(version)))
+            self.metrics.referral_versions.labels(version.status).inc()
+        for touched_id in sorted(touched):
+            stored = StoredReferral(book.referrals[touched_id], self.marks.get(touched_id, {}))
+            step.writes.append(Write(self.table, touched_id.encode(), encode_state(stored)))
+        return step

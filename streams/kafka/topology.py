@@ -1,0 +1,119 @@
+"""The Kafka topics of permitwatch, their partition counts, and creating them.
+
+    PREFIX.events          in: CloudEvents keyed by case id; also the workers' control records
+    PREFIX.dead-letter     out: what could not become an event, with its bytes, reason and source
+    PREFIX.alerts          out: alert records keyed by case id
+    PREFIX.referrals       out: referral versions keyed by referral id
+    PREFIX.catalog         reference: catalog entries keyed by item code (compacted)
+    PREFIX.calendar        reference: calendar overrides keyed by version (compacted)
+    PREFIX.item-standing   internal: cases' standings on PW-013 items, keyed by item code
+    PREFIX.referral-work   internal: what referrals are built from (one partition: art. 12(1)
+                           compares referrals across the whole city)
+
+The events topic and the state co-partitioned with it (the case table's changelog) share one
+partition count; it is fixed once the topics exist. Faust creates its own changelog topics.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+TOPIC_ALREADY_EXISTS = 36
+
+
+class TopologyError(RuntimeError):
+    """The topics on the broker do not match the configuration (e.g. a partition count)."""
+
+
+@dataclass(frozen=True, slots=True)
+class TopicSpec:
+    name: str
+    partitions: int
+    compacted: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Topology:
+    prefix: str
+    partitions: int
+    replication: int = 1
+
+    def _name(self, suffix: str) -> str:
+        return f"{self.prefix}.{suffix}"
+
+    @property
+    def events(self) -> str:
+        return self._name("events")
+
+    @property
+    def dead_letter(self) -> str:
+        return self._name("dead-letter")
+
+    @property
+    def alerts(self) -> str:
+        return self._name("alerts")
+
+    @property
+    def referrals(self) -> str:
+        return self._name("referrals")
+
+    @property
+    def catalog(self) -> str:
+        return self._name("catalog")
+
+    @property
+    def calendar(self) -> str:
+        return self._name("calendar")
+
+    @property
+    def item_standing(self) -> str:
+        return self._name("item-standing")
+
+    @property
+    def referral_work(self) -> str:
+        return self._name("referral-work")
+
+    def specs(self) -> list[TopicSpec]:
+        n = self.partitions
+        return [
+            TopicSpec(self.events, n),
+            TopicSpec(self.dead_letter, n),
+            TopicSpec(self.alerts, n),
+            TopicSpec(self.referrals, n),
+            TopicSpec(self.catalog, 1, compacted=True),
+            TopicSpec(self.calendar, 1, compacted=True),
+            TopicSpec(self.item_standing, n),
+            TopicSpec(self.referral_work, 1),
+        ]
+
+
+async def ensure_topics(bootstrap: str, topology: Topology) -> list[str]:
+    """Create the topics that are missing; fail when an existing one has another partition count
+    (a topic created by a producer with the broker's default would break co-partitioning).
+    Returns the names created."""
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="permitwatch-admin")
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        specs = topology.specs()
+        missing = [spec for spec in specs if spec.name not in existing]
+        if missing:
+            response = await admin.create_topics([
+                NewTopic(spec.name, spec.partitions, topology.replication,
+                         topic_configs={"cleanup.policy": "compact" if spec.compacted else "delete"})
+                for spec in missing
+            ])
+            for name, code, *rest in response.topic_errors:
+                if code not in (0, TOPIC_ALREADY_EXISTS):
+                    raise TopologyError(f"topic {name} could not be created: error {code} {rest[0] if rest else ''}")
+        described = {t["topic"]: len(t["partitions"]) for t in await admin.describe_topics([s.name for s in specs])}
+        wrong = [f"{spec.name} has {described.get(spec.name)} partitions, expected {spec.partitions}"
+                 for spec in specs if described.get(spec.name) != spec.partitions]
+        if wrong:
+            raise TopologyError("; ".join(wrong) + " (a topic's partition count is fixed once it exists: use "
+                                "--partitions to match it, or another --topic-prefix)")
+        return [spec.name for spec in missing]
+    finally:
+        await admin.close()

@@ -1,0 +1,354 @@
+"""What the Kafka runtime writes besides the contract's records: control records on the events
+topic, the internal topics' messages, and the table values.
+
+Internal messages are JSON with explicit decoders (a worker of the next version must read what
+this one wrote). Table values are pickles of the engine's own state classes: they are private to
+the workers (their changelog topics must be writable by the workers only) and carry a format
+number, so a state of another shape is refused rather than misread.
+"""
+
+from __future__ import annotations
+
+import pickle
+import struct
+from datetime import UTC, datetime, timedelta
+from typing import Any, NamedTuple
+
+import orjson
+
+from alerts.case import CaseState, Fact
+from alerts.engine import ItemUpdate
+from alerts.referrals import AlertInput, CaseReport, ExemptionInput, ReferralInput, ReportInput
+from alerts.rules.pw013_out_of_order_grant import ItemCase
+from models.alerts import Alert, Officers
+from models.common import LEGAL_TZ
+from models.referrals import Exemption
+
+CONTROL_HEADER = "permitwatch-control"
+"""Records the workers write besides data carry this header: on the events topic (other consumers
+of the topic skip them) tick, referable and reference; on the item standings, clock."""
+
+SOURCE_HEADER = "permitwatch-source"
+"""On the internal topics: the record that caused this one and its place among that record's
+outputs, `topic/partition/offset/index`. A worker killed mid-step produces the step again; the
+receiving stage keeps, per source partition, the last place it applied and skips what is not
+after it, so a repeated older input never undoes a newer one."""
+
+STATE_FORMAT = 1
+
+
+class StateFormatError(RuntimeError):
+    pass
+
+
+class Record(NamedTuple):
+    """One consumed Kafka record, independent of the client library."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: tuple[tuple[str, bytes], ...] = ()
+
+    @property
+    def origin(self) -> str:
+        return f"{self.topic}/{self.partition}/{self.offset}"
+
+    def header(self, name: str) -> bytes | None:
+        for key, value in self.headers:
+            if key == name:
+                return value
+        return None
+
+    def source(self) -> tuple[tuple[str, int], tuple[int, int]] | None:
+        """((topic, partition), (offset, index)) of the record this one was made from."""
+        raw = self.header(SOURCE_HEADER)
+        if raw is None:
+            return None
+        topic, partition, offset, index = raw.decode().rsplit("/", 3)
+        return (topic, int(partition)), (int(offset), int(index))
+
+
+class Output(NamedTuple):
+    """One record to produce. `partition` None: chosen from the key by the producer."""
+
+    topic: str
+    key: bytes | None
+    value: bytes | None
+    partition: int | None = None
+    headers: tuple[tuple[str, bytes], ...] = ()
+
+    def made_from(self, record: Record, index: int) -> Output:
+        place = f"{record.topic}/{record.partition}/{record.offset}/{index}".encode()
+        return self._replace(headers=(*self.headers, (SOURCE_HEADER, place)))
+
+
+def _instant(text: str | None) -> datetime | None:
+    return None if text is None else datetime.fromisoformat(text).astimezone(LEGAL_TZ)
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat()
+
+
+# ----- control records on the events topic -----
+
+
+class Tick(NamedTuple):
+    """The clock of a worker reached `time`: deadlines of the partition up to it fire."""
+
+    time: datetime
+
+
+class Referable(NamedTuple):
+    """A red PW-013 alert names the case: it joins its referral's updates."""
+
+    case_id: str
+    at: datetime
+
+
+class PartitionClock(NamedTuple):
+    """Partition `partition` of the events topic has been processed up to `time` (to the item
+    stage, which judges PW-013 pairs only once both cases are known as of the grant)."""
+
+    partition: int
+    time: datetime
+
+
+class ReferenceChanged(NamedTuple):
+    """The catalog or calendar topics changed; read them up to these offsets and judge again."""
+
+    catalog_end: int
+    calendar_end: int
+    kinds: tuple[str, ...]
+
+
+Control = Tick | Referable | PartitionClock | ReferenceChanged
+
+
+def control_output(topic: str, partition: int, control: Control, key: bytes | None = None) -> Output:
+    if isinstance(control, Tick):
+        kind, body = b"tick", {"time": control.time.isoformat()}
+    elif isinstance(control, Referable):
+        kind, body = b"referable", {"case_id": control.case_id, "at": control.at.isoformat()}
+    elif isinstance(control, PartitionClock):
+        kind, body = b"clock", {"partition": control.partition, "time": control.time.isoformat()}
+    else:
+        kind, body = b"reference", {"catalog_end": control.catalog_end, "calendar_end": control.calendar_end,
+                                    "kinds": list(control.kinds)}
+    return Output(topic, key, orjson.dumps(body), partition, ((CONTROL_HEADER, kind),))
+
+
+def read_control(record: Record) -> Control | None:
+    """The control carried by `record`, or None for an ordinary event. ValueError when malformed."""
+    kind = record.header(CONTROL_HEADER)
+    if kind is None:
+        return None
+    try:
+        body = orjson.loads(record.value or b"")
+        if kind == b"tick":
+            return Tick(_instant(body["time"]))
+        if kind == b"referable":
+            return Referable(str(body["case_id"]), _instant(body["at"]))
+        if kind == b"clock":
+            return PartitionClock(int(body["partition"]), _instant(body["time"]))
+        if kind == b"reference":
+            return ReferenceChanged(int(body["catalog_end"]), int(body["calendar_end"]), tuple(body["kinds"]))
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"malformed {kind.decode(errors='replace')} control record: {exc}") from None
+    raise ValueError(f"unknown control record {kind.decode(errors='replace')!r}")
+
+
+# ----- item standings (PREFIX.item-standing) -----
+
+
+def _fact(fact: Fact | None) -> list | None:
+    return None if fact is None else [fact.time.isoformat(), fact.event_id]
+
+
+def _read_fact(value: list | None) -> Fact | None:
+    return None if value is None else Fact(_instant(value[0]), value[1])
+
+
+class Standing(NamedTuple):
+    update: ItemUpdate
+    partition: int
+    """The case's partition of the events topic (where a control naming the case must go)."""
+    clock: datetime | None
+    """How far that partition had been processed when it sent this."""
+
+
+def encode_item_update(standing_of: Standing) -> bytes:
+    update = standing_of.update
+    standing = update.standing
+    return orjson.dumps({
+        "item_code": update.item_code,
+        "case_id": update.case_id,
+        "partition": standing_of.partition,
+        "clock": _iso(standing_of.clock),
+        "cause": [update.cause[0], update.cause[1].isoformat()],
+        "report": _report(update.report),
+        "standing": None if standing is None else {
+            "accepted": _fact(standing.accepted),
+            "closed_at": _iso(standing.closed_at),
+            "outcome": standing.outcome,
+            "grant": _fact(standing.grant),
+            "department": standing.department,
+            "officers": standing.officers.model_dump(),
+            "decided": _fact(standing.decided),
+        },
+    })
+
+
+def decode_item_update(raw: bytes) -> Standing:
+    body = orjson.loads(raw)
+    given = body["standing"]
+    standing = None if given is None else ItemCase(
+        _read_fact(given["accepted"]), _instant(given["closed_at"]), given["outcome"], _read_fact(given["grant"]),
+        given["department"], Officers(**given["officers"]), _read_fact(given["decided"]),
+    )
+    cause = (body["cause"][0], _instant(body["cause"][1]))
+    return Standing(ItemUpdate(body["item_code"], body["case_id"], standing, cause, _read_report(body["report"])),
+                    int(body["partition"]), _instant(body["clock"]))
+
+
+# ----- referral inputs (PREFIX.referral-work) -----
+
+
+def _report(report: CaseReport | None) -> dict | None:
+    if report is None:
+        return None
+    return {
+        "case_id": report.case_id, "item_code": report.item_code, "department": report.department,
+        "officers": [[role, officer, list(ids)] for role, officer, ids in report.officers],
+        "remedies": [[rule, at.isoformat(), event_id] for rule, at, event_id in report.remedies],
+        "revision": report.revision,
+    }
+
+
+def _read_report(body: dict | None) -> CaseReport | None:
+    if body is None:
+        return None
+    return CaseReport(
+        body["case_id"], body["item_code"], body["department"],
+        tuple((role, officer, tuple(ids)) for role, officer, ids in body["officers"]),
+        tuple((rule, _instant(at), event_id) for rule, at, event_id in body["remedies"]),
+        body["revision"],
+    )
+
+
+def encode_referral_input(given: ReferralInput, origin: str, raw: bytes | None = None) -> bytes:
+    """`origin` and `raw`: where the input came from, for a dead letter (an exemption of a case
+    without a referral)."""
+    body: dict[str, Any] = {"origin": origin}
+    if isinstance(given, AlertInput):
+        body.update(kind="alert", alert=given.alert.model_dump(mode="json"), report=_report(given.report))
+    elif isinstance(given, ReportInput):
+        body.update(kind="report", report=_report(given.report), at=given.at.isoformat())
+    else:
+        body.update(kind="exemption", case_id=given.case_id, exemption=given.exemption.model_dump(mode="json"),
+                    raw=(raw or b"").decode("utf-8", errors="replace"))
+    return orjson.dumps(body)
+
+
+class ReferralWork(NamedTuple):
+    given: ReferralInput
+    origin: str
+    raw: bytes
+
+
+def decode_referral_input(raw: bytes) -> ReferralWork:
+    body = orjson.loads(raw)
+    kind = body["kind"]
+    if kind == "alert":
+        given: ReferralInput = AlertInput(Alert.model_validate(body["alert"]), _read_report(body["report"]))
+    elif kind == "report":
+        given = ReportInput(_read_report(body["report"]), _instant(body["at"]))
+    else:
+        given = ExemptionInput(body["case_id"], Exemption.model_validate(body["exemption"]))
+    return ReferralWork(given, body["origin"], body.get("raw", "").encode())
+
+
+# ----- table values -----
+
+MARKER_PREFIX = b"\x00"
+"""Keys the stages keep their own bookkeeping under (ids and codes never contain control
+characters)."""
+
+_MARKER = struct.Struct(">Bqq")
+
+
+def marker_key(partition: int) -> bytes:
+    return MARKER_PREFIX + b"applied/%d" % partition
+
+
+class Marker(NamedTuple):
+    """Written last in every step of a stage, in the same table (so the same changelog partition)
+    as the step's state: the input offset that state includes, and the partition's clock."""
+
+    offset: int
+    clock: datetime | None
+
+
+def encode_marker(marker: Marker) -> bytes:
+    return _MARKER.pack(STATE_FORMAT, marker.offset, _micros(marker.clock))
+
+
+def decode_marker(raw: bytes) -> Marker:
+    version, offset, clock = _MARKER.unpack(raw)
+    if version != STATE_FORMAT:
+        raise StateFormatError(f"marker format {version}, this worker reads {STATE_FORMAT}")
+    return Marker(offset, _from_micros(clock))
+
+_CASE_HEADER = struct.Struct(">BHqq")
+_NONE = -(2**63)
+
+
+class CaseHeader(NamedTuple):
+    """What a worker needs of a stored case without unpickling it: to rebuild a partition's
+    timers and clock after a restart or a rebalance."""
+
+    partition: int
+    wake_at: datetime | None
+    last_time: datetime | None
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def _micros(moment: datetime | None) -> int:
+    return _NONE if moment is None else (moment - _EPOCH) // _MICROSECOND
+
+
+def _from_micros(value: int) -> datetime | None:
+    return None if value == _NONE else (_EPOCH + value * _MICROSECOND).astimezone(LEGAL_TZ)
+
+
+def encode_case(partition: int, wake_at: datetime | None, case: CaseState) -> bytes:
+    return (_CASE_HEADER.pack(STATE_FORMAT, partition, _micros(wake_at), _micros(case.last_time))
+            + pickle.dumps(case, protocol=pickle.HIGHEST_PROTOCOL))
+
+
+def case_header(raw: bytes) -> CaseHeader:
+    version, partition, wake, last = _CASE_HEADER.unpack_from(raw)
+    if version != STATE_FORMAT:
+        raise StateFormatError(f"case state format {version}, this worker reads {STATE_FORMAT}")
+    return CaseHeader(partition, _from_micros(wake), _from_micros(last))
+
+
+def decode_case(raw: bytes) -> CaseState:
+    case_header(raw)
+    return pickle.loads(memoryview(raw)[_CASE_HEADER.size:])
+
+
+def encode_state(value: object) -> bytes:
+    """Any other table value (an item's state, a referral's working copy)."""
+    return bytes([STATE_FORMAT]) + pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def decode_state(raw: bytes) -> Any:
+    if not raw or raw[0] != STATE_FORMAT:
+        raise StateFormatError(f"state format {raw[:1].hex() or 'empty'}, this worker reads {STATE_FORMAT}")
+    return pickle.loads(memoryview(raw)[1:])

@@ -1,0 +1,187 @@
+"""`permitwatch worker`: a faust worker running the three stages on Kafka.
+
+Faust is used for what it does well (consumer groups, partition assignment, changelogged tables
+and their recovery) and kept away from what has open bugs: plain tables only (no windowed ones),
+at-least-once (no exactly_once), one consumer task per agent (`concurrency=1`; more can lose
+messages, faust-streaming #606), and no table writes from timers. The timer only writes a tick
+to each partition this worker owns; the tick is consumed like an event, so deadlines fire in
+order with the partition's events, and a worker that takes over a partition fires what came due
+while nobody owned it on its first tick.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Mapping
+from datetime import timedelta
+from pathlib import Path
+from typing import Literal
+
+import faust
+from pydantic import Field
+
+from models.settings import load_settings
+from streams.clocks import Clock
+from streams.kafka.reference import ReferenceData
+from streams.kafka.stages import CaseStage, ItemStage, ReferralStage, Stage, Step, apply_writes
+from streams.kafka.topology import Topology, ensure_topics
+from streams.kafka.wire import Output, Record, Tick, control_output
+from streams.metrics import Metrics
+from streams.settings import KafkaSettings, RuntimeSettings
+
+log = logging.getLogger("permitwatch.kafka.worker")
+
+
+class WorkerSettings(RuntimeSettings, KafkaSettings):
+    kafka: str | None = Field("localhost:9092", description="Kafka bootstrap servers, host:port[,host:port]")
+    group: str = Field("permitwatch-worker", pattern=r"^[A-Za-z0-9._-]+$", description=(
+        "Consumer group and faust app id: the workers of one deployment share it; their tables' "
+        "changelog topics are named after it"))
+    store: Literal["memory", "rocksdb"] = Field("memory", description=(
+        "Where tables live: memory (rebuilt from the changelog on start) or rocksdb (on disk, "
+        "faster restarts; needs the rocksdict package)"))
+    state_dir: Path = Field(Path("permitwatch-worker"), description="faust's data directory (RocksDB files)")
+    tick_interval_seconds: float = Field(1.0, gt=0, description="How often deadlines are checked")
+    standby_replicas: int = Field(1, ge=0, description="Standby copies of each table partition on other workers")
+    metrics_host: str = "0.0.0.0"
+    metrics_port: int = Field(9464, ge=0, le=65535, description="Prometheus /metrics port (0: none)")
+    log_level: str = "INFO"
+    producer_max_batch_size: int | None = Field(None, ge=1, description=(
+        "Largest producer batch in bytes; only for brokers that mishandle multi-record batches"))
+    session_timeout_seconds: float | None = Field(None, gt=0)
+    heartbeat_interval_seconds: float | None = Field(None, gt=0)
+    rebalance_timeout_seconds: float | None = Field(None, gt=0)
+
+    @property
+    def topology(self) -> Topology:
+        return Topology(self.topic_prefix, self.partitions, self.replication)
+
+
+def record_of(message) -> Record:
+    headers = message.headers or ()
+    if isinstance(headers, Mapping):
+        headers = headers.items()
+    return Record(message.topic, message.partition, message.offset, message.key, message.value,
+                  tuple((key, bytes(value)) for key, value in headers))
+
+
+class Worker:
+    """The faust app with its topics, tables and agents, around the three stages."""
+
+    def __init__(self, settings: WorkerSettings, reference: ReferenceData, clock: Clock,
+                 metrics: Metrics | None = None):
+        self.settings = settings
+        self.reference = reference
+        self.clock = clock
+        self.metrics = metrics or Metrics("kafka")
+        topology = self.topology = settings.topology
+        self.app = app = faust.App(
+            settings.group,
+            broker=[f"kafka://{host}" for host in settings.bootstrap.split(",")],
+            store="rocksdb://" if settings.store == "rocksdb" else "memory://",
+            datadir=str(settings.state_dir),
+            processing_guarantee="at_least_once",
+            topic_partitions=settings.partitions,
+            topic_replication_factor=settings.replication,
+            table_standby_replicas=settings.standby_replicas,
+            consumer_auto_offset_reset="earliest",
+            producer_acks=-1,
+            web_enabled=False,
+            # Everything is bytes to faust (agents and tables copy the app's serializers, not a
+            # topic's schema); the stages parse with the pydantic models.
+            key_serializer="raw",
+            value_serializer="raw",
+            **{name: value for name, value in (
+                ("producer_max_batch_size", settings.producer_max_batch_size),
+                ("broker_session_timeout", settings.session_timeout_seconds),
+                ("broker_heartbeat_interval", settings.heartbeat_interval_seconds),
+                ("broker_rebalance_timeout", settings.rebalance_timeout_seconds),
+            ) if value is not None},
+        )
+        n = settings.partitions
+        raw = {"key_type": bytes, "value_type": bytes}
+        events = app.topic(topology.events, partitions=n, **raw)
+        standings = app.topic(topology.item_standing, partitions=n, **raw)
+        referral_work = app.topic(topology.referral_work, partitions=1, **raw)
+        cases = app.Table("cases", partitions=n, **raw)
+        items = app.Table("items", partitions=n, **raw)
+        referrals = app.Table("referrals", partitions=1, **raw)
+        skew = timedelta(seconds=settings.max_future_skew_seconds)
+        self.case_stage = CaseStage(topology, reference, cases, clock, skew, self.metrics)
+        self.item_stage = ItemStage(topology, items, self.metrics)
+        self.referral_stage = ReferralStage(topology, reference.settings, referrals, self.metrics)
+
+        app.agent(events, name="cases", concurrency=1)(self._consume(self.case_stage, self._read_reference))
+        app.agent(standings, name="items", concurrency=1)(self._consume(self.item_stage))
+        app.agent(referral_work, name="referrals", concurrency=1)(self._consume(self.referral_stage))
+        app.timer(interval=settings.tick_interval_seconds, name="ticks")(self._tick)
+        app.on_partitions_revoked.connect(self._revoked)
+
+    def _consume(self, stage: Stage, before=None):
+        async def agent(stream):
+            async for event in stream.events():
+                record = record_of(event.message)
+                try:
+                    if before is not None:
+                        await before(record)
+                    await self.publish(stage.handle(record))
+                except Exception:
+                    # The stage's memory is now ahead of its tables, and faust would restart the
+                    # agent in this process past the record. Stop the process instead: a restart
+                    # (or another worker) resumes from the committed offsets and the tables,
+                    # which is the recovery every kill -9 already goes through.
+                    log.critical("could not complete %s; stopping the worker", record.origin, exc_info=True)
+                    os._exit(70)
+        return agent
+
+    async def _read_reference(self, record: Record) -> None:
+        wanted = self.case_stage.reference_wanted(record)
+        if wanted is not None:
+            await self.reference.read(self.settings.bootstrap, wanted)
+
+    async def publish(self, step: Step) -> None:
+        """Produce the step's records and wait until the broker has them all; only then write the
+        tables (see `stages`)."""
+        await self.produce(step.outputs)
+        apply_writes(step.writes)
+
+    async def produce(self, outputs: list[Output]) -> None:
+        producer = self.app.producer
+        pending = [await producer.send(out.topic, out.key, out.value, out.partition, None, list(out.headers) or None)
+                   for out in outputs]
+        for delivery in pending:
+            await delivery
+
+    async def _tick(self) -> None:
+        now = self.clock.now()
+        owned = sorted(tp.partition for tp in self.app.assignor.assigned_actives()
+                       if tp.topic == self.topology.events)
+        await self.produce([control_output(self.topology.events, partition, Tick(now)) for partition in owned])
+
+    async def _revoked(self, sender, revoked, **kwargs) -> None:
+        for tp in revoked:
+            if tp.topic == self.topology.events:
+                self.case_stage.reset(tp.partition)
+            elif tp.topic == self.topology.referral_work:
+                self.referral_stage.reset(tp.partition)
+
+
+def run_worker(settings: WorkerSettings) -> None:
+    """Create missing topics, read the reference data, then run until stopped (SIGTERM, ^C)."""
+    from prometheus_client import start_http_server
+
+    rule_settings = load_settings(settings.rule_settings)
+    topology = settings.topology
+    created = asyncio.run(ensure_topics(settings.bootstrap, topology))
+    if created:
+        log.info("created topics: %s", ", ".join(created))
+    reference = ReferenceData(topology, rule_settings)
+    asyncio.run(reference.read(settings.bootstrap))
+    log.info("reference data: %s catalog entries, calendars %s", len(reference.entries),
+             ", ".join(sorted(reference.calendars)) or "built-in only")
+    worker = Worker(settings, reference, settings.make_clock())
+    if settings.metrics_port:
+        start_http_server(settings.metrics_port, settings.metrics_host, registry=worker.metrics.registry)
+    faust.Worker(worker.app, loglevel=settings.log_level, redirect_stdouts=False).execute_from_commandline()

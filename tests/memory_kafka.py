@@ -1,0 +1,155 @@
+"""The Kafka runtime's stages on an in-memory cluster: partitions consumed in a random order,
+and workers killed at random points of a step (before, during or after producing its records,
+with none, some or all of its table writes made durable) and restarted from the last committed
+offsets. What the broker tests cannot do a thousand times a second."""
+
+from __future__ import annotations
+
+import random
+import zlib
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import orjson
+
+from models.catalog import Catalog
+from models.events import CloudEvent
+from models.settings import RuleSettings
+from streams.clocks import ManualClock
+from streams.kafka.reference import ReferenceData
+from streams.kafka.stages import CaseStage, ItemStage, ReferralStage, Step
+from streams.kafka.topology import Topology
+from streams.kafka.wire import Output, Record, Tick, control_output
+from streams.metrics import Metrics
+
+
+@dataclass
+class Crashes:
+    rate: float = 0.0
+    """Chance that a step is cut short by a kill -9."""
+    commit_every: int = 5
+    """Offsets are committed after about this many records (faust commits periodically)."""
+    crashes: int = 0
+
+
+@dataclass
+class MemoryCluster:
+    topology: Topology
+    catalog: Catalog
+    now: datetime
+    seed: int = 0
+    crashes: Crashes = field(default_factory=Crashes)
+    settings: RuleSettings = field(default_factory=RuleSettings)
+
+    def __post_init__(self) -> None:
+        self.rng = random.Random(self.seed)
+        self.logs: dict[tuple[str, int], list[Record]] = {}
+        self.position: dict[tuple[str, int], int] = {}
+        self.committed: dict[tuple[str, int], int] = {}
+        self.tables: dict[str, dict[bytes, bytes]] = {name: {} for name in ("cases", "items", "referrals")}
+        self.durable = {name: {} for name in self.tables}
+        """The tables as their changelogs hold them: writes reach them in order, all of them by
+        the time offsets are committed (faust flushes the producer before committing)."""
+        self.unflushed: list[tuple[str, bytes, bytes | None]] = []
+        self.clock = ManualClock(self.now)
+        self.metrics = Metrics("memory")
+        self._start_worker()
+
+    def _start_worker(self) -> None:
+        """A fresh worker: nothing in memory, the tables as the changelog has them."""
+        reference = ReferenceData(self.topology, self.settings, entries=self.catalog.by_code())
+        t = self.tables
+        self.table_names = {id(table): name for name, table in t.items()}
+        self.stages = {
+            self.topology.events: CaseStage(self.topology, reference, t["cases"], self.clock, timedelta(minutes=5),
+                                            self.metrics),
+            self.topology.item_standing: ItemStage(self.topology, t["items"], self.metrics),
+            self.topology.referral_work: ReferralStage(self.topology, self.settings, t["referrals"], self.metrics),
+        }
+
+    def partitions(self, topic: str) -> int:
+        return 1 if topic in (self.topology.referral_work, self.topology.catalog, self.topology.calendar) \
+            else self.topology.partitions
+
+    def produce(self, out: Output) -> None:
+        partition = out.partition
+        if partition is None:
+            partition = zlib.crc32(out.key or b"") % self.partitions(out.topic)
+        log = self.logs.setdefault((out.topic, partition), [])
+        log.append(Record(out.topic, partition, len(log), out.key, out.value, out.headers))
+
+    def send_events(self, events: list[CloudEvent]) -> None:
+        for event in events:
+            self.produce(Output(self.topology.events, event.subject.encode(),
+                                orjson.dumps(event.model_dump(mode="json"))))
+
+    def send_raw(self, key: bytes, value: bytes) -> None:
+        self.produce(Output(self.topology.events, key, value))
+
+    def tick(self, at: datetime) -> None:
+        """Every partition's worker writes a tick (its clock reached `at`)."""
+        self.clock.set(max(self.clock.now(), at))
+        for partition in range(self.topology.partitions):
+            self.produce(control_output(self.topology.events, partition, Tick(at)))
+
+    def records(self, topic: str) -> list[Record]:
+        return [r for (name, _), log in sorted(self.logs.items()) if name == topic for r in log]
+
+    # ----- consuming -----
+
+    def run(self, limit: int = 1_000_000) -> None:
+        """Consume until every input partition is read to its end."""
+        for _ in range(limit):
+            ready = [tp for tp, log in self.logs.items() if tp[0] in self.stages and self.position.get(tp, 0) < len(log)]
+            if not ready:
+                return
+            tp = self.rng.choice(sorted(ready))
+            record = self.logs[tp][self.position.get(tp, 0)]
+            self._consume(tp, record)
+        raise AssertionError("the cluster did not settle")
+
+    def _consume(self, tp: tuple[str, int], record: Record) -> None:
+        step: Step = self.stages[tp[0]].handle(record)
+        if self.crashes.rate and self.rng.random() < self.crashes.rate:
+            self._crash(step)
+            return
+        for out in step.outputs:
+            self.produce(out)
+        self._write(step.writes)
+        self.position[tp] = record.offset + 1
+        if self.rng.random() < 1 / self.crashes.commit_every:
+            self._flush()
+            self.committed = dict(self.position)
+
+    def _crash(self, step: Step) -> None:
+        """kill -9 during `step`: some of its records reached the broker, and only once all of
+        them did were its table writes made; of the writes not yet flushed, a prefix survives."""
+        produced = self.rng.randint(0, len(step.outputs))
+        for out in step.outputs[:produced]:
+            self.produce(out)
+        if produced == len(step.outputs):
+            self._write(step.writes)
+        del self.unflushed[self.rng.randint(0, len(self.unflushed)):]
+        self._flush()
+        self.tables = {name: dict(table) for name, table in self.durable.items()}
+        self.position = dict(self.committed)
+        self.crashes.crashes += 1
+        self._start_worker()
+
+    def _write(self, writes) -> None:
+        for table, key, value in writes:
+            name = self.table_names[id(table)]
+            self.unflushed.append((name, key, value))
+            _put(self.tables[name], key, value)
+
+    def _flush(self) -> None:
+        for name, key, value in self.unflushed:
+            _put(self.durable[name], key, value)
+        self.unflushed = []
+
+
+def _put(table: dict, key: bytes, value: bytes | None) -> None:
+    if value is None:
+        table.pop(key, None)
+    else:
+        table[key] = value
