@@ -187,6 +187,18 @@ def _configure_run(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--clock-speed", type=float, help="simulated clock speed (the demo: 1440, a day a minute)")
 
 
+def _announce(settings, new_tokens: dict[str, str]) -> None:
+    base = f"http://{settings.host}:{settings.port}"
+    print(f"permitwatch listening on {base}  (database {settings.database})")
+    if new_tokens:
+        print(f"New tokens (shown once; only their hashes are kept in {settings.token_path}):")
+        for name, token in new_tokens.items():
+            print(f"  {name:<9} {token}")
+        print(f"Console: {base}/console/#token={new_tokens['operator']}")
+    else:
+        print(f"Console: {base}/console/ (log in with an operator token from {settings.token_path})")
+
+
 def server_settings(args: argparse.Namespace):
     """Flags override PERMITWATCH_* environment variables, which override the defaults."""
     from api.settings import ServerSettings
@@ -196,6 +208,8 @@ def server_settings(args: argparse.Namespace):
         "catalog": getattr(args, "catalog", None), "rule_settings": getattr(args, "settings", None),
         "tokens_file": getattr(args, "tokens_file", None), "demo_seed": getattr(args, "demo_seed", None),
         "clock_start": getattr(args, "clock_start", None), "clock_speed": getattr(args, "clock_speed", None),
+        "kafka": getattr(args, "kafka", None), "topic_prefix": getattr(args, "topic_prefix", None),
+        "partitions": getattr(args, "partitions", None),
     }
     if getattr(args, "calendar", None):
         given["calendars"] = args.calendar
@@ -215,15 +229,7 @@ def run_run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = server_settings(args)
     embedded = build_embedded(settings)
-    base = f"http://{settings.host}:{settings.port}"
-    print(f"permitwatch listening on {base}  (database {settings.database})")
-    if embedded.new_tokens:
-        print(f"New tokens (shown once; only their hashes are kept in {settings.token_path}):")
-        for name, token in embedded.new_tokens.items():
-            print(f"  {name:<9} {token}")
-        print(f"Console: {base}/console/#token={embedded.new_tokens['operator']}")
-    else:
-        print(f"Console: {base}/console/ (log in with an operator token from {settings.token_path})")
+    _announce(settings, embedded.new_tokens)
     if settings.demo:
         start, speed = settings.simulated_clock
         print(f"Demo: a simulated city at {speed:g}x from {start:%Y-%m-%d %H:%M}; "
@@ -310,12 +316,49 @@ def run_reference(args: argparse.Namespace) -> int:
 
     async def publish():
         await ensure_topics(settings.bootstrap, settings.topology)
-        return await publish_reference(settings.bootstrap, settings.topology, catalog, calendars)
+        return await publish_reference(settings.bootstrap, settings.topology, catalog, calendars,
+                                       settings.producer_options)
 
     published = asyncio.run(publish())
     print(f"catalog: {published.changed_items} entries written, {published.removed_items} removed; "
           f"calendars written: {published.calendars}"
           + ("" if published.control else " (nothing changed)"))
+    return 0
+
+
+def _configure_api(parser: argparse.ArgumentParser) -> None:
+    _add_kafka_arguments(parser)
+    parser.add_argument("--data-dir", type=Path, help="the read model (a cache of the topics) and token files "
+                        "(default ./permitwatch-data)")
+    parser.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="port (default 8080)")
+    parser.add_argument("--settings", type=Path, help="rule settings file (the workers' own)")
+    parser.add_argument("--tokens-file", type=Path, help="token file (hashes; default data-dir/tokens.json)")
+    parser.add_argument("--clock-start", type=_instant, help="the workers' simulated clock start, if any")
+    parser.add_argument("--clock-speed", type=float, help="the workers' simulated clock speed")
+
+
+@command("api", "serve the API, console and /metrics over a Kafka deployment (the workers judge)", _configure_api)
+def run_api(args: argparse.Namespace) -> int:
+    import logging
+
+    import uvicorn
+
+    from api.server import build_kafka_api
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = server_settings(args)
+    if not settings.kafka:
+        raise UsageError("give --kafka HOST:PORT (or PERMITWATCH_KAFKA); without Kafka, `permitwatch run` "
+                         "serves the embedded monitor")
+    served = build_kafka_api(settings)
+    _announce(settings, served.new_tokens)
+    print(f"Following {settings.topology.prefix}.* on {settings.bootstrap}")
+    try:
+        uvicorn.Server(uvicorn.Config(served.app, host=settings.host, port=settings.port, log_level="warning",
+                                      timeout_graceful_shutdown=5)).run()
+    finally:
+        served.close()
     return 0
 
 

@@ -102,6 +102,35 @@ def build_embedded(settings: ServerSettings, clock: Clock | None = None) -> Embe
     return Embedded(app, monitor, scheduler, created, lock)
 
 
+@dataclass
+class KafkaApi:
+    app: FastAPI
+    monitor: object
+    new_tokens: dict[str, str]
+    data_dir_lock: int
+
+    def close(self) -> None:
+        self.monitor.store.close()
+        os.close(self.data_dir_lock)
+
+
+def build_kafka_api(settings: ServerSettings) -> KafkaApi:
+    """The API and console over a Kafka deployment: ingest produces to the events topic, the read
+    model follows the output topics into data_dir (a cache: deleting it rebuilds it from Kafka)."""
+    from models.settings import load_settings
+    from streams.kafka.gateway import KafkaMonitor
+
+    lock = hold_data_dir(settings.data_dir)
+    store = Store(settings.database, settings.synchronous)
+    metrics = Metrics("kafka-api")
+    monitor = KafkaMonitor(settings.bootstrap, settings.topology, store, load_settings(settings.rule_settings),
+                           settings.make_clock(), metrics, settings.producer_options)
+    auth, created = ensure_tokens(settings)
+    services = Services(store=store, monitor=monitor, auth=auth, metrics=metrics,
+                        max_body_bytes=settings.max_body_bytes)
+    return KafkaApi(create_app(services, monitor.jobs), monitor, created, lock)
+
+
 def _next_demo_run(store: Store) -> str:
     """Each start of the demo gets its own id namespace: a restart must not reuse case or event
     ids (events would be ignored as duplicates, cases merged)."""

@@ -22,6 +22,9 @@ class Metrics:
         self.redelivered = Counter("permitwatch_redelivered_records",
                                    "Kafka records consumed again after a restart and skipped (already applied)",
                                    registry=r)
+        self.gap_refills = Counter("permitwatch_kafka_gap_refills",
+                                   "Times records the Kafka consumer skipped were read from the broker and applied",
+                                   registry=r)
         self.dead_letters = Counter("permitwatch_dead_letters", "Inputs refused, by reason", ["reason"], registry=r)
         self.alerts = Counter("permitwatch_alerts", "Alert records emitted, by rule, signal and status",
                               ["rule", "signal", "status"], registry=r)

@@ -10,6 +10,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from streams.clocks import Clock, DemoClock, WallClock
+from streams.kafka.topology import Topology
 
 
 class RuntimeSettings(BaseSettings):
@@ -49,6 +50,17 @@ class KafkaSettings(BaseSettings):
     partitions: int = Field(12, ge=1, le=10_000, description=(
         "Partitions of the events topic and of everything co-partitioned with it; fixed once created"))
     replication: int = Field(1, ge=1, description="Replication factor of the topics created (3 in production)")
+    producer_max_batch_size: int | None = Field(None, ge=1, description=(
+        "Largest producer batch in bytes; only for brokers that mishandle multi-record batches"))
+
+    @property
+    def topology(self) -> Topology:
+        return Topology(self.topic_prefix, self.partitions, self.replication)
+
+    @property
+    def producer_options(self) -> dict:
+        """aiokafka producer options every producer of the deployment uses."""
+        return {"max_batch_size": self.producer_max_batch_size} if self.producer_max_batch_size else {}
 
     @property
     def bootstrap(self) -> str:

@@ -10,25 +10,13 @@ import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from models.referrals import Referral
-from streams.kafka.stages import alert_value
 from streams.kafka.topology import Topology
 from tests.factory import CaseEvents, moment
-from tests.harness import run_all
+from tests.kafka_expect import Expected, with_exemption
 from tests.memory_kafka import Crashes, MemoryCluster
 from tests.test_engine import ITEMS, UNTIL, scenario
 
 TOPOLOGY = Topology("t", partitions=4)
-
-
-def with_exemption(events: list) -> list:
-    """A red card and, later, an exemption for it (the referral stage), plus one for a case
-    that has no referral (a dead letter)."""
-    late = CaseEvents("SZ-LATE", item="ITEM-STD")
-    nobody = CaseEvents("SZ-NONE", item="ITEM-STD")
-    return sorted([*events, late.submitted("2026-03-02 09:00"), late.accepted("2026-03-02 10:00"),
-                   late.decided("2026-05-20"), late.exemption("2026-06-01"), nobody.exemption("2026-06-02")],
-                  key=lambda e: e.time)
 
 
 def through_kafka(events: list, seed: int, crash_rate: float = 0.0) -> MemoryCluster:
@@ -40,26 +28,10 @@ def through_kafka(events: list, seed: int, crash_rate: float = 0.0) -> MemoryClu
     return cluster
 
 
-def essence(referral: Referral) -> dict:
-    """What a referral says, without where in its history it stands."""
-    return referral.model_dump(mode="json", exclude={"version", "as_of", "change"})
-
-
 def assert_same_as_replay(events: list, cluster: MemoryCluster) -> None:
-    replayed = run_all(events, until=UNTIL, catalog=ITEMS)
-    want = [alert_value(a) for a in replayed.alerts]
-    got = [r.value for r in cluster.records(TOPOLOGY.alerts)]
-    assert set(got) == set(want), "alert records differ from replay's"
-    last_wanted = {a.alert_id: alert_value(a) for a in replayed.alerts}
-    last_got = {orjson.loads(v)["alert_id"]: v for v in got}
-    assert last_got == last_wanted, "the last record of some alert differs"
-    final = {r.referral_id: essence(r) for r in replayed.referrals}
-    published = {}
-    for record in cluster.records(TOPOLOGY.referrals):
-        referral = Referral.model_validate_json(record.value)
-        if referral.version >= published.get(referral.referral_id, (0, None))[0]:
-            published[referral.referral_id] = (referral.version, essence(referral))
-    assert {rid: e for rid, (_, e) in published.items()} == final
+    expected = Expected.of(events)
+    expected.assert_met([r.value for r in cluster.records(TOPOLOGY.alerts)],
+                        [r.value for r in cluster.records(TOPOLOGY.referrals)])
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])

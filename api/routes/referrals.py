@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 import uuid
 from typing import Annotated, Literal
 
 import orjson
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
 
 from api.auth import Principal, requires
 from models.referrals import ExemptionRequest, Referral
@@ -17,6 +20,7 @@ from streams.embedded.store import StoreError
 
 router = APIRouter(tags=["referrals"])
 Operator = Annotated[Principal, Depends(requires("operator"))]
+EXEMPTION_WAIT_SECONDS = 15
 
 
 @router.get("/referrals", response_model=ReferralPage, summary="Referrals, latest version of each, newest first")
@@ -40,6 +44,7 @@ def referral_versions(request: Request, referral_id: str, _: Operator) -> list[R
 
 
 @router.post("/referrals/{referral_id}/exemption", status_code=status.HTTP_201_CREATED, response_model=Referral,
+             responses={202: {"description": "recorded; on Kafka, the new version was not out within 15 s"}},
              summary="Record an SZ-XK art. 15 exemption (a new version, marked exempt)")
 async def record_exemption(request: Request, referral_id: str, body: ExemptionRequest, principal: Operator):
     services = request.app.state.services
@@ -48,6 +53,7 @@ async def record_exemption(request: Request, referral_id: str, body: ExemptionRe
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no referral {referral_id!r}")
     if body.recorded_by not in (None, principal.name):
         raise HTTPException(status.HTTP_403_FORBIDDEN, f"recorded_by must be you ({principal.name!r})")
+    before = services.read.referral_versions(case_id)[-1].version
     record = {
         "specversion": "1.0",
         "id": f"exemption-{uuid.uuid4()}",
@@ -66,4 +72,15 @@ async def record_exemption(request: Request, referral_id: str, body: ExemptionRe
         raise HTTPException(422, result.rejected[0].reason)
     await run_in_threadpool(services.store.action, "referral", referral_id, "exempt", principal.name,
                             services.monitor.now(), body.reason, None)
-    return services.read.referral_versions(case_id)[-1]
+    # On Kafka the workers make the new version after the event is on the topic; wait for it.
+    deadline = time.monotonic() + EXEMPTION_WAIT_SECONDS
+    while True:
+        latest = services.read.referral_versions(case_id)[-1]
+        exempted = latest.version > before and latest.exemption is not None
+        if exempted or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.2)
+    if not exempted:
+        return JSONResponse({"detail": "exemption recorded; the referral's new version is not out yet"},
+                            status_code=status.HTTP_202_ACCEPTED)
+    return latest

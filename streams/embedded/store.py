@@ -87,6 +87,7 @@ CREATE TABLE IF NOT EXISTS actions (
 );
 CREATE INDEX IF NOT EXISTS actions_target ON actions(target_kind, target_id, seq);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS deliveries (source TEXT PRIMARY KEY);
 """
 
 
@@ -172,6 +173,12 @@ class Store:
         connection.executemany(
             "INSERT INTO journal (kind, event_id, case_id, type, time, clock, received_at, raw)"
             " VALUES ('event', ?, ?, ?, ?, ?, ?, ?)", rows)
+
+    @staticmethod
+    def first_delivery(connection: sqlite3.Connection, source: str) -> bool:
+        """Whether a Kafka output made from `source` (its SOURCE_HEADER) is new: a worker that
+        redoes a record after a restart produces the same outputs again, with the same source."""
+        return connection.execute("INSERT OR IGNORE INTO deliveries (source) VALUES (?)", (source,)).rowcount == 1
 
     @staticmethod
     def journal_reference(connection: sqlite3.Connection, kind: str, raw: bytes, clock: datetime,

@@ -120,13 +120,13 @@ class Published:
 
 
 async def publish_reference(bootstrap: str, topology: Topology, catalog: Catalog | None,
-                            calendars: list[CalendarOverride]) -> Published:
+                            calendars: list[CalendarOverride], producer_options: dict | None = None) -> Published:
     """Make `catalog` (when given, it replaces the whole catalog) and `calendars` (added or
     replaced by version) the reference data, and tell every partition."""
     current = ReferenceData(topology, RuleSettings())
     await current.read(bootstrap)
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", client_id="permitwatch-reference",
-                                enable_idempotence=False)
+                                enable_idempotence=False, **(producer_options or {}))
     await producer.start()
     try:
         pending = []

@@ -50,7 +50,13 @@ from alerts.referrals import (
     _Working,
 )
 from alerts.rules import RULES_BY_ID
-from alerts.rules.pw013_out_of_order_grant import ItemState, Progress, apply_item_update, recheck_pending
+from alerts.rules.pw013_out_of_order_grant import (
+    ItemCase,
+    ItemState,
+    Progress,
+    apply_item_update,
+    recheck_pending,
+)
 from models.alerts import Alert, Message
 from models.deadletter import DeadLetter, KafkaSource
 from models.events import CloudEvent, ExemptionRecorded, InvalidEvent, parse_event
@@ -182,20 +188,28 @@ class Stage:
             step = Step([self._refuse(record, "engine_error", f"the engine failed on this record: "
                                                               f"{type(exc).__name__}: {exc}")])
         step.outputs = [out.made_from(record, index) for index, out in enumerate(step.outputs)]
-        step.writes.append(Write(self.table, marker_key(partition),
-                                 encode_marker(Marker(record.offset, self._clock(partition)))))
+        step.writes.append(Write(self.table, marker_key(partition), encode_marker(self._marker(record))))
         self.applied[partition] = record.offset
         return step
+
+    def next_offset(self, partition: int) -> int:
+        """The offset this stage needs next on `partition`."""
+        return self._applied(partition) + 1
+
+    def _stored_marker(self, partition: int) -> Marker | None:
+        raw = self.table.get(marker_key(partition))
+        return decode_marker(raw) if raw is not None else None
 
     def _applied(self, partition: int) -> int:
         applied = self.applied.get(partition)
         if applied is None:
-            raw = self.table.get(marker_key(partition))
-            applied = self.applied[partition] = decode_marker(raw).offset if raw is not None else -1
+            marker = self._stored_marker(partition)
+            applied = self.applied[partition] = marker.offset if marker is not None else -1
         return applied
 
-    def _clock(self, partition: int) -> datetime | None:
-        return None
+    def _marker(self, record: Record) -> Marker:
+        """What the marker after `record` records besides its offset."""
+        return Marker(record.offset)
 
     def _handle(self, record: Record) -> Step:
         raise NotImplementedError
@@ -313,8 +327,8 @@ class CaseStage(Stage):
         book = self.books.get(partition)
         if book is None:
             book = self.books[partition] = PartitionBook.load(partition, self.reference, self.table)
-            log.info("partition %s: %s cases, %s timers, clock %s", partition, len(book.cases), len(book.book.timers),
-                     book.book.now)
+            log.info("judging events partition %s: %s cases, %s timers, clock %s", partition, len(book.cases),
+                     len(book.book.timers), book.book.now)
         return book
 
     def reference_wanted(self, record: Record) -> ReferenceChanged | None:
@@ -331,12 +345,12 @@ class CaseStage(Stage):
         super().reset(partition)
         self.books.pop(partition, None)
 
-    def _clock(self, partition: int) -> datetime | None:
-        book = self.books.get(partition)
+    def _marker(self, record: Record) -> Marker:
+        book = self.books.get(record.partition)
         if book is not None:
-            return book.book.now
-        marker = self.table.get(marker_key(partition))  # a failed step: the clock stays as stored
-        return decode_marker(marker).clock if marker is not None else None
+            return Marker(record.offset, book.book.now)
+        stored = self._stored_marker(record.partition)  # a failed step: the clock stays as stored
+        return Marker(record.offset, stored.clock if stored is not None else None)
 
     def _handle(self, record: Record) -> Step:
         partition = record.partition
@@ -448,19 +462,6 @@ class CaseStage(Stage):
 # ---------------------------------------------------------------- PW-013 items
 
 
-class StoredItem(NamedTuple):
-    """An item's table value."""
-
-    state: ItemState
-    partitions: dict[str, int]
-    """Each case's partition of the events topic."""
-    partition: int
-    """The item's partition of the standings topic."""
-    marks: Marks
-    reports: dict[str, CaseReport]
-    """Each case's latest report, for the referral of a red card raised here."""
-
-
 class PartitionProgress:
     """`Progress` from the events partitions' clocks."""
 
@@ -478,92 +479,163 @@ class PartitionProgress:
         return len(self.clocks) == self.count and min(self.clocks.values()) > at
 
 
+def _hear(heard: dict[int, datetime], partition: int, time: datetime) -> None:
+    known = heard.get(partition)
+    if known is None or time > known:
+        heard[partition] = time
+
+
+_SEP = b"\x1f"  # ids and codes hold no control characters
+
+
+class StoredCase(NamedTuple):
+    """One case's standing on an item, its own table entry: an item with thousands of waiting
+    applications must not be one value rewritten on every change."""
+
+    standing: ItemCase
+    partition: int
+    """The case's partition of the events topic."""
+    report: CaseReport | None
+    """Its latest report, for the referral of a red card raised here."""
+
+
+class StoredHeader(NamedTuple):
+    """The rest of an item's state."""
+
+    alerts: dict
+    pending: set
+    left: dict
+    marks: Marks
+    partition: int
+    """The item's partition of the standings topic."""
+
+
+@dataclass
+class LoadedItem:
+    state: ItemState
+    partitions: dict[str, int]
+    reports: dict[str, CaseReport]
+    marks: Marks
+    partition: int
+
+
 class ItemStage(Stage):
     """Consumes the item standings: PW-013, which compares the cases of one item. The cases come
     from every partition of the events topic; the partitions' clocks (on their standings, and
-    sent on every tick) tell how far each has been read (`Progress`)."""
+    sent on every tick) tell how far each has been read (`Progress`).
+
+    The table holds, per item, a header and one entry per case; the decoded items are kept in
+    memory (reloaded after a rebalance)."""
 
     def __init__(self, topology: Topology, items: StateTable, metrics: Metrics):
         super().__init__()
         self.topology = topology
         self.table = items
         self.metrics = metrics
-        self.clocks: dict[int, datetime] = {}
-        """How far each events partition has been read, as last heard (soft state: a restarted
-        worker waits for the next ticks)."""
-        self.waiting: dict[bytes, int] | None = None
-        """Items with pairs waiting or cases to forget later → their partition here; None: not
-        loaded yet."""
+        self.heard: dict[int, dict[int, datetime]] = {}
+        """Per partition here: how far each events partition had been read, as last heard. Kept
+        in the marker, so a worker that takes over judges exactly as its predecessor did."""
+        self.items: dict[str, LoadedItem] | None = None
 
     def reset(self, partition: int) -> None:
         super().reset(partition)
-        self.waiting = None
+        self.heard.pop(partition, None)
+        self.items = None
 
-    def _waiting(self) -> dict[bytes, int]:
-        if self.waiting is None:
-            self.waiting = {}
+    def _heard(self, partition: int) -> dict[int, datetime]:
+        heard = self.heard.get(partition)
+        if heard is None:
+            stored = self._stored_marker(partition)
+            heard = self.heard[partition] = dict(stored.heard) if stored is not None else {}
+        return heard
+
+    def _marker(self, record: Record) -> Marker:
+        return Marker(record.offset, None, self._heard(record.partition))
+
+    def _loaded(self) -> dict[str, LoadedItem]:
+        if self.items is None:
+            headers: dict[str, StoredHeader] = {}
+            cases: dict[str, dict[str, StoredCase]] = {}
             for key, raw in stored_items(self.table):
-                stored: StoredItem = decode_state(raw)
-                if stored.state.pending or stored.state.left:
-                    self.waiting[key] = stored.partition
-        return self.waiting
+                kind, code, *rest = key.split(_SEP)
+                if kind == b"h":
+                    headers[code.decode()] = decode_state(raw)
+                else:
+                    cases.setdefault(code.decode(), {})[rest[0].decode()] = decode_state(raw)
+            self.items = {}
+            for code, header in headers.items():
+                stored = cases.get(code, {})
+                # A kill between a step's writes can leave the header naming cases whose entries
+                # were already deleted: they were being forgotten, and are.
+                state = ItemState(code, {cid: c.standing for cid, c in stored.items()},
+                                  {pair: a for pair, a in header.alerts.items() if set(pair) <= stored.keys()},
+                                  {pair for pair in header.pending if set(pair) <= stored.keys()},
+                                  {cid: at for cid, at in header.left.items() if cid in stored})
+                self.items[code] = LoadedItem(state, {cid: c.partition for cid, c in stored.items()},
+                                              {cid: c.report for cid, c in stored.items() if c.report is not None},
+                                              header.marks, header.partition)
+        return self.items
 
     def _handle(self, record: Record) -> Step:
         control = read_control(record)
         step = Step()
+        heard = self._heard(record.partition)
         if isinstance(control, PartitionClock):
-            self._heard(control.partition, control.time)
-            for key in [key for key, partition in self._waiting().items() if partition == record.partition]:
-                self._judge(key, record, step, recheck_pending)
+            _hear(heard, control.partition, control.time)
+            for item in list(self._loaded().values()):
+                if item.partition == record.partition and (item.state.pending or item.state.left):
+                    self._judge(item, record, step, recheck_pending)
             return step
         standing = decode_item_update(record.value or b"")
         update = standing.update
         if standing.clock is not None:
-            self._heard(standing.partition, standing.clock)
+            _hear(heard, standing.partition, standing.clock)
+        item = self._loaded().get(update.item_code)
+        if item is None:
+            item = self._loaded()[update.item_code] = LoadedItem(ItemState(update.item_code), {}, {}, {},
+                                                                 record.partition)
+        if not after_mark(item.marks, record):
+            return step
+        item.partitions[update.case_id] = standing.partition
+        if update.report is not None:
+            item.reports[update.case_id] = update.report
 
         def apply(state: ItemState, progress: Progress) -> list[Alert]:
             return apply_item_update(state, update.case_id, update.standing, update.cause, progress)
 
-        self._judge(update.item_code.encode(), record, step, apply, standing)
+        self._judge(item, record, step, apply, update.case_id)
         return step
 
-    def _heard(self, partition: int, time: datetime) -> None:
-        known = self.clocks.get(partition)
-        if known is None or time > known:
-            self.clocks[partition] = time
-
-    def _judge(self, key: bytes, record: Record, step: Step, change, standing: Standing | None = None) -> None:
-        raw = self.table.get(key)
-        stored = decode_state(raw) if raw is not None else StoredItem(ItemState(key.decode()), {}, record.partition,
-                                                                        {}, {})
-        state, partitions, marks, reports = stored.state, stored.partitions, stored.marks, stored.reports
-        if standing is not None:
-            if not after_mark(marks, record):
-                return
-            partitions[standing.update.case_id] = standing.partition
-            if standing.update.report is not None:
-                reports[standing.update.case_id] = standing.update.report
-        for alert in change(state, PartitionProgress(self.clocks, partitions, self.topology.partitions)):
+    def _judge(self, item: LoadedItem, record: Record, step: Step, change, changed: str | None = None) -> None:
+        state = item.state
+        before = set(state.cases)
+        progress = PartitionProgress(self._heard(record.partition), item.partitions, self.topology.partitions)
+        for alert in change(state, progress):
             step.outputs.append(Output(self.topology.alerts, alert.case_id.encode(), alert_value(alert)))
             self.metrics.alerts.labels(alert.rule, alert.signal, alert.status).inc()
             if alert.signal == "red":
-                given = AlertInput(alert, reports.get(alert.case_id))
+                given = AlertInput(alert, item.reports.get(alert.case_id))
                 step.outputs.append(Output(self.topology.referral_work, alert.case_id.encode(),
                                            encode_referral_input(given, record.origin)))
                 # From now on the named case must send its referral what changes (officers,
                 # remedies); it lives on its own partition, so tell it there.
-                step.outputs.append(control_output(self.topology.events, partitions[alert.case_id],
+                step.outputs.append(control_output(self.topology.events, item.partitions[alert.case_id],
                                                    Referable(alert.case_id, alert.detected_at),
                                                    alert.case_id.encode()))
-        partitions = {case_id: p for case_id, p in partitions.items() if case_id in state.cases}
-        reports = {case_id: r for case_id, r in reports.items() if case_id in state.cases}
-        waiting = self._waiting()
-        if state.pending or state.left:
-            waiting[key] = record.partition
+        code = state.item_code.encode()
+        for gone in before - set(state.cases):
+            item.partitions.pop(gone, None)
+            item.reports.pop(gone, None)
+            step.writes.append(Write(self.table, _SEP.join((b"c", code, gone.encode())), None))
+        if changed is not None and changed in state.cases:
+            stored = StoredCase(state.cases[changed], item.partitions[changed], item.reports.get(changed))
+            step.writes.append(Write(self.table, _SEP.join((b"c", code, changed.encode())), encode_state(stored)))
+        if state.cases:
+            header = StoredHeader(state.alerts, state.pending, state.left, item.marks, item.partition)
+            step.writes.append(Write(self.table, _SEP.join((b"h", code)), encode_state(header)))
         else:
-            waiting.pop(key, None)
-        value = encode_state(StoredItem(state, partitions, record.partition, marks, reports)) if state.cases else None
-        step.writes.append(Write(self.table, key, value))
+            step.writes.append(Write(self.table, _SEP.join((b"h", code)), None))
+            del self.items[state.item_code]
 
 
 # ---------------------------------------------------------------- referrals

@@ -285,21 +285,26 @@ def marker_key(partition: int) -> bytes:
 
 class Marker(NamedTuple):
     """Written last in every step of a stage, in the same table (so the same changelog partition)
-    as the step's state: the input offset that state includes, and the partition's clock."""
+    as the step's state: the input offset that state includes, the partition's clock (cases),
+    and how far the events partitions had been read as last heard (items)."""
 
     offset: int
-    clock: datetime | None
+    clock: datetime | None = None
+    heard: dict[int, datetime] = {}
 
 
 def encode_marker(marker: Marker) -> bytes:
-    return _MARKER.pack(STATE_FORMAT, marker.offset, _micros(marker.clock))
+    heard = orjson.dumps({str(p): _micros(t) for p, t in marker.heard.items()}) if marker.heard else b""
+    return _MARKER.pack(STATE_FORMAT, marker.offset, _micros(marker.clock)) + heard
 
 
 def decode_marker(raw: bytes) -> Marker:
-    version, offset, clock = _MARKER.unpack(raw)
+    version, offset, clock = _MARKER.unpack_from(raw)
     if version != STATE_FORMAT:
         raise StateFormatError(f"marker format {version}, this worker reads {STATE_FORMAT}")
-    return Marker(offset, _from_micros(clock))
+    rest = raw[_MARKER.size:]
+    heard = {int(p): _from_micros(t) for p, t in orjson.loads(rest).items()} if rest else {}
+    return Marker(offset, _from_micros(clock), heard)
 
 _CASE_HEADER = struct.Struct(">BHqq")
 _NONE = -(2**63)

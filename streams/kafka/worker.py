@@ -24,9 +24,10 @@ from pydantic import Field
 
 from models.settings import load_settings
 from streams.clocks import Clock
+from streams.kafka.gaps import GapGuard
 from streams.kafka.reference import ReferenceData
 from streams.kafka.stages import CaseStage, ItemStage, ReferralStage, Stage, Step, apply_writes
-from streams.kafka.topology import Topology, ensure_topics
+from streams.kafka.topology import ensure_topics
 from streams.kafka.wire import Output, Record, Tick, control_output
 from streams.metrics import Metrics
 from streams.settings import KafkaSettings, RuntimeSettings
@@ -43,20 +44,17 @@ class WorkerSettings(RuntimeSettings, KafkaSettings):
         "Where tables live: memory (rebuilt from the changelog on start) or rocksdb (on disk, "
         "faster restarts; needs the rocksdict package)"))
     state_dir: Path = Field(Path("permitwatch-worker"), description="faust's data directory (RocksDB files)")
+    group_instance_id: str | None = Field(None, description=(
+        "Static group membership (e.g. the pod name of a StatefulSet): a restarted worker with the same "
+        "id takes back its partitions at once instead of after its predecessor's session times out"))
     tick_interval_seconds: float = Field(1.0, gt=0, description="How often deadlines are checked")
     standby_replicas: int = Field(1, ge=0, description="Standby copies of each table partition on other workers")
     metrics_host: str = "0.0.0.0"
     metrics_port: int = Field(9464, ge=0, le=65535, description="Prometheus /metrics port (0: none)")
     log_level: str = "INFO"
-    producer_max_batch_size: int | None = Field(None, ge=1, description=(
-        "Largest producer batch in bytes; only for brokers that mishandle multi-record batches"))
     session_timeout_seconds: float | None = Field(None, gt=0)
     heartbeat_interval_seconds: float | None = Field(None, gt=0)
     rebalance_timeout_seconds: float | None = Field(None, gt=0)
-
-    @property
-    def topology(self) -> Topology:
-        return Topology(self.topic_prefix, self.partitions, self.replication)
 
 
 def record_of(message) -> Record:
@@ -94,6 +92,7 @@ class Worker:
             key_serializer="raw",
             value_serializer="raw",
             **{name: value for name, value in (
+                ("consumer_group_instance_id", settings.group_instance_id),
                 ("producer_max_batch_size", settings.producer_max_batch_size),
                 ("broker_session_timeout", settings.session_timeout_seconds),
                 ("broker_heartbeat_interval", settings.heartbeat_interval_seconds),
@@ -113,6 +112,7 @@ class Worker:
         self.item_stage = ItemStage(topology, items, self.metrics)
         self.referral_stage = ReferralStage(topology, reference.settings, referrals, self.metrics)
 
+        self.gaps = GapGuard(settings.bootstrap, self.metrics.gap_refills)
         app.agent(events, name="cases", concurrency=1)(self._consume(self.case_stage, self._read_reference))
         app.agent(standings, name="items", concurrency=1)(self._consume(self.item_stage))
         app.agent(referral_work, name="referrals", concurrency=1)(self._consume(self.referral_stage))
@@ -124,9 +124,10 @@ class Worker:
             async for event in stream.events():
                 record = record_of(event.message)
                 try:
-                    if before is not None:
-                        await before(record)
-                    await self.publish(stage.handle(record))
+                    async for skipped in self.gaps.missing(record.topic, record.partition, record.offset,
+                                                           stage.next_offset(record.partition)):
+                        await self._apply(stage, record_of(skipped), before)
+                    await self._apply(stage, record, before)
                 except Exception:
                     # The stage's memory is now ahead of its tables, and faust would restart the
                     # agent in this process past the record. Stop the process instead: a restart
@@ -135,6 +136,11 @@ class Worker:
                     log.critical("could not complete %s; stopping the worker", record.origin, exc_info=True)
                     os._exit(70)
         return agent
+
+    async def _apply(self, stage: Stage, record: Record, before) -> None:
+        if before is not None:
+            await before(record)
+        await self.publish(stage.handle(record))
 
     async def _read_reference(self, record: Record) -> None:
         wanted = self.case_stage.reference_wanted(record)
@@ -161,11 +167,11 @@ class Worker:
         await self.produce([control_output(self.topology.events, partition, Tick(now)) for partition in owned])
 
     async def _revoked(self, sender, revoked, **kwargs) -> None:
+        stages = {self.topology.events: self.case_stage, self.topology.item_standing: self.item_stage,
+                  self.topology.referral_work: self.referral_stage}
         for tp in revoked:
-            if tp.topic == self.topology.events:
-                self.case_stage.reset(tp.partition)
-            elif tp.topic == self.topology.referral_work:
-                self.referral_stage.reset(tp.partition)
+            if tp.topic in stages:
+                stages[tp.topic].reset(tp.partition)
 
 
 def run_worker(settings: WorkerSettings) -> None:

@@ -1,0 +1,178 @@
+"""The API's runtime on Kafka (`permitwatch api --kafka`): what the routes need from a monitor
+(`api.services.MonitorPort`), over the topics the workers read and write.
+
+Ingest validates each input with the contract models, as the embedded monitor does, and
+produces the valid ones to the events topic (keyed by case id) and the others to the dead-letter
+topic; a request is answered once the broker has them all. The workers judge: duplicates and
+times too far ahead are theirs to find, and their dead letters reach the console through the
+`Follower`. Reference data is published to the compacted topics and read back from them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Coroutine
+from datetime import datetime
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+
+from alerts.engine import Emitted
+from models.calendar import CalendarOverride
+from models.catalog import Catalog
+from models.events import InvalidEvent, parse_event
+from models.files import parse_structured
+from models.settings import RuleSettings
+from streams.clocks import Clock
+from streams.embedded.monitor import IngestResult, RawInput, Rejection
+from streams.embedded.store import Store, StoreError
+from streams.kafka.follower import Follower
+from streams.kafka.reference import ReferenceData, publish_reference
+from streams.kafka.stages import dead_letter
+from streams.kafka.topology import Topology
+from streams.kafka.wire import Output
+from streams.metrics import Metrics
+
+log = logging.getLogger("permitwatch.kafka.gateway")
+
+SEND_TIMEOUT_SECONDS = 30
+REFERENCE_REFRESH_SECONDS = 10
+
+
+class KafkaMonitor:
+    def __init__(self, bootstrap: str, topology: Topology, store: Store, rule_settings: RuleSettings,
+                 clock: Clock, metrics: Metrics, producer_options: dict | None = None):
+        self.bootstrap = bootstrap
+        self.topology = topology
+        self.store = store
+        self.clock = clock
+        self.metrics = metrics
+        self.producer_options = producer_options or {}
+        self.reference_data = ReferenceData(topology, rule_settings)
+        self.listeners: list[Callable[[], None]] = []
+        self.follower = Follower(bootstrap, topology, store, metrics, self._notify)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._producer: AIOKafkaProducer | None = None
+        self._reading = asyncio.Lock()
+
+    # ----- running -----
+
+    def jobs(self) -> list[Coroutine]:
+        """What runs while the API serves: the producer and reference reader, and the follower."""
+        return [self._connected(), self.follower.run()]
+
+    async def _connected(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, acks="all", client_id="permitwatch-api",
+                                    **self.producer_options)
+        while True:
+            try:
+                await producer.start()
+                break
+            except KafkaError as exc:
+                log.warning("Kafka at %s not reachable (%s); retrying in 5 s", self.bootstrap, exc)
+                await asyncio.sleep(5)
+        self._producer = producer
+        try:
+            while True:
+                try:
+                    await self._read_reference()
+                except Exception as exc:
+                    log.warning("reading the reference data failed: %s", exc)
+                await asyncio.sleep(REFERENCE_REFRESH_SECONDS)
+        finally:
+            self._producer = None
+            await producer.stop()
+
+    async def _read_reference(self) -> None:
+        async with self._reading:
+            await self.reference_data.read(self.bootstrap)
+
+    def _call(self, coroutine: Coroutine[Any, Any, Any]) -> Any:
+        """Run `coroutine` on the API's event loop from a worker thread (the routes call the
+        monitor in a thread pool) and wait for it; Kafka failures become StoreError (HTTP 503)."""
+        if self._loop is None or self._producer is None:
+            coroutine.close()
+            raise StoreError(f"not connected to Kafka at {self.bootstrap} yet")
+        try:
+            return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(SEND_TIMEOUT_SECONDS)
+        except (KafkaError, TimeoutError) as exc:
+            raise StoreError(f"Kafka at {self.bootstrap} did not take the records: {type(exc).__name__} {exc}") from exc
+
+    async def _produce(self, outputs: list[Output]) -> None:
+        producer = self._producer
+        pending = [await producer.send(out.topic, out.value, key=out.key, partition=out.partition)
+                   for out in outputs]
+        for delivery in pending:
+            await delivery
+
+    # ----- MonitorPort -----
+
+    def ingest(self, inputs: list[RawInput]) -> IngestResult:
+        result = IngestResult()
+        outputs: list[Output] = []
+        kinds: list[tuple[str, str]] = []
+        for index, item in enumerate(inputs):
+            try:
+                event = parse_event(item.raw)
+            except InvalidEvent as invalid:
+                result.rejected.append(Rejection(index, invalid.category, invalid.reason))
+                outputs.append(dead_letter(self.topology, item.origin, invalid.category, invalid.reason, item.raw))
+                continue
+            outputs.append(Output(self.topology.events, event.subject.encode(), item.raw))
+            kinds.append((event.kind, event.data.department or "unknown"))
+        self._call(self._produce(outputs))
+        result.accepted = len(kinds)
+        for kind, department in kinds:
+            self.metrics.events.labels(kind, department).inc()
+        for rejection in result.rejected:
+            self.metrics.dead_letters.labels(rejection.category).inc()
+        return result
+
+    def dead_letter(self, origin: str, category: str, reason: str, raw: bytes) -> None:
+        self._call(self._produce([dead_letter(self.topology, origin, category, reason, raw)]))
+        self.metrics.dead_letters.labels(category).inc()
+
+    def update_reference(self, kind: str, raw: bytes) -> Emitted:
+        """Publish a catalog (replacing the whole catalog) or a calendar override; the workers
+        re-judge open cases when they read it, so the alerts it moves arrive on the topics."""
+        if kind == "catalog":
+            catalog, calendars = parse_structured(raw, Catalog, "catalog"), []
+        else:
+            catalog, calendars = None, [parse_structured(raw, CalendarOverride, "calendar")]
+        self._call(publish_reference(self.bootstrap, self.topology, catalog, calendars, self.producer_options))
+        self._call(self._read_reference())
+        return Emitted()
+
+    def referral_case(self, referral_or_case_id: str) -> str | None:
+        row = self.store.reader.execute(
+            "SELECT case_id FROM referrals WHERE referral_id = ? OR case_id = ? LIMIT 1",
+            (referral_or_case_id, referral_or_case_id)).fetchone()
+        return row[0] if row else None
+
+    def reference(self) -> tuple[Catalog, list[CalendarOverride], RuleSettings]:
+        data = self.reference_data
+        return data.catalog, list(data.calendars.values()), data.settings
+
+    def now(self) -> datetime:
+        return self.clock.now()
+
+    def ready(self) -> tuple[bool, str]:
+        follower = self.follower
+        if follower.error:
+            return False, f"Kafka at {self.bootstrap}: {follower.error}"
+        if self._producer is None:
+            return False, f"connecting to Kafka at {self.bootstrap}"
+        if not follower.caught_up:
+            return False, "reading the alerts, referrals and dead letters topics"
+        return True, "following the Kafka topics"
+
+    def refresh_gauges(self) -> None:
+        self.metrics.journal_events.set(self.store.count("journal"))
+        self.metrics.store_bytes.set(self.store.size_bytes())
+
+    def _notify(self) -> None:
+        for listener in list(self.listeners):
+            listener()

@@ -1,0 +1,69 @@
+"""What the Kafka runtime must produce for a log of events: what `permitwatch replay` produces."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import orjson
+
+from models.referrals import Referral
+from streams.kafka.stages import alert_value
+from tests.factory import CaseEvents
+from tests.harness import run_all
+from tests.test_engine import ITEMS, UNTIL
+
+
+def with_exemption(events: list) -> list:
+    """A red card and, later, an exemption for it (the referral stage), plus one for a case
+    that has no referral (a dead letter)."""
+    late = CaseEvents("SZ-LATE", item="ITEM-STD")
+    nobody = CaseEvents("SZ-NONE", item="ITEM-STD")
+    return sorted([*events, late.submitted("2026-03-02 09:00"), late.accepted("2026-03-02 10:00"),
+                   late.decided("2026-05-20"), late.exemption("2026-06-01"), nobody.exemption("2026-06-02")],
+                  key=lambda e: e.time)
+
+
+def essence(referral: Referral) -> dict:
+    """What a referral says, without where in its history it stands."""
+    return referral.model_dump(mode="json", exclude={"version", "as_of", "change"})
+
+
+@dataclass
+class Expected:
+    alerts: set[bytes]
+    last_alert: dict[str, bytes]
+    referrals: dict[str, dict]
+
+    @classmethod
+    def of(cls, events: list, until: str = UNTIL) -> Expected:
+        replayed = run_all(events, until=until, catalog=ITEMS)
+        return cls({alert_value(a) for a in replayed.alerts}, {a.alert_id: alert_value(a) for a in replayed.alerts},
+                   {r.referral_id: essence(r) for r in replayed.referrals})
+
+    def differences(self, alerts: list[bytes], referrals: list[bytes]) -> list[str]:
+        """What differs from replay: the same alert records (repeats allowed, as identical
+        records), the same last record of each alert, and referrals whose latest versions say
+        what replay's say."""
+        problems = []
+        got = set(alerts)
+        if got != self.alerts:
+            problems.append(f"alert records: {len(self.alerts - got)} missing, {len(got - self.alerts)} unexpected")
+        last = {orjson.loads(v)["alert_id"]: v for v in alerts}
+        if got == self.alerts and last != self.last_alert:
+            problems.append("the last record of some alert differs")
+        latest: dict[str, tuple[int, dict]] = {}
+        for value in referrals:
+            referral = Referral.model_validate_json(value)
+            if referral.version >= latest.get(referral.referral_id, (0, {}))[0]:
+                latest[referral.referral_id] = (referral.version, essence(referral))
+        got_referrals = {rid: e for rid, (_, e) in latest.items()}
+        if got_referrals != self.referrals:
+            differing = sorted(rid for rid in self.referrals.keys() & got_referrals.keys()
+                               if self.referrals[rid] != got_referrals[rid])
+            problems.append(f"referrals: {len(self.referrals.keys() - got_referrals.keys())} missing, "
+                            f"{len(got_referrals.keys() - self.referrals.keys())} unexpected, "
+                            f"{len(differing)} differ {differing[:3]}")
+        return problems
+
+    def assert_met(self, alerts: list[bytes], referrals: list[bytes]) -> None:
+        assert self.differences(alerts, referrals) == []

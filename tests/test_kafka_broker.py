@@ -1,0 +1,264 @@
+"""The Kafka runtime against real brokers (noida-db and tansu, started here): `permitwatch worker`
+processes give the alerts of `permitwatch replay`, survive kill -9, share partitions, dead-letter
+what is invalid, and fire deadlines while no event arrives."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from datetime import timedelta
+from pathlib import Path
+
+import orjson
+import pytest
+
+from streams.kafka.reference import publish_reference
+from streams.kafka.stages import alert_value
+from streams.kafka.topology import Topology, ensure_topics
+from streams.metrics import Metrics
+from tests.brokers import Broker, WorkerProcess, produce, read_topic, start
+from tests.factory import CaseEvents, moment
+from tests.harness import active, run
+from tests.kafka_expect import Expected, with_exemption
+from tests.test_engine import ITEMS, UNTIL, scenario
+
+BROKERS = ["noida-db", "tansu"]
+PARTITIONS = 4
+INVALID = [b"{not json", b'{"specversion": "1.0", "type": "cn.gov.licensing.nonsense"}']
+
+
+@pytest.fixture(scope="session", params=BROKERS)
+def broker(request, tmp_path_factory):
+    started = start(request.param, tmp_path_factory.mktemp(request.param))
+    yield started
+    started.stop()
+
+
+class Deployment:
+    """One test's topics (its own prefix) on a shared broker, and its workers."""
+
+    def __init__(self, broker: Broker, directory: Path):
+        self.broker = broker
+        self.directory = directory
+        self.topology = Topology(f"t{uuid.uuid4().hex[:8]}", PARTITIONS)
+        self.workers: list[WorkerProcess] = []
+        asyncio.run(self._prepare())
+
+    async def _prepare(self) -> None:
+        await ensure_topics(self.broker.bootstrap, self.topology)
+        await publish_reference(self.broker.bootstrap, self.topology, ITEMS, [],
+                                {"max_batch_size": self.broker.max_batch_size} if self.broker.max_batch_size else {})
+
+    def send(self, events: list, invalid: list[bytes] = ()) -> None:
+        records = [(e.subject.encode(), orjson.dumps(e.model_dump(mode="json"))) for e in events]
+        records += [(b"bad", raw) for raw in invalid]
+        asyncio.run(produce(self.broker, self.topology.events, records))
+
+    def worker(self, clock_start: str, instance: str | None = None, store: str = "memory",
+               state: str | None = None) -> WorkerProcess:
+        worker = WorkerProcess(self.broker, self.directory, self.topology.prefix, PARTITIONS, clock_start,
+                               f"worker-{len(self.workers)}", store, state, instance).start()
+        self.workers.append(worker)
+        return worker
+
+    def read(self, topic: str) -> list:
+        return asyncio.run(read_topic(self.broker, topic))
+
+    def values(self, topic: str) -> list[bytes]:
+        return [record.value for record in self.read(topic)]
+
+    def wait_for(self, expected: Expected, seconds: float = 150) -> None:
+        deadline = time.monotonic() + seconds
+        problems: list[str] = []
+        while time.monotonic() < deadline:
+            problems = expected.differences(self.values(self.topology.alerts), self.values(self.topology.referrals))
+            if not problems:
+                return
+            self._check_alive()
+            time.sleep(1)
+        raise AssertionError(f"after {seconds} s: {problems}; logs in {self.directory}")
+
+    def _check_alive(self) -> None:
+        for worker in self.workers:
+            if worker.process.poll() not in (None, -9):
+                raise AssertionError(f"{worker.name} exited {worker.process.returncode}: "
+                                     f"{worker.log.read_text(errors='replace')[-3000:]}")
+
+    def stop(self) -> None:
+        for worker in self.workers:
+            worker.stop()
+
+
+@pytest.fixture
+def deployment(broker, tmp_path):
+    deployed = Deployment(broker, tmp_path)
+    yield deployed
+    deployed.stop()
+
+
+def city(seed: int, cases: int) -> list:
+    return with_exemption(scenario(seed, cases=cases))
+
+
+def test_one_worker_gives_the_alerts_of_replay_and_dead_letters_the_invalid(deployment):
+    events = city(7, 40)
+    deployment.send(events, INVALID)
+    deployment.worker(moment(UNTIL).isoformat())
+    deployment.wait_for(Expected.of(events))
+    letters = [orjson.loads(v) for v in deployment.values(deployment.topology.dead_letter)]
+    by_category = {d["category"]: d for d in letters}
+    assert {"invalid_json", "unknown_type", "no_referral"} <= set(by_category)
+    bad = by_category["invalid_json"]
+    assert bad["raw"] == "{not json" and bad["source"]["topic"] == deployment.topology.events
+    assert "SZ-NONE" in by_category["no_referral"]["reason"]
+
+
+def test_kill_9_mid_stream_then_another_worker_loses_nothing(deployment):
+    """The successor takes the killed worker's place in the group by static membership and its
+    RocksDB state directory, as a restarted pod with its volume does. (noida-db 0.2.3 never
+    evicts a killed dynamic member: a successor without the instance id would wait forever.
+    tansu evicts it after the session timeout.)"""
+    events = city(8, 300)
+    expected = Expected.of(events)
+    deployment.send(events)
+    first = deployment.worker(moment(UNTIL).isoformat(), instance="worker-a", store="rocksdb", state="pod-a")
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not deployment.values(deployment.topology.alerts):
+        time.sleep(0.2)
+    first.kill()
+    seen_at_kill = set(deployment.values(deployment.topology.alerts))
+    assert seen_at_kill and seen_at_kill != expected.alerts, "the kill was not mid-stream"
+    deployment.worker(moment(UNTIL).isoformat(), instance="worker-a", store="rocksdb", state="pod-a")
+    deployment.wait_for(expected)
+    alerts = deployment.values(deployment.topology.alerts)
+    assert len(alerts) >= len(expected.alerts)  # repeats, if any, are identical records (checked above)
+
+
+def test_two_workers_share_the_partitions(deployment):
+    events = city(9, 80)
+    deployment.send(events)
+    first, second = deployment.worker(moment(UNTIL).isoformat()), deployment.worker(moment(UNTIL).isoformat())
+    deployment.wait_for(Expected.of(events))
+    assert first.partitions_loaded() and second.partitions_loaded(), "one worker did all the work"
+
+
+def test_a_deadline_fires_while_no_event_arrives(deployment):
+    """The worker's clock starts 30 s before the decision deadline of a case that then stays
+    silent: the warning fires at once, the overdue alert when the deadline passes."""
+    case = CaseEvents("SZ-QUIET", item="ITEM-STD")
+    events = [case.submitted("2026-03-02 09:00"), case.accepted("2026-03-02 10:00")]
+    [overdue] = active(run(events, until="2026-12-31", catalog=ITEMS), "PW-001")
+    deployment.send(events)
+    deployment.worker((overdue.detected_at - timedelta(seconds=30)).isoformat())
+    found = _wait_rule(deployment, "PW-002", 90)
+    assert not [a for a in found if a["rule"] == "PW-001"], "PW-001 fired before its deadline"
+    found = _wait_rule(deployment, "PW-001", 90)
+    assert [a for a in found if a["rule"] == "PW-001"] == [orjson.loads(alert_value(overdue))]
+
+
+def _wait_rule(deployment: Deployment, rule: str, seconds: float) -> list[dict]:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        found = [orjson.loads(v) for v in deployment.values(deployment.topology.alerts)]
+        if any(a["rule"] == rule for a in found):
+            return found
+        deployment._check_alive()
+        time.sleep(0.5)
+    raise AssertionError(f"no {rule} in {seconds} s")
+
+
+
+def test_records_the_consumer_skipped_are_read_from_the_broker(broker):
+    """The gap guard (streams/kafka/gaps.py): a record beyond the offset a stage needs makes the
+    worker read the records in between from the broker; offsets where the log holds nothing are
+    a real gap."""
+    from streams.kafka.gaps import GapGuard
+
+    topic = f"gaps-{uuid.uuid4().hex[:8]}"
+    asyncio.run(produce(broker, topic, [(b"k", b"%d" % i) for i in range(10)]))
+
+    async def scenario():
+        guard = GapGuard(broker.bootstrap, Metrics("kafka").gap_refills)
+        try:
+            async def missing(offset, needed):
+                return [(r.offset, r.value) async for r in guard.missing(topic, 0, offset, needed)]
+
+            assert await missing(7, needed=3) == [(3, b"3"), (4, b"4"), (5, b"5"), (6, b"6")]
+            assert await missing(3, needed=3) == []
+            assert await missing(2, needed=3) == [], "a redelivery, not a gap"
+            assert await missing(12, needed=10) == [], "nothing between: a real gap"
+            assert guard.refills._value.get() == 1
+        finally:
+            await guard.close()
+
+    asyncio.run(scenario())
+
+
+def test_the_api_over_kafka_ingests_follows_the_topics_and_records_exemptions(deployment, tmp_path):
+    """`permitwatch api --kafka`: events posted to the API reach the workers through the events
+    topic, their alerts and dead letters come back into the API's read model, an operator's
+    exemption makes the worker publish a new referral version, and a restarted API resumes from
+    its stored positions without repeating a record."""
+    from fastapi.testclient import TestClient
+
+    from api.server import build_kafka_api
+    from api.settings import ServerSettings
+
+    events = [e for e in city(10, 20) if e.subject not in ("SZ-LATE", "SZ-NONE")]
+    late = CaseEvents("SZ-LATE", item="ITEM-STD")
+    events = sorted([*events, late.submitted("2026-03-02 09:00"), late.accepted("2026-03-02 10:00"),
+                     late.decided("2026-05-20")], key=lambda e: e.time)
+    expected = Expected.of(events)
+    deployment.worker(moment(UNTIL).isoformat())
+    settings = ServerSettings(kafka=deployment.broker.bootstrap, topic_prefix=deployment.topology.prefix,
+                              partitions=PARTITIONS, data_dir=tmp_path / "api", clock_start=moment(UNTIL),
+                              producer_max_batch_size=deployment.broker.max_batch_size)
+
+    def stored(api, table: str) -> list[bytes]:
+        return [row[0] for row in api.monitor.store.reader.execute(f"SELECT record FROM {table} ORDER BY seq")]
+
+    def stored_alerts(api) -> list[bytes]:
+        return stored(api, "alerts")
+
+    api = build_kafka_api(settings)
+    try:
+        with TestClient(api.app) as client:
+            ingest = {"Authorization": f"Bearer {api.new_tokens['ingest']}"}
+            operator = {"Authorization": f"Bearer {api.new_tokens['operator']}"}
+            body = b"\n".join(orjson.dumps(e.model_dump(mode="json")) for e in events) + b"\n{not json\n"
+            posted = client.post("/events", content=body, headers={**ingest, "Content-Type": "application/x-ndjson"})
+            assert posted.status_code == 202, posted.text
+            assert posted.json()["accepted"] == len(events) and posted.json()["rejected"][0]["category"] == "invalid_json"
+            _until(lambda: not expected.differences(stored_alerts(api), stored(api, "referrals")),
+                   "the alerts and referrals of replay in the read model")
+            assert client.get("/readyz").json()["ready"]
+            page = client.get("/alerts", params={"case": "SZ-LATE"}, headers=operator).json()
+            assert {a["alert"]["rule"] for a in page["items"]} >= {"PW-001"}
+            [referral] = [r for r in client.get("/referrals", headers=operator).json()["items"]
+                          if r["case_id"] == "SZ-LATE"]
+            exempted = client.post(f"/referrals/{referral['referral_id']}/exemption", headers=operator,
+                                   json={"ground": "force_majeure", "reason": "台风停工三日"})
+            assert exempted.status_code == 201, exempted.text
+            assert exempted.json()["version"] > referral["version"] and exempted.json()["status"] == "exempt"
+            letters = api.monitor.store.reader.execute("SELECT category FROM dead_letters").fetchall()
+            assert ("invalid_json",) in letters
+        count = len(stored_alerts(api))
+    finally:
+        api.close()
+    again = build_kafka_api(settings)
+    try:
+        with TestClient(again.app) as client:
+            _until(lambda: client.get("/readyz").json()["ready"], "the restarted API ready")
+            assert len(stored_alerts(again)) == count, "a restarted API stored records again"
+    finally:
+        again.close()
+
+
+def _until(condition, what: str, seconds: float = 120) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"not reached in {seconds} s: {what}")
