@@ -180,17 +180,17 @@ def test_records_the_consumer_skipped_are_read_from_the_broker(broker):
 
     async def scenario():
         guard = GapGuard(broker.bootstrap, Metrics("kafka").gap_refills)
-        try:
-            async def missing(offset, needed):
-                return [(r.offset, r.value) async for r in guard.missing(topic, 0, offset, needed)]
 
-            assert await missing(7, needed=3) == [(3, b"3"), (4, b"4"), (5, b"5"), (6, b"6")]
-            assert await missing(3, needed=3) == []
-            assert await missing(2, needed=3) == [], "a redelivery, not a gap"
-            assert await missing(12, needed=10) == [], "nothing between: a real gap"
-            assert guard.refills._value.get() == 1
-        finally:
-            await guard.close()
+        async def missing(offset, needed):
+            return [(r.offset, r.value) async for r in guard.missing(topic, 0, offset, needed)]
+
+        assert await missing(7, needed=3) == [(3, b"3"), (4, b"4"), (5, b"5"), (6, b"6")]
+        assert await missing(3, needed=3) == []
+        assert await missing(2, needed=3) == [], "a redelivery, not a gap"
+        assert await missing(12, needed=10) == [], "nothing between: a real gap"
+        both = await asyncio.gather(missing(2, needed=0), missing(9, needed=8))
+        assert both == [[(0, b"0"), (1, b"1")], [(8, b"8")]], "two agents meeting gaps at once"
+        assert guard.refills._value.get() == 3
 
     asyncio.run(scenario())
 
@@ -226,6 +226,7 @@ def test_the_api_over_kafka_ingests_follows_the_topics_and_records_exemptions(de
         with TestClient(api.app) as client:
             ingest = {"Authorization": f"Bearer {api.new_tokens['ingest']}"}
             operator = {"Authorization": f"Bearer {api.new_tokens['operator']}"}
+            _until(lambda: client.get("/readyz").json()["ready"], "the API connected and caught up")
             body = b"\n".join(orjson.dumps(e.model_dump(mode="json")) for e in events) + b"\n{not json\n"
             posted = client.post("/events", content=body, headers={**ingest, "Content-Type": "application/x-ndjson"})
             assert posted.status_code == 202, posted.text

@@ -31,7 +31,6 @@ class GapGuard:
     def __init__(self, bootstrap: str, refills: Counter):
         self.bootstrap = bootstrap
         self.refills = refills
-        self._probe: AIOKafkaConsumer | None = None
 
     async def missing(self, topic: str, partition: int, offset: int, needed: int) -> AsyncIterator[ConsumerRecord]:
         """The records in [needed, offset) of the partition, in order, when the record at `offset`
@@ -39,34 +38,28 @@ class GapGuard:
         if offset <= needed:
             return
         tp = TopicPartition(topic, partition)
-        probe = await self._consumer()
-        probe.assign([tp])
-        probe.seek(tp, needed)
-        found = empty = 0
-        # A position the broker no longer has resets to the log start (auto_offset_reset).
-        while await probe.position(tp) < offset and empty < 10:
-            batch = (await probe.getmany(tp, timeout_ms=1000)).get(tp, [])
-            empty = 0 if batch else empty + 1
-            for record in batch:
-                if record.offset >= offset:
-                    break
-                if not found:
-                    log.warning("%s-%d: the consumer delivered offset %d while %d was needed; reading "
-                                "from the broker what it skipped", topic, partition, offset, needed)
-                    self.refills.inc()
-                found += 1
-                yield record
+        # A consumer per gap: gaps are rare, and the agents of a worker may meet one at once.
+        probe = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False,
+                                 auto_offset_reset="earliest", client_id="permitwatch-gap-reader")
+        await probe.start()
+        try:
+            probe.assign([tp])
+            probe.seek(tp, needed)
+            found = empty = 0
+            # A position the broker no longer has resets to the log start (auto_offset_reset).
+            while await probe.position(tp) < offset and empty < 10:
+                batch = (await probe.getmany(tp, timeout_ms=1000)).get(tp, [])
+                empty = 0 if batch else empty + 1
+                for record in batch:
+                    if record.offset >= offset:
+                        break
+                    if not found:
+                        log.warning("%s-%d: the consumer delivered offset %d while %d was needed; reading "
+                                    "from the broker what it skipped", topic, partition, offset, needed)
+                        self.refills.inc()
+                    found += 1
+                    yield record
+        finally:
+            await probe.stop()
         if found:
             log.warning("%s-%d: %d skipped records applied", topic, partition, found)
-
-    async def _consumer(self) -> AIOKafkaConsumer:
-        if self._probe is None:
-            self._probe = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False,
-                                           auto_offset_reset="earliest", client_id="permitwatch-gap-reader")
-            await self._probe.start()
-        return self._probe
-
-    async def close(self) -> None:
-        if self._probe is not None:
-            await self._probe.stop()
-            self._probe = None
