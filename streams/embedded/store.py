@@ -249,6 +249,12 @@ class Store:
         for seq_, kind, clock, raw in cursor:
             yield JournalRow(seq_, kind, datetime.fromisoformat(clock), raw)
 
+    def referral_case(self, referral_or_case_id: str) -> str | None:
+        """The case id of a stored referral, by referral id or case id."""
+        row = self.reader.execute("SELECT case_id FROM referrals WHERE referral_id = ? OR case_id = ? LIMIT 1",
+                                  (referral_or_case_id, referral_or_case_id)).fetchone()
+        return row[0] if row else None
+
     def last_journal_seq(self) -> int:
         return self.reader.execute("SELECT COALESCE(MAX(seq), 0) FROM journal").fetchone()[0]
 

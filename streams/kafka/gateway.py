@@ -147,10 +147,7 @@ class KafkaMonitor:
         return Emitted()
 
     def referral_case(self, referral_or_case_id: str) -> str | None:
-        row = self.store.reader.execute(
-            "SELECT case_id FROM referrals WHERE referral_id = ? OR case_id = ? LIMIT 1",
-            (referral_or_case_id, referral_or_case_id)).fetchone()
-        return row[0] if row else None
+        return self.store.referral_case(referral_or_case_id)
 
     def reference(self) -> tuple[Catalog, list[CalendarOverride], RuleSettings]:
         data = self.reference_data
