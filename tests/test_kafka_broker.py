@@ -116,7 +116,7 @@ def test_one_worker_gives_the_alerts_of_replay_and_dead_letters_the_invalid(depl
 
 ROCKSDB_RESTART = pytest.param("rocksdb", marks=pytest.mark.xfail(strict=False, reason=(
     "open: a successor restarted on the killed worker's RocksDB state gives alerts and referrals unlike "
-    "replay's in about half the runs, on both brokers (docs/kafka.md, known problems)")))
+    "replay's in two of five runs, on both brokers (docs/kafka.md, known problems)")))
 
 
 @pytest.mark.parametrize("store", ["memory", ROCKSDB_RESTART])
