@@ -199,6 +199,18 @@ def _announce(settings, new_tokens: dict[str, str]) -> None:
         print(f"Console: {base}/console/ (log in with an operator token from {settings.token_path})")
 
 
+def _serve(settings, runtime) -> int:
+    """Serve `runtime.app` until stopped, then close the runtime."""
+    import uvicorn
+
+    try:
+        uvicorn.Server(uvicorn.Config(runtime.app, host=settings.host, port=settings.port, log_level="warning",
+                                      timeout_graceful_shutdown=5)).run()
+    finally:
+        runtime.close()
+    return 0
+
+
 def server_settings(args: argparse.Namespace):
     """Flags override PERMITWATCH_* environment variables, which override the defaults."""
     from api.settings import ServerSettings
@@ -222,8 +234,6 @@ def server_settings(args: argparse.Namespace):
 def run_run(args: argparse.Namespace) -> int:
     import logging
 
-    import uvicorn
-
     from api.server import build_embedded
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -235,12 +245,7 @@ def run_run(args: argparse.Namespace) -> int:
         print(f"Demo: a simulated city at {speed:g}x from {start:%Y-%m-%d %H:%M}; "
               f"ground truth in {settings.data_dir / 'demo-ground-truth.jsonl'}; "
               f"`permitwatch demo check --data-dir {settings.data_dir}` scores it")
-    try:
-        uvicorn.Server(uvicorn.Config(embedded.app, host=settings.host, port=settings.port, log_level="warning",
-                                      timeout_graceful_shutdown=5)).run()
-    finally:
-        embedded.close()
-    return 0
+    return _serve(settings, embedded)
 
 
 # ---------------------------------------------------------------- Kafka
@@ -342,8 +347,6 @@ def _configure_api(parser: argparse.ArgumentParser) -> None:
 def run_api(args: argparse.Namespace) -> int:
     import logging
 
-    import uvicorn
-
     from api.server import build_kafka_api
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -354,12 +357,7 @@ def run_api(args: argparse.Namespace) -> int:
     served = build_kafka_api(settings)
     _announce(settings, served.new_tokens)
     print(f"Following {settings.topology.prefix}.* on {settings.bootstrap}")
-    try:
-        uvicorn.Server(uvicorn.Config(served.app, host=settings.host, port=settings.port, log_level="warning",
-                                      timeout_graceful_shutdown=5)).run()
-    finally:
-        served.close()
-    return 0
+    return _serve(settings, served)
 
 
 # ---------------------------------------------------------------- import

@@ -25,17 +25,10 @@ from models.events import InvalidEvent, parse_event
 from models.referrals import Referral
 from streams.embedded.store import Store
 from streams.kafka.topology import Topology
-from streams.kafka.wire import CONTROL_HEADER, SOURCE_HEADER
+from streams.kafka.wire import CONTROL_HEADER, SOURCE_HEADER, Record, record_of
 from streams.metrics import Metrics
 
 log = logging.getLogger("permitwatch.kafka.follower")
-
-
-def _header(record: ConsumerRecord, name: str) -> bytes | None:
-    for key, value in record.headers or ():
-        if key == name:
-            return bytes(value)
-    return None
 
 
 def _position_key(tp: TopicPartition) -> str:
@@ -101,21 +94,23 @@ class Follower:
         received = datetime.now(UTC)
         with self.store.write_lock, self.store.transaction() as tx:
             for tp, records in batches.items():
-                for record in records:
+                for consumed in records:
+                    record = record_of(consumed)
+                    produced = datetime.fromtimestamp(consumed.timestamp / 1000, UTC)
                     try:
-                        self._one(tx, tp.topic, record, received)
+                        self._one(tx, record, produced, received)
                     except ValueError as exc:  # pydantic's ValidationError, orjson's JSONDecodeError
-                        origin = f"{tp.topic}/{tp.partition}/{record.offset}"
+                        origin = record.origin
                         log.error("%s is not a permitwatch record: %s", origin, exc)
                         Store.dead_letter(tx, DeadLetter.of(origin, "schema", f"not a permitwatch record: {exc}",
                                                             record.value or b""), received)
                 Store.set_meta(tx, _position_key(tp), str(records[-1].offset + 1))
 
-    def _one(self, tx, topic: str, record: ConsumerRecord, received: datetime) -> None:
+    def _one(self, tx, record: Record, produced: datetime, received: datetime) -> None:
         t = self.topology
-        value = record.value or b""
+        topic, value = record.topic, record.value or b""
         if topic == t.events:
-            if _header(record, CONTROL_HEADER) is not None:
+            if record.header(CONTROL_HEADER) is not None:
                 return
             try:
                 event = parse_event(value)
@@ -123,10 +118,10 @@ class Follower:
                 return  # the workers dead-letter it; the follower sees their letter
             if Store.known_event_ids(tx, [event.id]):
                 return
-            stamp = datetime.fromtimestamp(record.timestamp / 1000, UTC).isoformat()
+            stamp = produced.isoformat()
             Store.journal_events(tx, [Store.journal_row(event, value, stamp, stamp)])
             return
-        source = _header(record, SOURCE_HEADER)
+        source = record.header(SOURCE_HEADER)
         if source is not None and not Store.first_delivery(tx, source.decode()):
             return
         if topic == t.alerts:

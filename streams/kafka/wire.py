@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import pickle
 import struct
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
@@ -68,6 +69,15 @@ class Record(NamedTuple):
             return None
         topic, partition, offset, index = raw.decode().rsplit("/", 3)
         return (topic, int(partition)), (int(offset), int(index))
+
+
+def record_of(message) -> Record:
+    """A consumed record of faust or aiokafka (their headers come as a mapping or as pairs)."""
+    headers = message.headers or ()
+    if isinstance(headers, Mapping):
+        headers = headers.items()
+    return Record(message.topic, message.partition, message.offset, message.key, message.value,
+                  tuple((key, bytes(value)) for key, value in headers))
 
 
 class Output(NamedTuple):

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Literal
@@ -28,7 +27,7 @@ from streams.kafka.gaps import GapGuard
 from streams.kafka.reference import ReferenceData
 from streams.kafka.stages import CaseStage, ItemStage, ReferralStage, Stage, Step, apply_writes
 from streams.kafka.topology import ensure_topics
-from streams.kafka.wire import Output, Record, Tick, control_output
+from streams.kafka.wire import Output, Record, Tick, control_output, record_of
 from streams.metrics import Metrics
 from streams.settings import KafkaSettings, RuntimeSettings
 
@@ -55,14 +54,6 @@ class WorkerSettings(RuntimeSettings, KafkaSettings):
     session_timeout_seconds: float | None = Field(None, gt=0)
     heartbeat_interval_seconds: float | None = Field(None, gt=0)
     rebalance_timeout_seconds: float | None = Field(None, gt=0)
-
-
-def record_of(message) -> Record:
-    headers = message.headers or ()
-    if isinstance(headers, Mapping):
-        headers = headers.items()
-    return Record(message.topic, message.partition, message.offset, message.key, message.value,
-                  tuple((key, bytes(value)) for key, value in headers))
 
 
 class Worker:
@@ -124,9 +115,10 @@ class Worker:
             async for event in stream.events():
                 record = record_of(event.message)
                 try:
-                    async for skipped in self.gaps.missing(record.topic, record.partition, record.offset,
-                                                           stage.next_offset(record.partition)):
-                        await self._apply(stage, record_of(skipped), before)
+                    needed = stage.next_offset(record.partition)
+                    if record.offset > needed:
+                        async for skipped in self.gaps.missing(record.topic, record.partition, record.offset, needed):
+                            await self._apply(stage, record_of(skipped), before)
                     await self._apply(stage, record, before)
                 except Exception:
                     # The stage's memory is now ahead of its tables, and faust would restart the
