@@ -12,7 +12,8 @@ import orjson
 from pydantic import ValidationError
 
 from models.files import ReferenceFileError, describe_validation_error
-from streams.importing import DataDirBusy
+from streams.embedded.store import StoreError
+from streams.importing import DataDirError
 from streams.kafka.topology import TopologyError
 from streams.sender import SendError
 
@@ -620,7 +621,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         return args.run(args)
-    except (UsageError, ReferenceFileError, SendError, DataDirBusy, TopologyError) as exc:
+    except (UsageError, ReferenceFileError, SendError, DataDirError, StoreError, TopologyError) as exc:
         print(f"permitwatch {args.command}: {exc}", file=sys.stderr)
         return 2
     except ValidationError as exc:

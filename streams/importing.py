@@ -20,14 +20,22 @@ from streams.embedded.monitor import EmbeddedMonitor, MonitorOptions, RawInput
 from streams.readers import Record
 
 
-class DataDirBusy(RuntimeError):
+class DataDirError(RuntimeError):
+    """The data directory cannot be used; the message says why and what to do."""
+
+
+class DataDirBusy(DataDirError):
     """Another permitwatch process holds the data directory."""
 
 
 def hold_data_dir(data_dir: Path) -> int:
     """An exclusive lock on the data directory for this process's lifetime (one writer only)."""
-    data_dir.mkdir(parents=True, exist_ok=True)
-    handle = os.open(data_dir / ".lock", os.O_CREAT | os.O_RDWR, 0o600)
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        handle = os.open(data_dir / ".lock", os.O_CREAT | os.O_RDWR, 0o600)
+    except OSError as exc:
+        raise DataDirError(f"{data_dir} cannot be written ({exc.strerror}): the journal and state are kept there; "
+                           "check the mount and permissions, or choose another --data-dir") from None
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

@@ -21,3 +21,34 @@ def runtimes():
     yield starter
     for runtime in started:
         runtime.stop()
+
+
+def pytest_addoption(parser):
+    parser.addoption("--long", action="store_true",
+                     help="run the long variants: slow-marked tests, and hypothesis with many more examples")
+
+
+def pytest_configure(config):
+    from hypothesis import settings
+
+    settings.register_profile("long", max_examples=5_000)
+    if config.getoption("--long"):
+        settings.load_profile("long")
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--long"):
+        return
+    skip = pytest.mark.skip(reason="a long variant: run with --long")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
+
+
+def pytest_terminal_summary(terminalreporter):
+    from tests.fuzzing import TRIED
+
+    if TRIED:
+        terminalreporter.section("fuzz inputs tried")
+        for path, count in sorted(TRIED.items()):
+            terminalreporter.write_line(f"{path:<24} {count:>9,}")

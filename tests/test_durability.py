@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -16,6 +17,7 @@ from datetime import datetime
 from pathlib import Path
 
 import orjson
+import pytest
 
 from alerts.clock import WorkingCalendar
 from alerts.engine import Engine
@@ -100,6 +102,21 @@ def replayed_records(database: Path) -> list[tuple[str, str]]:
 
 
 def test_kill_9_mid_stream_loses_nothing_and_duplicates_nothing(tmp_path):
+    # Kill during three different batches, a few milliseconds into each request.
+    kill_during_ingest(tmp_path, [(5, 0.005), (12, 0.03), (20, 0.06)])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", range(5))
+def test_kill_9_at_random_moments_loses_nothing_and_duplicates_nothing(tmp_path, seed):
+    rng = random.Random(seed)
+    batches = sorted(rng.sample(range(2, 25), 8))
+    kill_during_ingest(tmp_path, [(number, rng.uniform(0.0, 0.25)) for number in batches])
+
+
+def kill_during_ingest(tmp_path: Path, kills: list[tuple[int, float]]) -> None:
+    """Post the batches in order, killing the server `delay` seconds into each chosen batch and
+    restarting it; then resend what was never acknowledged and compare with the journal's replay."""
     token, entry = new_token("loader", ["ingest", "operator"])
     tokens = tmp_path / "tokens.json"
     tokens.write_bytes(orjson.dumps(TokenFile(tokens=[entry]).model_dump()))
@@ -108,11 +125,10 @@ def test_kill_9_mid_stream_loses_nothing_and_duplicates_nothing(tmp_path):
     lines = [raw for _, raw in sim.events(cases=1500)]
     batches = [lines[i:i + 400] for i in range(0, len(lines), 400)]
     acknowledged: set[int] = set()
-    kills = 0
+    killed = 0
     try:
         server.start()
-        # Kill during three different batches, a few milliseconds into each request.
-        for kill_at, delay in ((5, 0.005), (12, 0.03), (20, 0.06)):
+        for kill_at, delay in kills:
             for number in range(len(batches)):
                 if number in acknowledged:
                     continue
@@ -122,7 +138,7 @@ def test_kill_9_mid_stream_loses_nothing_and_duplicates_nothing(tmp_path):
                 answer = post(server.url, token, batches[number])
                 if killer:
                     killer.join()
-                    kills += 1
+                    killed += 1
                     if answer is not None:
                         acknowledged.add(number)
                     break
@@ -133,7 +149,7 @@ def test_kill_9_mid_stream_loses_nothing_and_duplicates_nothing(tmp_path):
                 "SELECT event_id FROM journal")}
             for number in acknowledged:
                 assert {orjson.loads(raw)["id"] for raw in batches[number]} <= journal, f"batch {number} lost"
-        assert kills == 3
+        assert killed == len(kills)
         for batch in batches:  # the client resends whatever it was not told was accepted
             assert post(server.url, token, batch) is not None
         server.stop()

@@ -449,4 +449,10 @@ def batch_of(body: bytes, origin: str) -> list[RawInput]:
         raise ReferenceFileError(f"not valid JSON: {exc}") from None
     if not isinstance(items, list):
         raise ReferenceFileError("a CloudEvents batch must be a JSON array")
-    return [RawInput(f"{origin}[{n}]", orjson.dumps(item)) for n, item in enumerate(items)]
+    inputs = []
+    for n, item in enumerate(items):
+        try:
+            inputs.append(RawInput(f"{origin}[{n}]", orjson.dumps(item)))
+        except TypeError as exc:  # nested deeper than orjson writes (254 levels): no event is
+            raise ReferenceFileError(f"element {n} of the batch nests too deeply to be kept ({exc})") from None
+    return inputs

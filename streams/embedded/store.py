@@ -99,6 +99,11 @@ class JournalRow:
     raw: bytes
 
 
+PROBE_BYTES = 1 << 20
+"""Room a database that failed a write must show again to be reported writable: about one batch of
+2,000 events with what they cause."""
+
+
 class StoreError(RuntimeError):
     """The database cannot be written (disk full, read-only, locked): the batch was not accepted."""
 
@@ -112,8 +117,12 @@ class Store:
         self.synchronous = synchronous
         self.write_lock = threading.RLock()
         self._local = threading.local()
-        self._writer = self._connect()
-        self._writer.executescript(SCHEMA)
+        self._failure: str | None = None
+        try:
+            self._writer = self._connect()
+            self._writer.executescript(SCHEMA)
+        except sqlite3.Error as exc:
+            raise StoreError(f"database {self.path} cannot be opened for writing: {exc}") from None
 
     def _connect(self) -> sqlite3.Connection:
         connection = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
@@ -146,12 +155,20 @@ class Store:
         try:
             yield connection
             connection.execute("COMMIT")
+            self._failure = None
         except sqlite3.Error as exc:
-            connection.execute("ROLLBACK")
-            raise StoreError(f"database {self.path} cannot be written: {exc}") from exc
+            self._roll_back()
+            self._failure = f"database {self.path} cannot be written: {exc}"
+            raise StoreError(self._failure) from exc
         except BaseException:
-            connection.execute("ROLLBACK")
+            self._roll_back()
             raise
+
+    def _roll_back(self) -> None:
+        # SQLite has already rolled the transaction back after some errors (SQLITE_FULL,
+        # SQLITE_IOERR); a second ROLLBACK would raise over the error that matters.
+        if self._writer.in_transaction:
+            self._writer.execute("ROLLBACK")
 
     @staticmethod
     def known_event_ids(connection: sqlite3.Connection, ids: list[str]) -> set[str]:
@@ -229,11 +246,20 @@ class Store:
             ).lastrowid
 
     def writable(self) -> tuple[bool, str]:
-        """Whether a write transaction can start now (disk, permissions, locks)."""
+        """Whether the database can be written now. Starting a write transaction finds permissions
+        and locks; a full disk shows only when data is written, so after a failed write this
+        writes a probe of `PROBE_BYTES` (and empties it), and reports writable again once that fits."""
         with self.write_lock:
             try:
-                self._writer.execute("BEGIN IMMEDIATE")
-                self._writer.execute("ROLLBACK")
+                if self._failure is None:
+                    self._writer.execute("BEGIN IMMEDIATE")
+                    self._writer.execute("ROLLBACK")
+                else:
+                    for value in ("x" * PROBE_BYTES, ""):
+                        with self.transaction() as tx:
+                            Store.set_meta(tx, "write_probe", value)
+            except StoreError:
+                return False, self._failure or "database cannot be written"
             except sqlite3.Error as exc:
                 return False, f"database {self.path} cannot be written: {exc}"
         return True, "writable"

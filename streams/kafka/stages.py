@@ -2,12 +2,16 @@
 
 Each stage turns one consumed record into a `Step`: the records to produce and the table writes
 to make. The agent produces the records, waits until the broker has them, and only then makes the
-writes, the last of which is the partition's marker (the offset the state now includes). Faust
-sends a table's writes to the changelog partition of the record being processed, in order, so
-after a kill -9 the changelog holds a prefix of the writes:
+writes, the first of which is the partition's marker: the offset the state now includes, and the
+step's writes again (`redo`). Faust sends a table's writes to the changelog partition of the
+record being processed, in order, so after a kill -9 the changelog holds a prefix of the writes:
 
-- a record at or before the marker was fully applied, and its outputs were produced before its
-  writes: it is skipped when consumed again;
+- a record at or before the marker was applied, and its outputs were produced before its writes:
+  it is skipped when consumed again. The marker's step itself may have been cut short after the
+  marker; its writes are made again from the redo before the partition's state is read. Without
+  that, a step's writes that belong together (an item's header and its case entries, a
+  referral and the others it changed) could survive in part, and the state would contradict
+  itself in a way no replay repairs (found by the crash simulation in the tests);
 - a record after the marker is applied again, and produces the same outputs again (same alert
   ids, same referral versions). Every output carries its source (`SOURCE_HEADER`); a stage
   reading another's outputs skips what is not after the last it applied from that source, and
@@ -116,6 +120,13 @@ class Step:
     writes: list[Write] = field(default_factory=list)
 
 
+REDO_LIMIT = 256 * 1024
+"""Bytes of writes a step's marker carries for redo (under Kafka's default 1 MB record). A larger
+step (a tick firing thousands of deadlines in one partition) writes its marker last instead:
+its writes are whole case states that each stand alone, so any prefix of them is a state a
+replay of the step completes."""
+
+
 def apply_writes(writes: Iterable[Write]) -> None:
     for table, key, value in writes:
         if value is not None:
@@ -174,23 +185,47 @@ class Stage:
 
     def __init__(self) -> None:
         self.applied: dict[int, int] = {}
+        self.completed: set[int] = set()
+        """Partitions whose last step was completed since they were assigned."""
 
     def handle(self, record: Record) -> Step:
         partition = record.partition
+        completed = self._complete_last_step(partition)
         if record.offset <= self._applied(partition):
             self.metrics.redelivered.inc()
-            return Step()
+            return Step(writes=completed)
         try:
             step = self._handle(record)
         except Exception as exc:
             log.exception("%s failed on %s; dead-lettered", type(self).__name__, record.origin)
             self.reset(partition)
+            self.completed.add(partition)  # the failed step wrote nothing; the last one is complete
             step = Step([self._refuse(record, "engine_error", f"the engine failed on this record: "
                                                               f"{type(exc).__name__}: {exc}")])
         step.outputs = [out.made_from(record, index) for index, out in enumerate(step.outputs)]
-        step.writes.append(Write(self.table, marker_key(partition), encode_marker(self._marker(record))))
+        marker = self._marker(record)
+        key = marker_key(partition)
+        redo = tuple((write.key, write.value) for write in step.writes)
+        if sum(len(k) + len(v or b"") for k, v in redo) <= REDO_LIMIT:
+            step.writes = [*completed, Write(self.table, key, encode_marker(marker._replace(redo=redo))), *step.writes]
+        else:
+            step.writes = [*completed, *step.writes, Write(self.table, key, encode_marker(marker))]
         self.applied[partition] = record.offset
         return step
+
+    def _complete_last_step(self, partition: int) -> list[Write]:
+        """On the first record after (re)assignment: the writes of the last step whose marker
+        survived, made again (a kill may have cut the changelog after the marker), before anything
+        is read from the table; and returned, so that they are made durable with the next step."""
+        if partition in self.completed:
+            return []
+        marker = self._stored_marker(partition)
+        writes = [Write(self.table, key, value) for key, value in marker.redo] if marker is not None else []
+        if writes:
+            apply_writes(writes)
+            self.reset(partition)  # anything already read from the table may predate the writes
+        self.completed.add(partition)
+        return writes
 
     def next_offset(self, partition: int) -> int:
         """The offset this stage needs next on `partition`."""
@@ -217,6 +252,7 @@ class Stage:
     def reset(self, partition: int) -> None:
         """Drop what is kept in memory for `partition` (revoked, or a step failed)."""
         self.applied.pop(partition, None)
+        self.completed.discard(partition)
 
     def _refuse(self, record: Record, category: str, reason: str) -> Output:
         self.metrics.dead_letters.labels(category).inc()

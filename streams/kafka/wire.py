@@ -35,7 +35,7 @@ outputs, `topic/partition/offset/index`. A worker killed mid-step produces the s
 receiving stage keeps, per source partition, the last place it applied and skips what is not
 after it, so a repeated older input never undoes a newer one."""
 
-STATE_FORMAT = 1
+STATE_FORMAT = 2
 
 
 class StateFormatError(RuntimeError):
@@ -294,27 +294,49 @@ def marker_key(partition: int) -> bytes:
 
 
 class Marker(NamedTuple):
-    """Written last in every step of a stage, in the same table (so the same changelog partition)
-    as the step's state: the input offset that state includes, the partition's clock (cases),
-    and how far the events partitions had been read as last heard (items)."""
+    """Written in every step of a stage, in the same table (so the same changelog partition) as
+    the step's state: the input offset that state includes, the partition's clock (cases), how far
+    the events partitions had been read as last heard (items), and, when the marker goes first,
+    the step's own writes (`redo`), so that a changelog cut anywhere after it is completed on load."""
 
     offset: int
     clock: datetime | None = None
     heard: dict[int, datetime] = {}
+    redo: tuple[tuple[bytes, bytes | None], ...] = ()
+
+
+_LENGTH = struct.Struct(">i")
 
 
 def encode_marker(marker: Marker) -> bytes:
     heard = orjson.dumps({str(p): _micros(t) for p, t in marker.heard.items()}) if marker.heard else b""
-    return _MARKER.pack(STATE_FORMAT, marker.offset, _micros(marker.clock)) + heard
+    parts = [_MARKER.pack(STATE_FORMAT, marker.offset, _micros(marker.clock)), _LENGTH.pack(len(heard)), heard]
+    for key, value in marker.redo:
+        parts += [_LENGTH.pack(len(key)), key, _LENGTH.pack(-1 if value is None else len(value)), value or b""]
+    return b"".join(parts)
 
 
 def decode_marker(raw: bytes) -> Marker:
     version, offset, clock = _MARKER.unpack_from(raw)
     if version != STATE_FORMAT:
         raise StateFormatError(f"marker format {version}, this worker reads {STATE_FORMAT}")
-    rest = raw[_MARKER.size:]
-    heard = {int(p): _from_micros(t) for p, t in orjson.loads(rest).items()} if rest else {}
-    return Marker(offset, _from_micros(clock), heard)
+    at = _MARKER.size
+    (size,) = _LENGTH.unpack_from(raw, at)
+    at += _LENGTH.size
+    heard = {int(p): _from_micros(t) for p, t in orjson.loads(raw[at:at + size]).items()} if size else {}
+    at += size
+    redo = []
+    while at < len(raw):
+        (size,) = _LENGTH.unpack_from(raw, at)
+        key = raw[at + _LENGTH.size:at + _LENGTH.size + size]
+        at += _LENGTH.size + size
+        (size,) = _LENGTH.unpack_from(raw, at)
+        at += _LENGTH.size
+        value = None if size < 0 else raw[at:at + size]
+        at += max(size, 0)
+        redo.append((key, value))
+    return Marker(offset, _from_micros(clock), heard, tuple(redo))
+
 
 _CASE_HEADER = struct.Struct(">BHqq")
 _NONE = -(2**63)
