@@ -420,7 +420,7 @@ def run_import(args: argparse.Namespace) -> int:
         for record, reason in errors:
             monitor.dead_letter(record.origin, "unmapped", reason, record.raw)
         summary = import_events(monitor, clock, events, args.until)
-        monitor.checkpoint()
+        monitor.try_checkpoint()
         print(f"events {summary.events}: accepted {summary.accepted}, duplicates {summary.duplicates}, "
               f"rejected {len(summary.rejected)}")
         for origin, reason in (errors + summary.rejected)[:20]:

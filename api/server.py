@@ -40,7 +40,7 @@ class Embedded:
     """Held while the runtime lives: no second process writes the same database."""
 
     def close(self) -> None:
-        self.monitor.checkpoint()
+        self.monitor.try_checkpoint()
         self.monitor.store.close()
         os.close(self.data_dir_lock)
 

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import os
 import platform
+from datetime import datetime, timedelta
 from pathlib import Path
+
+import orjson
 
 CACHE = Path(__file__).resolve().parent / ".cache"
 
@@ -41,3 +44,20 @@ def generated_log(events: int, seed: int = 1, cases_per_day: int = 400, violatio
             cases = max(1, (events - written) // 7 + 1)
     partial.rename(path)
     return path
+
+
+def accepted_case(case_id: str, item, submitted: datetime) -> list[bytes]:
+    """The two events of a case submitted at `submitted` and accepted ten minutes later."""
+    data = {"item_code": item.item_code, "department": item.department, "applicant_id": f"A-{case_id}",
+            "channel": "window", "materials": [m.code for m in item.materials], "officer": "o-1"}
+    return [orjson.dumps({"specversion": "1.0", "id": f"{case_id}-{n}", "source": "/bench", "time": moment.isoformat(),
+                          "type": f"cn.gov.licensing.{kind}", "subject": case_id, "data": data})
+            for n, (kind, moment, data) in enumerate((
+                ("application.submitted", submitted, data),
+                ("application.accepted", submitted + timedelta(minutes=10),
+                 {"receipt_no": f"R-{case_id}", "officer": "o-1"})))]
+
+
+def percentiles(values: list[float]) -> tuple[float, float]:
+    """p50 and p99 of `values` (sorted)."""
+    return values[len(values) // 2], values[min(len(values) - 1, int(0.99 * len(values)))]

@@ -49,37 +49,29 @@ async def _committed(bootstrap: str, group: str, topic: str, partitions: int) ->
         await consumer.stop()
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, default=100_000)
-    parser.add_argument("--partitions", type=int, default=4)
-    parser.add_argument("--broker", choices=["noida-db", "tansu"], default="noida-db")
-    parser.add_argument("--store", choices=["memory", "rocksdb"], default="memory")
-    args = parser.parse_args()
-
-    log = generated_log(args.events)
-    lines = log.read_bytes().splitlines()[: args.events]
+def worker_throughput(events: int, partitions: int = 4, broker_name: str = "noida-db", store: str = "memory") -> dict:
+    log = generated_log(events)
+    lines = log.read_bytes().splitlines()[:events]
     records = [(_subject(line), line) for line in lines]
     directory = Path(tempfile.mkdtemp(prefix="permitwatch-bench-kafka-"))
-    broker = start(args.broker, directory / args.broker)
-    topology = Topology("bench", args.partitions)
+    broker = start(broker_name, directory / broker_name)
+    topology = Topology("bench", partitions)
     try:
         asyncio.run(ensure_topics(broker.bootstrap, topology))
         options = {"max_batch_size": broker.max_batch_size} if broker.max_batch_size else {}
         asyncio.run(publish_reference(broker.bootstrap, topology, SAMPLE_CATALOG, [], options))
         started = time.perf_counter()
         asyncio.run(produce(broker, topology.events, records))
-        print(f"produced {len(records):,} events in {time.perf_counter() - started:.1f} s")
-        produced = asyncio.run(_end_offsets(broker.bootstrap, topology.events, args.partitions))
-        last_event = _last_time(lines)
-        worker = WorkerProcess(broker, directory, "bench", args.partitions, last_event, store=args.store).start()
+        produce_seconds = time.perf_counter() - started
+        produced = asyncio.run(_end_offsets(broker.bootstrap, topology.events, partitions))
+        worker = WorkerProcess(broker, directory, "bench", partitions, _last_time(lines), store=store).start()
         started = time.perf_counter()
         group = "bench-workers"
         while True:
             time.sleep(1)
             if worker.process.poll() is not None:
                 raise SystemExit(f"the worker exited; log in {worker.log}")
-            done = asyncio.run(_committed(broker.bootstrap, group, topology.events, args.partitions))
+            done = asyncio.run(_committed(broker.bootstrap, group, topology.events, partitions))
             if all(done[p] >= produced[p] for p in produced):
                 break
         elapsed = time.perf_counter() - started
@@ -87,13 +79,28 @@ def main() -> None:
         counts = {name: len(asyncio.run(read_topic(broker, topic))) for name, topic in
                   (("alerts", topology.alerts), ("referrals", topology.referrals),
                    ("dead letters", topology.dead_letter))}
-        print(f"machine: {machine()}")
-        print(f"broker: {args.broker}, {args.partitions} partitions, store {args.store}, one worker")
-        print(f"worker: {len(records):,} events in {elapsed:.1f} s (from start, including group join, "
-              f"reference read and up to one commit interval) = {len(records) / elapsed:,.0f} events/s")
-        print("records out: " + ", ".join(f"{count:,} {name}" for name, count in counts.items()))
     finally:
         broker.stop()
+    return {"events": len(records), "seconds": elapsed, "events_per_s": len(records) / elapsed,
+            "produce_seconds": produce_seconds, "broker": broker_name, "partitions": partitions, "store": store,
+            "records_out": counts}
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--partitions", type=int, default=4)
+    parser.add_argument("--broker", choices=["noida-db", "tansu"], default="noida-db")
+    parser.add_argument("--store", choices=["memory", "rocksdb"], default="memory")
+    args = parser.parse_args(argv)
+    result = worker_throughput(args.events, args.partitions, args.broker, args.store)
+    print(f"produced {result['events']:,} events in {result['produce_seconds']:.1f} s")
+    print(f"machine: {machine()}")
+    print(f"broker: {args.broker}, {args.partitions} partitions, store {args.store}, one worker")
+    print(f"worker: {result['events']:,} events in {result['seconds']:.1f} s (from start, including group join, "
+          f"reference read and up to one commit interval) = {result['events_per_s']:,.0f} events/s")
+    print("records out: " + ", ".join(f"{count:,} {name}" for name, count in result["records_out"].items()))
+    return result
 
 
 def _subject(line: bytes) -> bytes:

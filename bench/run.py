@@ -24,7 +24,7 @@ from pathlib import Path
 import orjson
 
 from api.auth import TokenFile, new_token
-from bench.common import generated_log, machine
+from bench.common import accepted_case, generated_log, machine, percentiles
 from streams.sample_catalog import SAMPLE_CATALOG
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -65,6 +65,18 @@ class Server:
         response = connection.getresponse()
         return response.status, response.read()
 
+    def latencies(self, rule: str, due: datetime) -> list[float]:
+        """Seconds from `due` to the storing of each `rule` alert, sorted."""
+        found: list[float] = []
+        cursor = None
+        while True:
+            page = orjson.loads(self.request("GET", f"/alerts?rule={rule}&limit=500"
+                                             + (f"&cursor={cursor}" if cursor else ""))[1])
+            found += [(datetime.fromisoformat(v["emitted_at"]) - due).total_seconds() for v in page["items"]]
+            cursor = page["next_cursor"]
+            if cursor is None:
+                return sorted(found)
+
     def stop(self) -> None:
         self.process.terminate()
         self.process.wait(timeout=60)
@@ -95,18 +107,9 @@ def deadline_latency(cases: int) -> tuple[float, float, int]:
     """Cases of an on-the-spot item accepted on 2026-03-03 and never decided: PW-009 is due at
     2026-03-04 00:00 for all of them. The clock starts 20 s before."""
     item = next(i for i in SAMPLE_CATALOG.items if i.on_the_spot)
-    lines = []
-    for n in range(cases):
-        case = f"BENCH-{n:06d}"
-        for kind, moment, data in (
-            ("application.submitted", "2026-03-03T09:00:00+08:00",
-             {"item_code": item.item_code, "department": item.department, "applicant_id": f"A{n}",
-              "channel": "window", "materials": [m.code for m in item.materials], "officer": "o-1"}),
-            ("application.accepted", "2026-03-03T09:10:00+08:00", {"receipt_no": f"R-{n}", "officer": "o-1"}),
-        ):
-            lines.append(orjson.dumps({"specversion": "1.0", "id": f"{case}-{kind}", "source": "/bench",
-                                       "type": f"cn.gov.licensing.{kind}", "time": moment, "subject": case,
-                                       "data": data}))
+    submitted = datetime.fromisoformat("2026-03-03T09:00:00+08:00")
+    lines = [line for n in range(cases) for line in accepted_case(f"BENCH-{n:06d}", item, submitted)]
+    due = datetime.fromisoformat("2026-03-04T00:00:00+08:00")
     with tempfile.TemporaryDirectory() as tmp:
         server = Server(Path(tmp), "2026-03-03T23:59:40+08:00")
         try:
@@ -114,26 +117,16 @@ def deadline_latency(cases: int) -> tuple[float, float, int]:
                 status, body = server.request("POST", "/events", b"\n".join(lines[start:start + 1000]))
                 if status != 202:
                     raise RuntimeError(body)
-            due = datetime.fromisoformat("2026-03-04T00:00:00+08:00")
             deadline = time.monotonic() + 120
             found: list[float] = []
             while time.monotonic() < deadline and len(found) < cases:
                 time.sleep(1)
-                found = []
-                cursor = None
-                while True:
-                    path = "/alerts?rule=PW-009&limit=500" + (f"&cursor={cursor}" if cursor else "")
-                    page = orjson.loads(server.request("GET", path)[1])
-                    found += [(datetime.fromisoformat(v["emitted_at"]) - due).total_seconds() for v in page["items"]]
-                    cursor = page["next_cursor"]
-                    if cursor is None:
-                        break
+                found = server.latencies("PW-009", due)
         finally:
             server.stop()
-    found.sort()
     if not found:
         raise RuntimeError("no deadline fired")
-    return found[len(found) // 2], found[min(len(found) - 1, int(0.99 * len(found)))], len(found)
+    return (*percentiles(found), len(found))
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -48,5 +48,8 @@ class Metrics:
                                  registry=r)
         self.checkpoint_bytes = Gauge("permitwatch_checkpoint_bytes", "Size of the last engine checkpoint",
                                       registry=r)
+        self.checkpoint_failures = Counter("permitwatch_checkpoint_failures_total",
+                                           "Engine checkpoints that could not be written (the journal has everything)",
+                                           registry=r)
         self.clock_seconds = Gauge("permitwatch_engine_clock_seconds", "The engine clock, as a Unix time",
                                    registry=r)

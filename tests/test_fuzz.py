@@ -25,6 +25,7 @@ from streams.embedded.monitor import RawInput
 from streams.kafka.topology import Topology
 from streams.readers import Record
 from streams.replay import replay
+from tests.embedded import start
 from tests.factory import CaseEvents, moment
 from tests.fuzzing import TRIED, raw_inputs, valid_events
 from tests.harness import engine_for, run_all
@@ -35,8 +36,16 @@ START = moment("2026-03-02 00:00")
 OFFICERS = ["o-1", "o-2", "o-3"]
 MATERIALS = ["M1", "M2", "M3", "M4", "M5", "M9"]
 CATEGORIES = {"invalid_json", "invalid_utf8", "not_an_object", "missing_type", "unknown_type", "schema"}
-SHARED = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture,
+SHARED = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                         HealthCheck.data_too_large, HealthCheck.large_base_example])
+
+
+@pytest.fixture(scope="module")
+def fuzzed_runtime(tmp_path_factory):
+    """One monitor for every example, as in production: what earlier inputs left stays."""
+    runtime = start(tmp_path_factory.mktemp("fuzz"))
+    yield runtime
+    runtime.stop()
 
 
 def _one_event(draw, case: CaseEvents, when: str):
@@ -136,11 +145,11 @@ def test_any_bytes_parse_to_an_event_or_a_reason(raw):
 
 @SHARED
 @given(batch=st.lists(raw_inputs | valid_events, min_size=1, max_size=12))
-def test_embedded_ingest_accounts_for_every_input(runtimes, tmp_path_factory, batch):
+def test_embedded_ingest_accounts_for_every_input(fuzzed_runtime, batch):
     """Through the embedded monitor and its SQLite journal: each input is journalled, a
     duplicate, or a dead letter holding the original bytes; the monitor keeps working."""
     TRIED["embedded ingest"] += len(batch)
-    runtime = _shared_runtime(runtimes, tmp_path_factory)
+    runtime = fuzzed_runtime
     store = runtime.embedded.monitor.store
     letters_before = store.count("dead_letters")
     result = runtime.embedded.monitor.ingest([RawInput(f"fuzz:{n}", raw) for n, raw in enumerate(batch)])
@@ -153,26 +162,14 @@ def test_embedded_ingest_accounts_for_every_input(runtimes, tmp_path_factory, ba
     runtime.embedded.monitor.tick()
 
 
-_RUNTIME: dict = {}
-
-
-def _shared_runtime(runtimes, tmp_path_factory):
-    """One monitor for every example of a test, as in production: state carries over."""
-    key = id(runtimes)
-    if key not in _RUNTIME:
-        _RUNTIME.clear()
-        _RUNTIME[key] = runtimes(tmp_path_factory.mktemp("fuzz"))
-    return _RUNTIME[key]
-
-
 @SHARED
 @given(body=raw_inputs | st.lists(raw_inputs, max_size=5).map(b"\n".join),
        content_type=st.sampled_from(["application/cloudevents+json", "application/cloudevents-batch+json",
                                      "application/x-ndjson", "application/json", "text/plain", "",
                                      "application/json; charset=latin-1"]))
-def test_http_ingest_answers_every_body_with_a_reason_never_a_500(runtimes, tmp_path_factory, body, content_type):
+def test_http_ingest_answers_every_body_with_a_reason_never_a_500(fuzzed_runtime, body, content_type):
     TRIED["HTTP POST /events"] += 1
-    runtime = _shared_runtime(runtimes, tmp_path_factory)
+    runtime = fuzzed_runtime
     response = runtime.client.post("/events", content=body,
                                    headers={**runtime.auth("ingest"), "Content-Type": content_type})
     assert response.status_code in (202, 400, 413, 415, 422), response.text

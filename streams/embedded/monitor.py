@@ -224,11 +224,16 @@ class EmbeddedMonitor:
             }
             data = pickle.dumps(snapshot, protocol=pickle.HIGHEST_PROTOCOL)
             partial = self.checkpoint_path.with_suffix(".partial")
-            with open(partial, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(partial, self.checkpoint_path)
+            try:
+                with open(partial, "wb") as handle:
+                    handle.write(data)
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                os.replace(partial, self.checkpoint_path)
+            except OSError:
+                if partial.is_file():
+                    partial.unlink()
+                raise
             self._since_checkpoint = 0
             self._checkpoint_at = time.monotonic()
             self.metrics.checkpoint_bytes.set(len(data))
@@ -238,7 +243,20 @@ class EmbeddedMonitor:
         if self._since_checkpoint >= options.checkpoint_every_events or (
             self._since_checkpoint and time.monotonic() - self._checkpoint_at >= options.checkpoint_every_seconds
         ):
+            self.try_checkpoint()
+
+    def try_checkpoint(self) -> bool:
+        """A checkpoint only shortens the next start (the journal has everything), so failing to
+        write one (a full disk) must not fail the batch that is already committed: it is logged,
+        counted, and tried again after the interval."""
+        try:
             self.checkpoint()
+            return True
+        except OSError as exc:
+            log.error("checkpoint not written (%s); the next start replays more of the journal", exc)
+            self.metrics.checkpoint_failures.inc()
+            self._checkpoint_at = time.monotonic()
+            return False
 
     # ----- live input -----
 
