@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import time
 
 from bench.common import generated_log, machine
@@ -47,6 +48,7 @@ def whole_replay(path) -> float:
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args(argv)
     from streams.tuning import tune_gc
 
@@ -55,11 +57,15 @@ def main(argv: list[str] | None = None) -> dict:
     tune_gc()
     rate, alerts, cases = engine_alone(lines)
     replay_rate = whole_replay(path)
+    result = {"engine_events_per_s": rate, "replay_events_per_s": replay_rate, "events": len(lines)}
+    if args.json:
+        print(json.dumps(result))
+        return result
     print(f"machine          {machine()}")
     print(f"log              {len(lines):,} events, {cases:,} cases, {alerts:,} alert records ({path.name})")
     print(f"engine alone     {rate:,.0f} events/s  (parse + rules + state, one core)")
     print(f"whole replay     {replay_rate:,.0f} events/s  (file in, alerts out)")
-    return {"engine_events_per_s": rate, "replay_events_per_s": replay_rate, "events": len(lines)}
+    return result
 
 
 if __name__ == "__main__":

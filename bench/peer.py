@@ -199,18 +199,19 @@ def engine_overdue(log: Path) -> set[str]:
 def compare(log: Path) -> dict:
     import duckdb
 
-    connection = duckdb.connect()
-    load(connection, log)
-    started = time.perf_counter()
-    peer = {row[0] for row in connection.execute(QUERY).fetchall()}
-    peer_seconds = time.perf_counter() - started
-    excluded = paused_cases(connection)
+    with duckdb.connect() as connection:
+        load(connection, log)
+        started = time.perf_counter()
+        peer = {row[0] for row in connection.execute(QUERY).fetchall()}
+        peer_seconds = time.perf_counter() - started
+        excluded = paused_cases(connection)
+        events = connection.execute("SELECT count(*) FROM events").fetchone()[0]
     started = time.perf_counter()
     ours = engine_overdue(log)
     engine_seconds = time.perf_counter() - started
     peer -= excluded
     ours -= excluded
-    return {"events": connection.execute("SELECT count(*) FROM events").fetchone()[0],
+    return {"events": events,
             "overdue_engine": len(ours), "overdue_peer": len(peer), "agree": peer == ours,
             "only_engine": sorted(ours - peer), "only_peer": sorted(peer - ours), "excluded": len(excluded),
             "peer_seconds": peer_seconds, "engine_seconds": engine_seconds}
