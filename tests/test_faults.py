@@ -10,6 +10,8 @@ import resource
 import shutil
 import sqlite3
 import subprocess
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import orjson
@@ -30,9 +32,6 @@ def _tokens(directory: Path) -> tuple[str, Path]:
 
 
 def _post_status(url: str, token: str, lines: list[bytes]) -> tuple[int, dict]:
-    import urllib.error
-    import urllib.request
-
     request = urllib.request.Request(f"{url}/events", data=b"\n".join(lines), method="POST", headers={
         "Authorization": f"Bearer {token}", "Content-Type": "application/x-ndjson"})
     try:
@@ -83,9 +82,6 @@ def test_a_full_disk_refuses_batches_with_503_corrupts_nothing_and_recovers_when
 
 
 def urlopen_status(url: str) -> int:
-    import urllib.error
-    import urllib.request
-
     try:
         with urllib.request.urlopen(url, timeout=10) as response:
             return response.status
