@@ -116,7 +116,7 @@ def test_one_worker_gives_the_alerts_of_replay_and_dead_letters_the_invalid(depl
 
 ROCKSDB_RESTART = pytest.param("rocksdb", marks=pytest.mark.xfail(strict=False, reason=(
     "open: a successor restarted on the killed worker's RocksDB state gave alerts and referrals unlike "
-    "replay's in two of five runs on both brokers; six of six passed since steps redo their writes, "
+    "replay's in two of five runs on both brokers; eight of eight passed since steps redo their writes, "
     "which is not yet a proof (docs/kafka.md, known problems)")))
 
 
