@@ -187,8 +187,9 @@ def test_repeated_and_reordered_deliveries_over_http_give_the_alerts_of_the_log(
 
 
 def test_a_checkpoint_that_cannot_be_written_fails_no_batch_and_is_tried_again(runtimes, tmp_path):
-    """The checkpoint is written after a batch is committed; a disk too full for it must not turn
-    that batch's 202 into an error. (Its temporary file is made a directory: a real OSError.)"""
+    """The periodic checkpoint is written by a forked child after a batch is committed; a disk too
+    full for it must not turn that batch's 202 into an error. (Its temporary file is made a
+    directory: a real OSError.)"""
     runtime = runtimes(tmp_path, now="2026-03-02 12:00")
     monitor = runtime.embedded.monitor
     monitor.options.checkpoint_every_events = 1
@@ -196,9 +197,11 @@ def test_a_checkpoint_that_cannot_be_written_fails_no_batch_and_is_tried_again(r
     blocker.mkdir()
     case = CaseEvents("SZ-CKPT-1")
     assert runtime.post([case.submitted("2026-03-02 09:00")]).status_code == 202
+    monitor.wait_for_checkpoint()
     assert not monitor.checkpoint_path.exists()
     assert monitor.metrics.checkpoint_failures._value.get() == 1
     blocker.rmdir()
     assert runtime.post([case.accepted("2026-03-02 10:00")]).status_code == 202
+    monitor.wait_for_checkpoint()
     assert monitor.checkpoint_path.exists()
     assert monitor.store.count("journal") == 2
