@@ -79,6 +79,14 @@ class Server:
             self.process.wait(timeout=30)
 
 
+def loader_tokens(directory: Path) -> tuple[str, Path]:
+    """A token that may send events and read alerts, and the tokens file holding its hash."""
+    token, entry = new_token("loader", ["ingest", "operator"])
+    path = directory / "tokens.json"
+    path.write_bytes(orjson.dumps(TokenFile(tokens=[entry]).model_dump()))
+    return token, path
+
+
 def post(url: str, token: str, lines: list[bytes]) -> dict | None:
     request = urllib.request.Request(f"{url}/events", data=b"\n".join(lines), method="POST", headers={
         "Authorization": f"Bearer {token}", "Content-Type": "application/x-ndjson"})
@@ -117,9 +125,7 @@ def test_kill_9_at_random_moments_loses_nothing_and_duplicates_nothing(tmp_path,
 def kill_during_ingest(tmp_path: Path, kills: list[tuple[int, float]]) -> None:
     """Post the batches in order, killing the server `delay` seconds into each chosen batch and
     restarting it; then resend what was never acknowledged and compare with the journal's replay."""
-    token, entry = new_token("loader", ["ingest", "operator"])
-    tokens = tmp_path / "tokens.json"
-    tokens.write_bytes(orjson.dumps(TokenFile(tokens=[entry]).model_dump()))
+    token, tokens = loader_tokens(tmp_path)
     server = Server(tmp_path, free_port(), tokens)
     sim = CitySimulator(seed=3, violation_rate=0.3, cases_per_day=120)
     lines = [raw for _, raw in sim.events(cases=1500)]

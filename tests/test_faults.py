@@ -12,23 +12,14 @@ import sqlite3
 import subprocess
 import urllib.error
 import urllib.request
-from pathlib import Path
 
 import orjson
 
-from api.auth import TokenFile, new_token
 from streams.embedded.store import Store
 from streams.simulate import CitySimulator
 from tests.factory import CaseEvents
-from tests.test_durability import ROOT, Server, free_port, post, replayed_records
+from tests.test_durability import ROOT, Server, free_port, loader_tokens, post, replayed_records
 from tests.test_engine import UNTIL, final_ids, scenario
-
-
-def _tokens(directory: Path) -> tuple[str, Path]:
-    token, entry = new_token("loader", ["ingest", "operator"])
-    path = directory / "tokens.json"
-    path.write_bytes(orjson.dumps(TokenFile(tokens=[entry]).model_dump()))
-    return token, path
 
 
 def _post_status(url: str, token: str, lines: list[bytes]) -> tuple[int, dict]:
@@ -44,7 +35,7 @@ def _post_status(url: str, token: str, lines: list[bytes]) -> tuple[int, dict]:
 def test_a_full_disk_refuses_batches_with_503_corrupts_nothing_and_recovers_when_space_returns(tmp_path):
     """The server's files are capped with RLIMIT_FSIZE (set from outside, as `prlimit` does): a
     write past the cap fails exactly as on a full disk. Then the cap is lifted."""
-    token, tokens = _tokens(tmp_path)
+    token, tokens = loader_tokens(tmp_path)
     server = Server(tmp_path, free_port(), tokens)
     lines = [raw for _, raw in CitySimulator(seed=5, violation_rate=0.3, cases_per_day=120).events(cases=1200)]
     batches = [lines[i:i + 200] for i in range(0, len(lines), 200)]
@@ -92,7 +83,7 @@ def urlopen_status(url: str) -> int:
 def test_a_read_only_data_directory_stops_the_start_with_a_clear_message_and_no_harm(tmp_path):
     """The data directory mounted read-only (a private mount namespace, so nothing else sees it):
     the server refuses to start, says why, and the database is intact for the next start."""
-    token, tokens = _tokens(tmp_path)
+    token, tokens = loader_tokens(tmp_path)
     data = tmp_path / "data"
     data.mkdir()
     server = Server(data, free_port(), tokens)

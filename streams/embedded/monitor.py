@@ -218,12 +218,13 @@ class EmbeddedMonitor:
         `_maybe_checkpoint` for the copy that does not."""
         with self.lock:
             self._reap_background_checkpoint(wait=True)
-            self._write_checkpoint({**self._snapshot(), "state": self.engine.state()})
+            self._write_checkpoint({**self._checkpoint_header(), "state": self.engine.state()})
             self._checkpointed()
         self.metrics.checkpoint_bytes.set(self.checkpoint_path.stat().st_size)
 
-    def _snapshot(self) -> dict:
-        """What a checkpoint holds, but the engine state (`state` below adds it)."""
+    def _checkpoint_header(self) -> dict:
+        """Everything a checkpoint holds but the engine state, which the writer adds (in the
+        forked child, after the fork)."""
         catalog_raw, calendars_raw = self._reference_raw()
         return {"format": CHECKPOINT_FORMAT, "watermark": self.store.last_journal_seq(), "catalog": catalog_raw,
                 "calendars": calendars_raw}
@@ -258,13 +259,13 @@ class EmbeddedMonitor:
             self._start_background_checkpoint()
 
     def _start_background_checkpoint(self) -> None:
-        snapshot = self._snapshot()
+        header = self._checkpoint_header()
         pid = os.fork()
         if pid == 0:  # the child: only this thread exists; it touches nothing shared and never returns
             status = 1
             try:
                 os.closerange(3, os.sysconf("SC_OPEN_MAX"))  # the data-dir lock, SQLite, sockets
-                self._write_checkpoint({**snapshot, "state": self.engine.state()})
+                self._write_checkpoint({**header, "state": self.engine.state()})
                 status = 0
             finally:
                 os._exit(status)
@@ -295,18 +296,15 @@ class EmbeddedMonitor:
         with self.lock:
             self._reap_background_checkpoint(wait=True)
 
-    def try_checkpoint(self) -> bool:
-        """A checkpoint only shortens the next start (the journal has everything), so failing to
-        write one (a full disk) must not fail anything else: it is logged, counted, and tried again
-        after the interval."""
+    def try_checkpoint(self) -> None:
+        """The in-process checkpoint at shutdown and after an import. A checkpoint only shortens
+        the next start (the journal has everything), so failing to write one (a full disk) must
+        not fail the shutdown: it is logged and counted."""
         try:
             self.checkpoint()
-            return True
         except OSError as exc:
             log.error("checkpoint not written (%s); the next start replays more of the journal", exc)
             self.metrics.checkpoint_failures.inc()
-            self._checkpoint_at = time.monotonic()
-            return False
 
     # ----- live input -----
 

@@ -121,7 +121,7 @@ class Step:
 
 
 REDO_LIMIT = 256 * 1024
-"""Bytes of writes a step's marker carries for redo (under Kafka's default 1 MB record). A larger
+"""Bytes of a step's marker with its writes for redo (under Kafka's default 1 MB record). A larger
 step (a tick firing thousands of deadlines in one partition) writes its marker last instead:
 its writes are whole case states that each stand alone, so any prefix of them is a state a
 replay of the step completes."""
@@ -205,9 +205,9 @@ class Stage:
         step.outputs = [out.made_from(record, index) for index, out in enumerate(step.outputs)]
         marker = self._marker(record)
         key = marker_key(partition)
-        redo = tuple((write.key, write.value) for write in step.writes)
-        if sum(len(k) + len(v or b"") for k, v in redo) <= REDO_LIMIT:
-            step.writes = [*completed, Write(self.table, key, encode_marker(marker._replace(redo=redo))), *step.writes]
+        first = encode_marker(marker._replace(redo=tuple((write.key, write.value) for write in step.writes)))
+        if len(first) <= REDO_LIMIT:
+            step.writes = [*completed, Write(self.table, key, first), *step.writes]
         else:
             step.writes = [*completed, *step.writes, Write(self.table, key, encode_marker(marker))]
         self.applied[partition] = record.offset
