@@ -8,7 +8,6 @@ written once, in the same transaction as the inputs that caused them, and never 
 
 from __future__ import annotations
 
-import logging
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator
@@ -105,25 +104,12 @@ PROBE_BYTES = 1 << 20
 2,000 events with what they cause."""
 
 
-WAL_LIMIT = 64 << 20
-"""Above this size the background checkpointer waits for readers and writer to let it restart
-the write-ahead log, so that it cannot grow without bound under constant reading."""
-
-log = logging.getLogger("permitwatch.store")
-
-
 class StoreError(RuntimeError):
     """The database cannot be written (disk full, read-only, locked): the batch was not accepted."""
 
 
 class Store:
-    """One writer connection (callers hold `write_lock`), a read connection per thread, and a
-    thread that checkpoints the write-ahead log into the database.
-
-    SQLite's automatic checkpoint runs inside the COMMIT that crosses its threshold: it copied
-    about four megabytes on every other batch of ingest, in the request's time. Here the writer
-    never checkpoints; the checkpointer copies the log after commits on its own connection, which
-    releases the interpreter lock while it works, so ingest goes on meanwhile."""
+    """One writer connection (callers hold `write_lock`), and a read connection per thread."""
 
     def __init__(self, path: Path, synchronous: str = "FULL"):
         self.path = Path(path)
@@ -135,13 +121,8 @@ class Store:
         try:
             self._writer = self._connect()
             self._writer.executescript(SCHEMA)
-            self._writer.execute("PRAGMA wal_autocheckpoint=0")
         except sqlite3.Error as exc:
             raise StoreError(f"database {self.path} cannot be opened for writing: {exc}") from None
-        self._committed = threading.Event()
-        self._closing = threading.Event()
-        self._checkpointer = threading.Thread(target=self._checkpoint_wal, name="wal-checkpointer", daemon=True)
-        self._checkpointer.start()
 
     def _connect(self) -> sqlite3.Connection:
         connection = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
@@ -159,31 +140,7 @@ class Store:
         return connection
 
     def close(self) -> None:
-        self._closing.set()
-        self._committed.set()
-        self._checkpointer.join()
         self._writer.close()
-
-    def _checkpoint_wal(self, pause: float = 0.2) -> None:
-        """Copy committed log frames into the database after commits, at most every `pause`
-        seconds. PASSIVE never blocks the writer or readers; the log restarts from its beginning
-        once a checkpoint has copied all of it and no reader still needs it."""
-        wal = self.path.with_name(self.path.name + "-wal")
-        connection = self._connect()
-        try:
-            while True:
-                self._committed.wait()
-                self._committed.clear()
-                if self._closing.is_set():
-                    break
-                mode = "TRUNCATE" if wal.exists() and wal.stat().st_size > WAL_LIMIT else "PASSIVE"
-                try:
-                    connection.execute(f"PRAGMA wal_checkpoint({mode})").fetchall()
-                except sqlite3.Error as exc:  # a full disk: the writer reports it; the log is kept
-                    log.warning("write-ahead log not checkpointed (%s); retried after the next commit", exc)
-                self._closing.wait(pause)
-        finally:
-            connection.close()
 
     # ----- writing (under write_lock) -----
 
@@ -199,7 +156,6 @@ class Store:
             yield connection
             connection.execute("COMMIT")
             self._failure = None
-            self._committed.set()
         except sqlite3.Error as exc:
             self._roll_back()
             self._failure = f"database {self.path} cannot be written: {exc}"
