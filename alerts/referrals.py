@@ -126,50 +126,48 @@ class _Working:
     indexed: tuple[datetime, tuple[Subject, ...]] | None = None
     """(first violation, subjects) under which it counts for others' aggravation, while open."""
 
-    @property
-    def ordered(self) -> list[Alert]:
-        """The alerts by when they were detected: what a referral shows must not depend on the
-        order they arrived in (on Kafka, from several partitions)."""
-        return sorted(self.alerts.values(), key=lambda a: (a.detected_at, a.alert_id))
+    def face(self) -> _Face:
+        """What a version of this referral shows now (computed once per version considered)."""
+        # By when they were detected: what a referral shows must not depend on the order the
+        # alerts arrived in (on Kafka, from several partitions).
+        ordered = sorted(self.alerts.values(), key=lambda a: (a.detected_at, a.alert_id))
+        active = [a for a in ordered if a.status == "active"]
+        report = self.report
+        if report is not None:
+            named = {role: officer for role, officer, _ in report.officers if officer}
+        else:
+            named = {}
+            for alert in ordered:
+                for role in ROLES:
+                    officer = getattr(alert.officers, role)
+                    if officer:
+                        named[role] = officer
+        department = report.department if report is not None and report.department else next(
+            (a.department for a in ordered if a.department), None)
+        evidence = {role: ids for role, _, ids in report.officers} if report is not None else {}
+        return _Face(
+            ordered=ordered,
+            active=active,
+            status="exempt" if self.exemption is not None else "open" if active else "withdrawn",
+            first_violation_at=(active or ordered)[0].detected_at,
+            department=department,
+            officer_rows=tuple((role, named.get(role), tuple(evidence.get(role, ()))) for role in ROLES),
+            subjects=(*(("officer", officer) for officer in sorted(set(named.values()))),
+                      *((("department", department),) if department else ())),
+        )
 
-    @property
-    def active(self) -> list[Alert]:
-        return [a for a in self.ordered if a.status == "active"]
 
-    @property
-    def status(self) -> str:
-        if self.exemption is not None:
-            return "exempt"
-        return "open" if self.active else "withdrawn"
-
-    @property
-    def first_violation_at(self) -> datetime:
-        pool = self.active or list(self.alerts.values())
-        return min(a.detected_at for a in pool)
-
-    def officers(self) -> dict[str, str]:
-        """role → officer, from the latest report, else from the alerts themselves."""
-        if self.report is not None:
-            return {role: officer for role, officer, _ in self.report.officers if officer}
-        named: dict[str, str] = {}
-        for alert in self.ordered:
-            for role in ROLES:
-                officer = getattr(alert.officers, role)
-                if officer:
-                    named[role] = officer
-        return named
-
-    @property
-    def department(self) -> str | None:
-        if self.report is not None and self.report.department:
-            return self.report.department
-        return next((a.department for a in self.ordered if a.department), None)
-
-    def subjects(self) -> tuple[Subject, ...]:
-        found = [("officer", officer) for officer in sorted(set(self.officers().values()))]
-        if self.department:
-            found.append(("department", self.department))
-        return tuple(found)
+@dataclass(frozen=True, slots=True)
+class _Face:
+    ordered: list[Alert]
+    """Every alert ever grouped (last record of each), by detection time."""
+    active: list[Alert]
+    status: str
+    first_violation_at: datetime
+    department: str | None
+    officer_rows: tuple[tuple[str, str | None, tuple[str, ...]], ...]
+    """(role, officer, ids of the events naming them): from the latest report, else the alerts."""
+    subjects: tuple[Subject, ...]
 
 
 class ReferralBook:
@@ -221,16 +219,11 @@ class ReferralBook:
         if working.report is not None and report.revision < working.report.revision:
             return []
         previous, working.report = working.report, report
-        if previous is not None and self._shown(previous, working) == self._shown(report, working):
-            return []  # nothing a reader of the referral sees has changed
+        if previous is not None:
+            rules = {alert.rule for alert in working.face().active}
+            if _shown(previous, rules) == _shown(report, rules):
+                return []  # nothing a reader of the referral sees has changed
         return self._publish(working, Message(zh="案件情况更新", en="case facts updated"), at)
-
-    @staticmethod
-    def _shown(report: CaseReport, working: _Working) -> tuple:
-        """The part of a case report a referral shows: officers, and remedies of its active rules."""
-        rules = {alert.rule for alert in working.active}
-        return (report.officers, report.department, report.item_code,
-                tuple(remedy for remedy in report.remedies if remedy[0] in rules))
 
     def on_exemption(self, case_id: str, exemption: Exemption) -> list[Referral]:
         working = self.referrals.get(case_id)
@@ -296,20 +289,21 @@ class ReferralBook:
     def _version(self, working: _Working, change: Message, at: datetime) -> Referral | None:
         """A new version when what a reader sees changed; compared as plain data first, since most
         case updates change nothing a referral shows."""
-        self._reindex(working)
+        face = working.face()
+        self._reindex(working, face)
         aggravating = self._aggravation(working)
-        mitigating = self._mitigations(working)
-        key = (working.status, tuple((a.alert_id, a.status) for a in working.alerts.values()),
-               tuple(self._officer_rows(working)), aggravating, mitigating, working.exemption,
-               working.department, working.report.item_code if working.report else None)
+        mitigating = self._mitigations(working, face)
+        key = (face.status, tuple((a.alert_id, a.status) for a in working.alerts.values()),
+               face.officer_rows, aggravating, mitigating, working.exemption,
+               face.department, working.report.item_code if working.report else None)
         if key == working.last_key:
             return None
         working.last_key = key
-        working.last = self._build(working, change, at, aggravating, mitigating)
+        working.last = self._build(working, face, change, at, aggravating, mitigating)
         return working.last
 
-    def _reindex(self, working: _Working) -> None:
-        standing = (working.first_violation_at, working.subjects()) if working.status == "open" else None
+    def _reindex(self, working: _Working, face: _Face) -> None:
+        standing = (face.first_violation_at, face.subjects) if face.status == "open" else None
         if standing == working.indexed:
             return
         if working.indexed is not None:
@@ -338,26 +332,20 @@ class ReferralBook:
                 found.append((kind, subject, hi - lo, tuple(rid for _, rid, _ in entries[max(lo, hi - CITED):hi])))
         return tuple(found)
 
-    def _mitigations(self, working: _Working) -> tuple[tuple[str, datetime, str], ...]:
+    def _mitigations(self, working: _Working, face: _Face) -> tuple[tuple[str, datetime, str], ...]:
         """SZ-XK art. 14: what was missing was delivered after all (late): (rule, when, event)."""
         if working.report is None or not working.report.remedies:
             return ()
         remedies = {rule_id: (at, event_id) for rule_id, at, event_id in working.report.remedies}
         found = []
-        for alert in working.active:
+        for alert in face.active:
             remedy = remedies.get(alert.rule)
             if remedy is not None and alert.rule in self.rules and remedy[0] >= alert.detected_at:
                 found.append((alert.rule, *remedy))
         return tuple(found)
 
-    @staticmethod
-    def _officer_rows(working: _Working) -> list[tuple[str, str | None, tuple[str, ...]]]:
-        evidence = {role: ids for role, _, ids in working.report.officers} if working.report else {}
-        named = working.officers()
-        return [(role, named.get(role), tuple(evidence.get(role, ()))) for role in ROLES]
-
-    def _build(self, working: _Working, change: Message, at: datetime, aggravation: tuple, mitigation: tuple
-               ) -> Referral:
+    def _build(self, working: _Working, face: _Face, change: Message, at: datetime, aggravation: tuple,
+               mitigation: tuple) -> Referral:
         aggravating = [
             Aggravation(subject_kind=kind, subject=subject, earlier_count=count, earlier_referrals=list(cited),
                         window_days=self.window.days)
@@ -373,7 +361,7 @@ class ReferralBook:
                 at=when,
                 evidence=[event_id],
             ))
-        ordered = working.ordered
+        ordered = face.ordered
         basis: dict[str, LegalBasis] = {}
         for alert in ordered:
             for item in alert.legal_basis:
@@ -392,11 +380,11 @@ class ReferralBook:
         return Referral(
             referral_id=working.referral_id,
             version=1 if working.last is None else working.last.version + 1,
-            status=working.status,
+            status=face.status,
             change=change,
             case_id=working.case_id,
             item_code=(report.item_code if report else None) or sample.item_code,
-            department=working.department,
+            department=face.department,
             alerts=[
                 ReferralAlert(alert_id=a.alert_id, rule=a.rule, fact=a.fact, detected_at=a.detected_at,
                               status="active" if a.status == "active" else "withdrawn", message=a.message,
@@ -406,14 +394,20 @@ class ReferralBook:
             officers=[
                 ResponsibleOfficer(role=role, responsibility=ROLES[role][0], responsibility_zh=ROLES[role][1],
                                    officer=officer, known=officer is not None, evidence=list(ids))
-                for role, officer, ids in self._officer_rows(working)
+                for role, officer, ids in face.officer_rows
             ],
             aggravating=aggravating,
             mitigating=mitigating,
             exemption=working.exemption,
             measures=list(MEASURES),
             legal_basis=list(basis.values()),
-            first_violation_at=working.first_violation_at,
+            first_violation_at=face.first_violation_at,
             as_of=at,
             right_to_be_heard=RIGHT_TO_BE_HEARD,
         )
+
+
+def _shown(report: CaseReport, rules: set[str]) -> tuple:
+    """The part of a case report a referral shows: officers, and remedies of its active `rules`."""
+    return (report.officers, report.department, report.item_code,
+            tuple(remedy for remedy in report.remedies if remedy[0] in rules))
