@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import os
-import pickle
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -30,6 +29,7 @@ from models.deadletter import DeadLetter
 from models.events import CloudEvent, InvalidEvent, parse_event
 from models.files import ReferenceFileError, parse_structured
 from models.settings import RuleSettings
+from streams import state_pickle
 from streams.clocks import Clock
 from streams.embedded.store import Store, StoreError
 from streams.metrics import Metrics
@@ -188,7 +188,7 @@ class EmbeddedMonitor:
         if not self.checkpoint_path.exists():
             return 0
         try:
-            snapshot = pickle.loads(self.checkpoint_path.read_bytes())
+            snapshot = state_pickle.loads(self.checkpoint_path.read_bytes())
             if snapshot["format"] != CHECKPOINT_FORMAT:
                 raise ValueError(f"checkpoint format {snapshot['format']}, expected {CHECKPOINT_FORMAT}")
         except Exception as exc:  # any unreadable checkpoint: rebuild from the whole journal instead
@@ -230,7 +230,7 @@ class EmbeddedMonitor:
                 "calendars": calendars_raw}
 
     def _write_checkpoint(self, snapshot: dict) -> None:
-        data = pickle.dumps(snapshot, protocol=pickle.HIGHEST_PROTOCOL)
+        data = state_pickle.dumps(snapshot)
         partial = self.checkpoint_path.with_suffix(".partial")
         try:
             with open(partial, "wb") as handle:

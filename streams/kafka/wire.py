@@ -2,14 +2,14 @@
 topic, the internal topics' messages, and the table values.
 
 Internal messages are JSON with explicit decoders (a worker of the next version must read what
-this one wrote). Table values are pickles of the engine's own state classes: they are private to
-the workers (their changelog topics must be writable by the workers only) and carry a format
-number, so a state of another shape is refused rather than misread.
+this one wrote). Table values are pickles of the engine's own state classes, read back with those
+classes only (`streams.state_pickle`): they are private to the workers (their changelog topics
+should be writable by the workers only) and carry a format number, so a state of another shape
+is refused rather than misread.
 """
 
 from __future__ import annotations
 
-import pickle
 import struct
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
@@ -24,6 +24,7 @@ from alerts.rules.pw013_out_of_order_grant import ItemCase
 from models.alerts import Alert, Officers
 from models.common import LEGAL_TZ
 from models.referrals import Exemption
+from streams import state_pickle
 
 CONTROL_HEADER = "permitwatch-control"
 """Records the workers write besides data carry this header: on the events topic (other consumers
@@ -365,7 +366,7 @@ def _from_micros(value: int) -> datetime | None:
 
 def encode_case(partition: int, wake_at: datetime | None, case: CaseState) -> bytes:
     return (_CASE_HEADER.pack(STATE_FORMAT, partition, _micros(wake_at), _micros(case.last_time))
-            + pickle.dumps(case, protocol=pickle.HIGHEST_PROTOCOL))
+            + state_pickle.dumps(case))
 
 
 def case_header(raw: bytes) -> CaseHeader:
@@ -377,15 +378,15 @@ def case_header(raw: bytes) -> CaseHeader:
 
 def decode_case(raw: bytes) -> CaseState:
     case_header(raw)
-    return pickle.loads(memoryview(raw)[_CASE_HEADER.size:])
+    return state_pickle.loads(memoryview(raw)[_CASE_HEADER.size:])
 
 
 def encode_state(value: object) -> bytes:
     """Any other table value (an item's state, a referral's working copy)."""
-    return bytes([STATE_FORMAT]) + pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+    return bytes([STATE_FORMAT]) + state_pickle.dumps(value)
 
 
 def decode_state(raw: bytes) -> Any:
     if not raw or raw[0] != STATE_FORMAT:
         raise StateFormatError(f"state format {raw[:1].hex() or 'empty'}, this worker reads {STATE_FORMAT}")
-    return pickle.loads(memoryview(raw)[1:])
+    return state_pickle.loads(memoryview(raw)[1:])

@@ -1,0 +1,100 @@
+"""State pickles (Kafka table values, the embedded checkpoint) are read back with the engine's own
+classes only: a tampered one is refused before anything it names is called."""
+
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+from zoneinfo import ZoneInfo
+
+import orjson
+import pytest
+
+from alerts.case import hash_applicant
+from alerts.clock import WorkingCalendar
+from alerts.engine import Engine
+from models.events import parse_event
+from models.settings import RuleSettings
+from streams import state_pickle
+from streams.kafka.wire import decode_state, encode_state
+from streams.sample_catalog import SAMPLE_CATALOG
+from streams.simulate import CitySimulator
+from tests.factory import CaseEvents
+
+
+def city_engine() -> Engine:
+    return Engine(SAMPLE_CATALOG.by_code(), WorkingCalendar(), RuleSettings())
+
+
+def outputs(engine: Engine, lines: list[bytes]) -> list[bytes]:
+    found = []
+    for line in lines:
+        emitted = engine.process(parse_event(line))
+        found += [orjson.dumps(a.model_dump(mode="json")) for a in emitted.alerts]
+        found += [orjson.dumps(r.model_dump(mode="json")) for r in emitted.referrals]
+    return found
+
+
+def test_the_engine_state_of_a_city_reads_back_and_carries_on_exactly_like_the_original():
+    """Referrals, PW-013 items, timers, stats: every class an engine's state is made of."""
+    lines = [raw for _, raw in CitySimulator(seed=3, violation_rate=0.3, cases_per_day=150).events(cases=3000)]
+    half = len(lines) // 2
+    original = city_engine()
+    assert outputs(original, lines[:half])
+    restored = city_engine()
+    restored.load_state(state_pickle.loads(state_pickle.dumps(original.state())))
+    assert restored.referrals.referrals and restored.items, "the city has referrals and PW-013 items"
+    assert outputs(restored, lines[half:]) == outputs(original, lines[half:])
+
+
+class _Call:
+    """Pickles as a call of `function(*args)`: what an attacker would write."""
+
+    def __init__(self, function, *args):
+        self.function, self.args = function, args
+
+    def __reduce__(self):
+        return self.function, self.args
+
+
+@pytest.mark.parametrize("payload", [
+    lambda path: _Call(open, str(path), "w"),
+    lambda path: _Call(os.system, f"touch {path}"),
+    lambda path: _Call(eval, f"open({str(path)!r}, 'w')"),
+    lambda path: _Call(getattr, ZoneInfo, "from_file"),
+    lambda path: _Call(hash_applicant, str(path)),
+    lambda path: {"cases": [_Call(pickle.loads, b"")]},
+], ids=["open", "os.system", "eval", "getattr", "a domain function", "nested"])
+def test_a_state_pickle_naming_anything_else_is_refused_before_it_runs(tmp_path, payload):
+    target = tmp_path / "written-by-the-payload"
+    raw = pickle.dumps(payload(target), protocol=pickle.HIGHEST_PROTOCOL)
+    with pytest.raises(state_pickle.UnsafeState, match="state pickle"):
+        state_pickle.loads(raw)
+    with pytest.raises(state_pickle.UnsafeState):
+        decode_state(encode_state(None)[:1] + raw)
+    assert not target.exists()
+
+
+def test_the_monitor_refuses_a_tampered_checkpoint_and_rebuilds_from_the_journal(runtimes, tmp_path, caplog):
+    case = CaseEvents("SZ-PICKLE-1")
+    runtime = runtimes(tmp_path, now="2026-03-02 12:00")
+    assert runtime.post([case.submitted("2026-03-02 09:00"), case.accepted("2026-03-02 10:00")]).status_code == 202
+    checkpoint = runtime.embedded.monitor.checkpoint_path
+    runtime.stop()
+    assert checkpoint.exists()
+
+    with caplog.at_level(logging.INFO, logger="permitwatch.embedded"):
+        again = runtimes(tmp_path, now="2026-03-02 12:00")
+    assert "checkpoint at journal 2, 0 rows replayed" in caplog.text, "a clean restart reads its checkpoint"
+    again.stop()
+
+    target = tmp_path / "written-by-the-payload"
+    checkpoint.write_bytes(pickle.dumps(_Call(open, str(target), "w"), protocol=pickle.HIGHEST_PROTOCOL))
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="permitwatch.embedded"):
+        third = runtimes(tmp_path, now="2026-03-02 12:00")
+    assert not target.exists()
+    assert "is not part of the engine's state" in caplog.text
+    assert "checkpoint at journal 0, 2 rows replayed" in caplog.text
+    assert "SZ-PICKLE-1" in third.embedded.monitor.engine.cases
