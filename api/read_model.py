@@ -129,11 +129,7 @@ class ReadModel:
         return {target: OperatorState.model_validate(state) for target, state in states.items()}
 
     def actions(self, target_kind: str, target_id: str) -> list[ActionRecord]:
-        rows = self.db.execute(
-            "SELECT seq, target_kind, target_id, action, actor, at, reason, assignee FROM actions"
-            " WHERE target_kind = ? AND target_id = ? ORDER BY seq", (target_kind, target_id)).fetchall()
-        return [ActionRecord(seq=r[0], target_kind=r[1], target_id=r[2], action=r[3], actor=r[4],
-                             at=datetime.fromisoformat(r[5]), reason=r[6], assignee=r[7]) for r in rows]
+        return self.store.actions((target_kind, target_id))
 
     def alert_exists(self, alert_id: str) -> bool:
         return self.db.execute("SELECT 1 FROM alerts WHERE alert_id = ? LIMIT 1", (alert_id,)).fetchone() is not None

@@ -11,6 +11,7 @@ from api.read_model import ReadModel
 from models.calendar import CalendarOverride
 from models.catalog import Catalog
 from models.settings import RuleSettings
+from models.views import ActionRecord
 from streams.embedded.monitor import IngestResult, RawInput
 from streams.embedded.store import Store
 from streams.metrics import Metrics
@@ -26,6 +27,11 @@ class MonitorPort(Protocol):
     def update_reference(self, kind: str, raw: bytes) -> object: ...
 
     def referral_case(self, referral_or_case_id: str) -> str | None: ...
+
+    def act(self, action: ActionRecord) -> ActionRecord:
+        """Record an operator's action in the audit trail; the result carries the sequence number
+        the trail gave it (the given `seq` is ignored)."""
+        ...
 
     def reference(self) -> tuple[Catalog, list[CalendarOverride], RuleSettings]: ...
 

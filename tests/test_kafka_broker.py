@@ -13,6 +13,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from streams.embedded.store import Store
 from streams.kafka.reference import publish_reference
 from streams.kafka.stages import alert_value
 from streams.kafka.topology import Topology, ensure_topics
@@ -259,6 +260,74 @@ def test_the_api_over_kafka_ingests_follows_the_topics_and_records_exemptions(de
             assert len(stored_alerts(again)) == count, "a restarted API stored records again"
     finally:
         again.close()
+
+
+def test_operators_actions_reach_every_api_instance_and_survive_a_rebuilt_read_model(deployment, tmp_path):
+    """Two `permitwatch api --kafka` instances behind one balancer: an action taken on either is
+    in both audit trails, under the same sequence number, and a third instance started on an
+    empty data directory rebuilds them all from the actions topic. A read model from before the
+    topic existed publishes its own actions there on its first start."""
+    from fastapi.testclient import TestClient
+
+    from api.server import build_kafka_api
+    from api.settings import ServerSettings
+
+    events = city(11, 10)
+    deployment.send(events)
+    deployment.worker(moment(UNTIL).isoformat())
+
+    def settings(name: str) -> ServerSettings:
+        return ServerSettings(kafka=deployment.broker.bootstrap, topic_prefix=deployment.topology.prefix,
+                              partitions=PARTITIONS, data_dir=tmp_path / name, clock_start=moment(UNTIL),
+                              producer_max_batch_size=deployment.broker.max_batch_size)
+
+    older = Store(settings("api-1").database)  # a read model from before actions had a topic
+    older.action("alert", "PW-OLD-1", "acknowledge", "old.operator", moment("2026-03-01 09:00"))
+    older.close()
+    apis = [build_kafka_api(settings(name)) for name in ("api-1", "api-2")]
+    clients = [TestClient(api.app) for api in apis]
+    try:
+        for client in clients:
+            client.__enter__()
+        operator = [{"Authorization": f"Bearer {api.new_tokens['operator']}"} for api in apis]
+
+        def trail(n: int, alert_id: str) -> list[tuple]:
+            answer = clients[n].get(f"/alerts/{alert_id}/actions", headers=operator[n]).json()
+            return [(a["seq"], a["action"], a["actor"]) for a in answer]
+
+        def an_alert(n: int) -> str | None:
+            items = clients[n].get("/alerts", headers=operator[n]).json()["items"]
+            return items[0]["alert"]["alert_id"] if items else None
+
+        _until(lambda: an_alert(0) and an_alert(1), "alerts in both read models")
+        alert_id = an_alert(0)
+        _until(lambda: clients[1].get(f"/alerts/{alert_id}/actions", headers=operator[1]).status_code == 200,
+               "the alert in the second read model")
+        acked = clients[0].post(f"/alerts/{alert_id}/ack", headers=operator[0])
+        assert acked.status_code == 200, acked.text
+        assigned = clients[1].post(f"/alerts/{alert_id}/assign", headers=operator[1], json={"assignee": "zhang.san"})
+        assert assigned.status_code == 200, assigned.text
+        assert assigned.json()["seq"] == acked.json()["seq"] + 1
+        both = [(acked.json()["seq"], "acknowledge", "operator"), (assigned.json()["seq"], "assign", "operator")]
+        assert trail(1, alert_id) == both, "each instance shows its own action at once"
+        _until(lambda: trail(0, alert_id) == both, "the other instance's action in the first audit trail")
+        moved = [(1, "acknowledge", "old.operator")]
+        assert trail(0, "PW-OLD-1") == trail(1, "PW-OLD-1") == moved, "the older read model's action, on the topic"
+    finally:
+        for client in clients:
+            client.__exit__(None, None, None)
+        for api in apis:
+            api.close()
+    rebuilt = build_kafka_api(settings("api-3"))
+    try:
+        with TestClient(rebuilt.app) as client:
+            _until(lambda: client.get("/readyz").json()["ready"], "the third instance caught up")
+            operator3 = {"Authorization": f"Bearer {rebuilt.new_tokens['operator']}"}
+            for target, expected in ((alert_id, both), ("PW-OLD-1", moved)):
+                answer = client.get(f"/alerts/{target}/actions", headers=operator3).json()
+                assert [(a["seq"], a["action"], a["actor"]) for a in answer] == expected
+    finally:
+        rebuilt.close()
 
 
 def _until(condition, what: str, seconds: float = 120) -> None:

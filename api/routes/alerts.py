@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field
 from api.auth import Principal, requires
 from api.read_model import AlertFilter
 from models.views import ActionRecord, AlertPage, AlertView
+from streams.embedded.store import StoreError
 
 router = APIRouter(tags=["alerts"])
 Operator = Annotated[Principal, Depends(requires("operator"))]
@@ -101,10 +102,12 @@ def _act(request: Request, alert_id: str, principal: Principal, action: str, rea
     services = request.app.state.services
     if not services.read.alert_exists(alert_id):
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no alert {alert_id!r}")
-    at = services.monitor.now()
-    seq = services.store.action("alert", alert_id, action, principal.name, at, reason, assignee)
-    return ActionRecord(seq=seq, target_kind="alert", target_id=alert_id, action=action, actor=principal.name,
-                        at=at, reason=reason, assignee=assignee)
+    try:
+        return services.monitor.act(ActionRecord(seq=0, target_kind="alert", target_id=alert_id, action=action,
+                                                 actor=principal.name, at=services.monitor.now(), reason=reason,
+                                                 assignee=assignee))
+    except StoreError as exc:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, f"not recorded, retry later: {exc}") from None
 
 
 @router.post("/alerts/{alert_id}/ack", response_model=ActionRecord, summary="Acknowledge (audited)")

@@ -29,6 +29,7 @@ from models.deadletter import DeadLetter
 from models.events import CloudEvent, InvalidEvent, parse_event
 from models.files import ReferenceFileError, parse_structured
 from models.settings import RuleSettings
+from models.views import ActionRecord
 from streams import state_pickle
 from streams.clocks import Clock
 from streams.embedded.store import Store, StoreError
@@ -441,6 +442,11 @@ class EmbeddedMonitor:
 
     def reference(self) -> tuple[Catalog, list[CalendarOverride], RuleSettings]:
         return self.catalog, list(self.calendars), self.settings
+
+    def act(self, action: ActionRecord) -> ActionRecord:
+        seq = self.store.action(action.target_kind, action.target_id, action.action, action.actor, action.at,
+                                action.reason, action.assignee)
+        return action.model_copy(update={"seq": seq})
 
     def now(self) -> datetime:
         """The runtime's clock (the real time, or the demo's)."""

@@ -22,6 +22,7 @@ from models.alerts import Alert
 from models.deadletter import DeadLetter
 from models.events import CloudEvent
 from models.referrals import Referral
+from models.views import ActionRecord
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS journal (
@@ -244,6 +245,28 @@ class Store:
                 " VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (target_kind, target_id, action, actor, at.isoformat(), reason, assignee),
             ).lastrowid
+
+    @staticmethod
+    def followed_action(connection: sqlite3.Connection, action: ActionRecord) -> None:
+        """An action read from the Kafka actions topic, under the sequence number it has there
+        (stored once, however often it is read)."""
+        connection.execute(
+            "INSERT OR IGNORE INTO actions (seq, target_kind, target_id, action, actor, at, reason, assignee)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (action.seq, action.target_kind, action.target_id, action.action, action.actor, action.at.isoformat(),
+             action.reason, action.assignee),
+        )
+
+    def has_action(self, seq: int) -> bool:
+        return self.reader.execute("SELECT 1 FROM actions WHERE seq = ?", (seq,)).fetchone() is not None
+
+    def actions(self, target: tuple[str, str] | None = None) -> list[ActionRecord]:
+        """The audit trail in order: of one (target kind, target id), or all of it."""
+        query = "SELECT seq, target_kind, target_id, action, actor, at, reason, assignee FROM actions"
+        rows = self.reader.execute(query + " WHERE target_kind = ? AND target_id = ? ORDER BY seq", target
+                                   ) if target else self.reader.execute(query + " ORDER BY seq")
+        return [ActionRecord(seq=r[0], target_kind=r[1], target_id=r[2], action=r[3], actor=r[4],
+                             at=datetime.fromisoformat(r[5]), reason=r[6], assignee=r[7]) for r in rows]
 
     def writable(self) -> tuple[bool, str]:
         """Whether the database can be written now. Starting a write transaction finds permissions

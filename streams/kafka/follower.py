@@ -1,6 +1,7 @@
-"""The API's read model of a Kafka deployment: the events, alerts, referrals and dead letters
-topics copied into the same SQLite store the embedded runtime writes, so the API, the console
-and the SSE stream serve both runtimes with the same code.
+"""The API's read model of a Kafka deployment: the events, alerts, referrals, dead letters and
+operators' actions topics copied into the same SQLite store the embedded runtime writes, so the
+API, the console and the SSE stream serve both runtimes with the same code, and every API
+instance shows the same actions.
 
 Workers deliver at least once: after a restart they may produce an output again, identical and
 with the same source header (`wire.SOURCE_HEADER`). The follower keeps the first and drops the
@@ -25,7 +26,7 @@ from models.events import InvalidEvent, parse_event
 from models.referrals import Referral
 from streams.embedded.store import Store
 from streams.kafka.topology import Topology
-from streams.kafka.wire import CONTROL_HEADER, SOURCE_HEADER, Record, record_of
+from streams.kafka.wire import CONTROL_HEADER, SOURCE_HEADER, Record, action_of, record_of
 from streams.metrics import Metrics
 
 log = logging.getLogger("permitwatch.kafka.follower")
@@ -49,8 +50,8 @@ class Follower:
 
     def partitions(self) -> list[TopicPartition]:
         t = self.topology
-        return [TopicPartition(topic, p) for topic in (t.events, t.alerts, t.referrals, t.dead_letter)
-                for p in range(t.partitions)]
+        return [*(TopicPartition(topic, p) for topic in (t.events, t.alerts, t.referrals, t.dead_letter)
+                  for p in range(t.partitions)), TopicPartition(t.actions, 0)]
 
     async def run(self) -> None:
         """Follow the topics until cancelled; a broker outage is retried, and reported by `error`."""
@@ -120,6 +121,9 @@ class Follower:
                 return
             stamp = produced.isoformat()
             Store.journal_events(tx, [Store.journal_row(event, value, stamp, stamp)])
+            return
+        if topic == t.actions:
+            Store.followed_action(tx, action_of(record))
             return
         source = record.header(SOURCE_HEADER)
         if source is not None and not Store.first_delivery(tx, source.decode()):

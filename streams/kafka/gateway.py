@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Coroutine
 from datetime import datetime
 from typing import Any
@@ -25,20 +26,24 @@ from models.catalog import Catalog
 from models.events import InvalidEvent, parse_event
 from models.files import parse_structured
 from models.settings import RuleSettings
+from models.views import ActionRecord
 from streams.clocks import Clock
 from streams.embedded.monitor import IngestResult, RawInput, Rejection
 from streams.embedded.store import Store, StoreError
 from streams.kafka.follower import Follower
 from streams.kafka.reference import ReferenceData, publish_reference
 from streams.kafka.stages import dead_letter
-from streams.kafka.topology import Topology
-from streams.kafka.wire import Output
+from streams.kafka.topology import Topology, TopologyError, ensure_topics
+from streams.kafka.wire import Output, action_value
 from streams.metrics import Metrics
 
 log = logging.getLogger("permitwatch.kafka.gateway")
 
 SEND_TIMEOUT_SECONDS = 30
 REFERENCE_REFRESH_SECONDS = 10
+ACTION_VISIBLE_SECONDS = 15
+ACTIONS_ON_TOPIC = "actions_on_topic"
+"""Meta key: this read model's actions come from the actions topic (none of its own)."""
 
 
 class KafkaMonitor:
@@ -56,12 +61,18 @@ class KafkaMonitor:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._producer: AIOKafkaProducer | None = None
         self._reading = asyncio.Lock()
+        self._set_up = asyncio.Event()
 
     # ----- running -----
 
     def jobs(self) -> list[Coroutine]:
-        """What runs while the API serves: the producer and reference reader, and the follower."""
-        return [self._connected(), self.follower.run()]
+        """What runs while the API serves: the producer and reference reader, and the follower
+        (once the topics exist and the read model's own actions, if any, are on the topic)."""
+        return [self._connected(), self._following()]
+
+    async def _following(self) -> None:
+        await self._set_up.wait()
+        await self.follower.run()
 
     async def _connected(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -75,6 +86,17 @@ class KafkaMonitor:
                 log.warning("Kafka at %s not reachable (%s); retrying in 5 s", self.bootstrap, exc)
                 await asyncio.sleep(5)
         self._producer = producer
+        while not self._set_up.is_set():
+            try:
+                created = await ensure_topics(self.bootstrap, self.topology)
+                if created:
+                    log.info("created topics: %s", ", ".join(created))
+                await self._move_local_actions()
+                self._set_up.set()
+            except (KafkaError, TopologyError, StoreError) as exc:
+                self.follower.error = f"{type(exc).__name__}: {exc}"
+                log.warning("setting up the topics at %s failed (%s); retrying in 5 s", self.bootstrap, exc)
+                await asyncio.sleep(5)
         try:
             while True:
                 try:
@@ -85,6 +107,21 @@ class KafkaMonitor:
         finally:
             self._producer = None
             await producer.stop()
+
+    async def _move_local_actions(self) -> None:
+        """A read model written before actions went to the actions topic holds them itself,
+        numbered by this instance alone. They are published to the topic, oldest first, and the
+        local copies dropped; the follower reads them back under the topic's numbering. (A stop
+        between the two publishes them again on the next start: the trail then shows them twice.)"""
+        if self.store.meta(ACTIONS_ON_TOPIC) is not None:
+            return
+        local = self.store.actions()
+        if local:
+            await self._produce([Output(self.topology.actions, a.target_id.encode(), action_value(a)) for a in local])
+            log.info("published %s operators' actions of this read model to %s", len(local), self.topology.actions)
+        with self.store.write_lock, self.store.transaction() as tx:
+            tx.execute("DELETE FROM actions")
+            Store.set_meta(tx, ACTIONS_ON_TOPIC, "1")
 
     async def _read_reference(self) -> None:
         async with self._reading:
@@ -100,6 +137,9 @@ class KafkaMonitor:
             return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(SEND_TIMEOUT_SECONDS)
         except (KafkaError, TimeoutError) as exc:
             raise StoreError(f"Kafka at {self.bootstrap} did not take the records: {type(exc).__name__} {exc}") from exc
+
+    async def _send(self, out: Output):
+        return await (await self._producer.send(out.topic, out.value, key=out.key, partition=out.partition))
 
     async def _produce(self, outputs: list[Output]) -> None:
         producer = self._producer
@@ -148,6 +188,19 @@ class KafkaMonitor:
 
     def referral_case(self, referral_or_case_id: str) -> str | None:
         return self.store.referral_case(referral_or_case_id)
+
+    def act(self, action: ActionRecord) -> ActionRecord:
+        """The action goes to the actions topic, which every API instance follows; it is in the
+        audit trail once the broker has it, numbered by its offset. The answer waits (up to
+        ACTION_VISIBLE_SECONDS) until this instance's read model shows it too, so the operator's
+        next read sees it."""
+        delivered = self._call(self._send(Output(self.topology.actions, action.target_id.encode(),
+                                                 action_value(action))))
+        recorded = action.model_copy(update={"seq": delivered.offset + 1})
+        deadline = time.monotonic() + ACTION_VISIBLE_SECONDS
+        while not self.store.has_action(recorded.seq) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return recorded
 
     def reference(self) -> tuple[Catalog, list[CalendarOverride], RuleSettings]:
         data = self.reference_data

@@ -6,6 +6,9 @@
     PREFIX.referrals       out: referral versions keyed by referral id
     PREFIX.catalog         reference: catalog entries keyed by item code (compacted)
     PREFIX.calendar        reference: calendar overrides keyed by version (compacted)
+    PREFIX.actions         operators' actions on alerts (acknowledge, assign, dismiss), written
+                           by the API instances and read back by all of them (one partition:
+                           the audit trail has one order; kept without a time limit)
     PREFIX.item-standing   internal: cases' standings on PW-013 items, keyed by item code
     PREFIX.referral-work   internal: what referrals are built from (one partition: art. 12(1)
                            compares referrals across the whole city)
@@ -30,6 +33,14 @@ class TopicSpec:
     name: str
     partitions: int
     compacted: bool = False
+    kept: bool = False
+    """Never deleted for age (an audit trail), whatever the broker's default retention."""
+
+    def configs(self) -> dict[str, str]:
+        configs = {"cleanup.policy": "compact" if self.compacted else "delete"}
+        if self.kept:
+            configs["retention.ms"] = "-1"
+        return configs
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +77,10 @@ class Topology:
         return self._name("calendar")
 
     @property
+    def actions(self) -> str:
+        return self._name("actions")
+
+    @property
     def item_standing(self) -> str:
         return self._name("item-standing")
 
@@ -82,6 +97,7 @@ class Topology:
             TopicSpec(self.referrals, n),
             TopicSpec(self.catalog, 1, compacted=True),
             TopicSpec(self.calendar, 1, compacted=True),
+            TopicSpec(self.actions, 1, kept=True),
             TopicSpec(self.item_standing, n),
             TopicSpec(self.referral_work, 1),
         ]
@@ -101,8 +117,7 @@ async def ensure_topics(bootstrap: str, topology: Topology) -> list[str]:
         missing = [spec for spec in specs if spec.name not in existing]
         if missing:
             response = await admin.create_topics([
-                NewTopic(spec.name, spec.partitions, topology.replication,
-                         topic_configs={"cleanup.policy": "compact" if spec.compacted else "delete"})
+                NewTopic(spec.name, spec.partitions, topology.replication, topic_configs=spec.configs())
                 for spec in missing
             ])
             for name, code, *rest in response.topic_errors:

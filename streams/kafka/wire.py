@@ -24,6 +24,7 @@ from alerts.rules.pw013_out_of_order_grant import ItemCase
 from models.alerts import Alert, Officers
 from models.common import LEGAL_TZ
 from models.referrals import Exemption
+from models.views import ActionRecord
 from streams import state_pickle
 
 CONTROL_HEADER = "permitwatch-control"
@@ -79,6 +80,20 @@ def record_of(message) -> Record:
         headers = headers.items()
     return Record(message.topic, message.partition, message.offset, message.key, message.value,
                   tuple((key, bytes(value)) for key, value in headers))
+
+
+def action_value(action: ActionRecord) -> bytes:
+    """An operator's action for the actions topic. Its `seq` is left out: there it is the record's
+    offset + 1, the same in every API instance that reads the topic."""
+    return orjson.dumps(action.model_dump(mode="json", exclude={"seq"}))
+
+
+def action_of(record: Record) -> ActionRecord:
+    """ValueError when the record is not an action."""
+    fields = orjson.loads(record.value or b"null")
+    if not isinstance(fields, dict):
+        raise ValueError("an action is a JSON object")
+    return ActionRecord.model_validate({**fields, "seq": record.offset + 1})
 
 
 class Output(NamedTuple):
