@@ -17,6 +17,7 @@ from bisect import bisect_left, bisect_right, insort
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import NamedTuple
 
 from alerts import law
@@ -346,11 +347,7 @@ class ReferralBook:
 
     def _build(self, working: _Working, face: _Face, change: Message, at: datetime, aggravation: tuple,
                mitigation: tuple) -> Referral:
-        aggravating = [
-            Aggravation(subject_kind=kind, subject=subject, earlier_count=count, earlier_referrals=list(cited),
-                        window_days=self.window.days)
-            for kind, subject, count, cited in aggravation
-        ]
+        aggravating = [_aggravation(*row, self.window.days) for row in aggravation]
         mitigating = []
         for rule_id, when, event_id in mitigation:
             rule = self.rules[rule_id]
@@ -391,11 +388,7 @@ class ReferralBook:
                               evidence=a.evidence)
                 for a in ordered
             ],
-            officers=[
-                ResponsibleOfficer(role=role, responsibility=ROLES[role][0], responsibility_zh=ROLES[role][1],
-                                   officer=officer, known=officer is not None, evidence=list(ids))
-                for role, officer, ids in face.officer_rows
-            ],
+            officers=[_responsible(*row) for row in face.officer_rows],
             aggravating=aggravating,
             mitigating=mitigating,
             exemption=working.exemption,
@@ -411,3 +404,18 @@ def _shown(report: CaseReport, rules: set[str]) -> tuple:
     """The part of a case report a referral shows: officers, and remedies of its active `rules`."""
     return (report.officers, report.department, report.item_code,
             tuple(remedy for remedy in report.remedies if remedy[0] in rules))
+
+
+# A referral's officers and aggravations recur from version to version and across the referrals
+# of one officer; the models are immutable, so versions share them instead of validating anew.
+
+@lru_cache(maxsize=4096)
+def _responsible(role: str, officer: str | None, evidence: tuple[str, ...]) -> ResponsibleOfficer:
+    return ResponsibleOfficer(role=role, responsibility=ROLES[role][0], responsibility_zh=ROLES[role][1],
+                              officer=officer, known=officer is not None, evidence=list(evidence))
+
+
+@lru_cache(maxsize=4096)
+def _aggravation(kind: str, subject: str, count: int, cited: tuple[str, ...], window_days: int) -> Aggravation:
+    return Aggravation(subject_kind=kind, subject=subject, earlier_count=count, earlier_referrals=list(cited),
+                       window_days=window_days)
