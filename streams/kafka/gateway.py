@@ -194,6 +194,8 @@ class KafkaMonitor:
         audit trail once the broker has it, numbered by its offset. The answer waits (up to
         ACTION_VISIBLE_SECONDS) until this instance's read model shows it too, so the operator's
         next read sees it."""
+        if not self._set_up.is_set():  # the actions topic may not exist yet with its one partition
+            raise StoreError(f"Kafka at {self.bootstrap}: the topics are not set up yet")
         delivered = self._call(self._send(Output(self.topology.actions, action.target_id.encode(),
                                                  action_value(action))))
         recorded = action.model_copy(update={"seq": delivered.offset + 1})
