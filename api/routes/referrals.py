@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse
 
 from api.auth import Principal, requires
 from models.referrals import ExemptionRequest, Referral
-from models.views import ReferralPage
+from models.views import ActionRecord, ReferralPage
 from streams.embedded.monitor import RawInput
 from streams.embedded.store import StoreError
 
@@ -70,8 +70,9 @@ async def record_exemption(request: Request, referral_id: str, body: ExemptionRe
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from None
     if result.rejected:
         raise HTTPException(422, result.rejected[0].reason)
-    await run_in_threadpool(services.store.action, "referral", referral_id, "exempt", principal.name,
-                            services.monitor.now(), body.reason, None)
+    await run_in_threadpool(services.monitor.act, ActionRecord(
+        seq=0, target_kind="referral", target_id=referral_id, action="exempt", actor=principal.name,
+        at=services.monitor.now(), reason=body.reason))
     # On Kafka the workers make the new version after the event is on the topic; wait for it.
     deadline = time.monotonic() + EXEMPTION_WAIT_SECONDS
     while True:

@@ -6,7 +6,7 @@
     PREFIX.referrals       out: referral versions keyed by referral id
     PREFIX.catalog         reference: catalog entries keyed by item code (compacted)
     PREFIX.calendar        reference: calendar overrides keyed by version (compacted)
-    PREFIX.actions         operators' actions on alerts (acknowledge, assign, dismiss), written
+    PREFIX.actions         operators' actions (acknowledge, assign, dismiss, exempt), written
                            by the API instances and read back by all of them (one partition:
                            the audit trail has one order; kept without a time limit)
     PREFIX.item-standing   internal: cases' standings on PW-013 items, keyed by item code
