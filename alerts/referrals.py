@@ -347,7 +347,7 @@ class ReferralBook:
 
     def _build(self, working: _Working, face: _Face, change: Message, at: datetime, aggravation: tuple,
                mitigation: tuple) -> Referral:
-        aggravating = [_aggravation(*row, self.window.days) for row in aggravation]
+        aggravating = [_aggravation_model(*row, self.window.days) for row in aggravation]
         mitigating = []
         for rule_id, when, event_id in mitigation:
             rule = self.rules[rule_id]
@@ -388,7 +388,7 @@ class ReferralBook:
                               evidence=a.evidence)
                 for a in ordered
             ],
-            officers=[_responsible(*row) for row in face.officer_rows],
+            officers=[_responsible_officer(*row) for row in face.officer_rows],
             aggravating=aggravating,
             mitigating=mitigating,
             exemption=working.exemption,
@@ -410,12 +410,12 @@ def _shown(report: CaseReport, rules: set[str]) -> tuple:
 # of one officer; the models are immutable, so versions share them instead of validating anew.
 
 @lru_cache(maxsize=4096)
-def _responsible(role: str, officer: str | None, evidence: tuple[str, ...]) -> ResponsibleOfficer:
+def _responsible_officer(role: str, officer: str | None, evidence: tuple[str, ...]) -> ResponsibleOfficer:
     return ResponsibleOfficer(role=role, responsibility=ROLES[role][0], responsibility_zh=ROLES[role][1],
                               officer=officer, known=officer is not None, evidence=list(evidence))
 
 
 @lru_cache(maxsize=4096)
-def _aggravation(kind: str, subject: str, count: int, cited: tuple[str, ...], window_days: int) -> Aggravation:
+def _aggravation_model(kind: str, subject: str, count: int, cited: tuple[str, ...], window_days: int) -> Aggravation:
     return Aggravation(subject_kind=kind, subject=subject, earlier_count=count, earlier_referrals=list(cited),
                        window_days=window_days)

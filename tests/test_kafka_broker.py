@@ -13,6 +13,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from models.views import ActionRecord
 from streams.embedded.store import Store
 from streams.kafka.reference import publish_reference
 from streams.kafka.stages import alert_value
@@ -282,7 +283,8 @@ def test_operators_actions_reach_every_api_instance_and_survive_a_rebuilt_read_m
                               producer_max_batch_size=deployment.broker.max_batch_size)
 
     older = Store(settings("api-1").database)  # a read model from before actions had a topic
-    older.action("alert", "PW-OLD-1", "acknowledge", "old.operator", moment("2026-03-01 09:00"))
+    older.action(ActionRecord(seq=0, target_kind="alert", target_id="PW-OLD-1", action="acknowledge",
+                              actor="old.operator", at=moment("2026-03-01 09:00")))
     older.close()
     apis = [build_kafka_api(settings(name)) for name in ("api-1", "api-2")]
     clients = [TestClient(api.app) for api in apis]

@@ -444,9 +444,7 @@ class EmbeddedMonitor:
         return self.catalog, list(self.calendars), self.settings
 
     def act(self, action: ActionRecord) -> ActionRecord:
-        seq = self.store.action(action.target_kind, action.target_id, action.action, action.actor, action.at,
-                                action.reason, action.assignee)
-        return action.model_copy(update={"seq": seq})
+        return self.store.action(action)
 
     def now(self) -> datetime:
         """The runtime's clock (the real time, or the demo's)."""

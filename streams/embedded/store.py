@@ -237,25 +237,23 @@ class Store:
         connection.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = ?",
                            (key, value, value))
 
-    def action(self, target_kind: str, target_id: str, action: str, actor: str, at: datetime,
-               reason: str | None = None, assignee: str | None = None) -> int:
+    def action(self, action: ActionRecord) -> ActionRecord:
+        """Record an operator's action under the next number of the audit trail (its `seq` is
+        ignored); the result carries that number."""
         with self.write_lock, self.transaction() as connection:
-            return connection.execute(
-                "INSERT INTO actions (target_kind, target_id, action, actor, at, reason, assignee)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (target_kind, target_id, action, actor, at.isoformat(), reason, assignee),
-            ).lastrowid
+            seq = Store.insert_action(connection, action, None)
+        return action.model_copy(update={"seq": seq})
 
     @staticmethod
-    def followed_action(connection: sqlite3.Connection, action: ActionRecord) -> None:
-        """An action read from the Kafka actions topic, under the sequence number it has there
-        (stored once, however often it is read)."""
-        connection.execute(
+    def insert_action(connection: sqlite3.Connection, action: ActionRecord, seq: int | None) -> int:
+        """`seq` None: the next number. A given one (an action read from the Kafka actions topic,
+        numbered there) is stored once, however often it is read."""
+        return connection.execute(
             "INSERT OR IGNORE INTO actions (seq, target_kind, target_id, action, actor, at, reason, assignee)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (action.seq, action.target_kind, action.target_id, action.action, action.actor, action.at.isoformat(),
+            (seq, action.target_kind, action.target_id, action.action, action.actor, action.at.isoformat(),
              action.reason, action.assignee),
-        )
+        ).lastrowid
 
     def has_action(self, seq: int) -> bool:
         return self.reader.execute("SELECT 1 FROM actions WHERE seq = ?", (seq,)).fetchone() is not None

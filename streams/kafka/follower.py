@@ -123,7 +123,8 @@ class Follower:
             Store.journal_events(tx, [Store.journal_row(event, value, stamp, stamp)])
             return
         if topic == t.actions:
-            Store.followed_action(tx, action_of(record))
+            action = action_of(record)
+            Store.insert_action(tx, action, action.seq)
             return
         source = record.header(SOURCE_HEADER)
         if source is not None and not Store.first_delivery(tx, source.decode()):

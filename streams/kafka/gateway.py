@@ -138,15 +138,12 @@ class KafkaMonitor:
         except (KafkaError, TimeoutError) as exc:
             raise StoreError(f"Kafka at {self.bootstrap} did not take the records: {type(exc).__name__} {exc}") from exc
 
-    async def _send(self, out: Output):
-        return await (await self._producer.send(out.topic, out.value, key=out.key, partition=out.partition))
-
-    async def _produce(self, outputs: list[Output]) -> None:
+    async def _produce(self, outputs: list[Output]) -> list:
+        """Send all, then wait until the broker has them all; their record metadata, in order."""
         producer = self._producer
         pending = [await producer.send(out.topic, out.value, key=out.key, partition=out.partition)
                    for out in outputs]
-        for delivery in pending:
-            await delivery
+        return [await delivery for delivery in pending]
 
     # ----- MonitorPort -----
 
@@ -196,8 +193,8 @@ class KafkaMonitor:
         next read sees it."""
         if not self._set_up.is_set():  # the actions topic may not exist yet with its one partition
             raise StoreError(f"Kafka at {self.bootstrap}: the topics are not set up yet")
-        delivered = self._call(self._send(Output(self.topology.actions, action.target_id.encode(),
-                                                 action_value(action))))
+        [delivered] = self._call(self._produce([Output(self.topology.actions, action.target_id.encode(),
+                                                       action_value(action))]))
         recorded = action.model_copy(update={"seq": delivered.offset + 1})
         deadline = time.monotonic() + ACTION_VISIBLE_SECONDS
         while not self.store.has_action(recorded.seq) and time.monotonic() < deadline:
