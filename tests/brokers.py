@@ -8,8 +8,10 @@ with the reason; nothing is skipped silently.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -20,15 +22,22 @@ from pathlib import Path
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 
-def stop_process(process: subprocess.Popen, timeout: float) -> None:
-    """SIGTERM, then SIGKILL if it has not exited within `timeout` seconds."""
+def stop_process(process: subprocess.Popen, timeout: float, group: bool = False) -> None:
+    """SIGTERM, then SIGKILL if it has not exited within `timeout` seconds. `group`: the process
+    leads a session of its own (`start_new_session`) and every process in it gets the signals.
+    noida-db's launcher exits on SIGTERM but leaves the broker binary it started running: each
+    test session and `bench.kafka` run left one behind, growing, until the kernel killed a live
+    broker for memory in a later run."""
+    def send(sig: signal.Signals) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, sig) if group else process.send_signal(sig)
+
     if process.poll() is None:
-        process.terminate()
-        try:
+        send(signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
             process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    send(signal.SIGKILL)  # what is left: a launcher that hung, or what it started
+    process.wait()
 
 
 def free_port() -> int:
@@ -49,7 +58,7 @@ class Broker:
     """For the tests' own producers."""
 
     def stop(self) -> None:
-        stop_process(self.process, timeout=10)
+        stop_process(self.process, timeout=10, group=True)
 
 
 QUICK_GROUPS = {
@@ -104,7 +113,8 @@ def start(name: str, directory: Path) -> Broker:
     else:
         raise ValueError(name)
     with log.open("wb") as out:
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, cwd=directory)
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, cwd=directory,
+                                   start_new_session=True)
     broker = Broker(name, f"127.0.0.1:{port}", process, log, env, batch)
     try:
         asyncio.run(_wait_ready(broker))
