@@ -112,3 +112,63 @@ def test_demo_alerts_match_the_ground_truth_exactly(tmp_path, runtimes):
     _, scores = check(monitor.store, truth)
     assert {s.rule for s in scores} == {f"PW-{n:03d}" for n in range(1, 20)}
     assert all(s.precision == 1.0 and s.recall == 1.0 for s in scores), scores
+
+
+def test_a_tick_that_fires_nothing_writes_nothing(tmp_path, runtimes):
+    """The scheduler ticks after every batch; a bare clock commit cost an fsync each time."""
+    runtime = runtimes(tmp_path)
+    c = CaseEvents()
+    runtime.post([c.submitted("2026-03-02 07:00"), c.accepted("2026-03-02 07:30")])
+    store = runtime.embedded.monitor.store
+    written = store.meta("clock")
+    runtime.advance("2026-03-03 10:00")
+    assert store.meta("clock") == written and store.count("alerts") == 0
+    runtime.advance("2026-03-27 12:00")  # the statutory warning is stored with its clock
+    assert store.meta("clock") == "2026-03-27T12:00:00+08:00" and store.count("alerts") == 1
+
+
+def test_the_scheduler_waits_for_a_busy_monitor_off_the_event_loop(tmp_path):
+    """A batch holds the monitor's lock while it is judged; the scheduler asking for the next
+    deadline meanwhile must not stall the event loop (and with it every HTTP request)."""
+    import asyncio
+    import threading
+    import time
+
+    from api.server import build_embedded
+    from api.settings import ServerSettings
+    from streams.clocks import ManualClock
+    from tests.embedded import write_catalog
+    from tests.factory import moment
+
+    embedded = build_embedded(ServerSettings(data_dir=tmp_path, catalog=write_catalog(tmp_path)),
+                              ManualClock(moment("2026-03-02 08:00")))
+    monitor, scheduler = embedded.monitor, embedded.scheduler
+    monitor.tick = lambda: None  # the tick has finished; a batch takes the lock before the next question
+    busy, release = threading.Event(), threading.Event()
+
+    def batch() -> None:
+        with monitor.lock:
+            busy.set()
+            release.wait(5)
+
+    async def main() -> float:
+        task = asyncio.create_task(scheduler.run())
+        await asyncio.sleep(0.05)
+        holder = threading.Thread(target=batch)
+        holder.start()
+        busy.wait(5)
+        scheduler.poke()
+        longest, last = 0.0, time.monotonic()
+        for _ in range(25):
+            await asyncio.sleep(0.02)
+            longest, last = max(longest, time.monotonic() - last), time.monotonic()
+        release.set()
+        holder.join()
+        task.cancel()
+        return longest
+
+    try:
+        assert asyncio.run(main()) < 0.3
+    finally:
+        release.set()
+        embedded.close()

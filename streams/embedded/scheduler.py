@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from datetime import datetime
 
 from streams.clocks import Clock
 from streams.embedded.monitor import EmbeddedMonitor
@@ -39,8 +40,7 @@ class DeadlineScheduler:
             while True:
                 # Cleared before ticking: a poke during the tick or after it is never lost.
                 self._wake.clear()
-                await asyncio.to_thread(self._tick)
-                upcoming = self.monitor.next_deadline()
+                upcoming = await asyncio.to_thread(self._tick)
                 delay = self.idle_seconds if upcoming is None else self.clock.seconds_until(upcoming)
                 delay = min(max(delay, 0.0), self.idle_seconds)
                 with contextlib.suppress(TimeoutError):
@@ -49,8 +49,11 @@ class DeadlineScheduler:
             self.running = False
             self.monitor.listeners.remove(self.poke)
 
-    def _tick(self) -> None:
+    def _tick(self) -> datetime | None:
+        """Fire what is due; the next deadline. Both take the monitor's lock, which a batch holds
+        while it is judged: waiting for it on the event loop stalled every request."""
         try:
             self.monitor.tick()
         except StoreError as exc:
             log.error("deadlines not fired: %s", exc)
+        return self.monitor.next_deadline()
