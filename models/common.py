@@ -6,7 +6,6 @@ from datetime import UTC, datetime
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo
 
-import orjson
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
 SCHEMA_VERSION = "1.0"
@@ -70,9 +69,16 @@ def working_days(value: int) -> Duration:
     return Duration(value=value, unit="working_days")
 
 
+def record_bytes(model: BaseModel) -> bytes:
+    """An output record as JSON: fields in model order, so equal records are equal bytes. The same
+    bytes in every runtime (replay lines, the embedded store, Kafka values). pydantic's serializer
+    writes them directly, as `orjson.dumps(model_dump(mode="json"))` did, at about half the cost."""
+    return type(model).__pydantic_serializer__.to_json(model)
+
+
 def json_line(model: BaseModel) -> bytes:
-    """One output record as a JSON line: fields in model order, so equal records are equal bytes."""
-    return orjson.dumps(model.model_dump(mode="json")) + b"\n"
+    """One output record as a JSON line."""
+    return record_bytes(model) + b"\n"
 
 
 __all__ = [
@@ -87,5 +93,6 @@ __all__ = [
     "Text",
     "TimeUnit",
     "json_line",
+    "record_bytes",
     "working_days",
 ]

@@ -16,9 +16,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-import orjson
-
 from models.alerts import Alert
+from models.common import record_bytes
 from models.deadletter import DeadLetter
 from models.events import CloudEvent
 from models.referrals import Referral
@@ -223,13 +222,13 @@ class Store:
             " approver, detected_at, emitted_at, record) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [(a.alert_id, a.status, a.rule, a.signal, a.case_id, a.department, a.item_code, a.officers.handler,
               a.officers.reviewer, a.officers.approver, a.detected_at.isoformat(), stamp,
-              orjson.dumps(a.model_dump(mode="json"))) for a in alerts],
+              record_bytes(a)) for a in alerts],
         )
         connection.executemany(
             "INSERT INTO referrals (referral_id, version, case_id, status, department, emitted_at, record)"
             " VALUES (?, ?, ?, ?, ?, ?, ?)",
             [(r.referral_id, r.version, r.case_id, r.status, r.department, stamp,
-              orjson.dumps(r.model_dump(mode="json"))) for r in referrals],
+              record_bytes(r)) for r in referrals],
         )
 
     @staticmethod

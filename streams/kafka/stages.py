@@ -32,8 +32,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple, Protocol
 
-import orjson
-
 from alerts.case import CaseState
 from alerts.engine import (
     CATALOG_CHANGED,
@@ -62,6 +60,7 @@ from alerts.rules.pw013_out_of_order_grant import (
     recheck_pending,
 )
 from models.alerts import Alert, Message
+from models.common import record_bytes
 from models.deadletter import DeadLetter, KafkaSource
 from models.events import CloudEvent, ExemptionRecorded, InvalidEvent, parse_event
 from models.referrals import Referral
@@ -142,18 +141,18 @@ def stored_items(table: StateTable) -> Iterator[tuple[bytes, bytes]]:
 
 def alert_value(alert: Alert) -> bytes:
     """The same bytes as a line of `permitwatch replay --alerts-out`, without the newline."""
-    return orjson.dumps(alert.model_dump(mode="json"))
+    return record_bytes(alert)
 
 
 def referral_value(referral: Referral) -> bytes:
-    return orjson.dumps(referral.model_dump(mode="json"))
+    return record_bytes(referral)
 
 
 def dead_letter(topology: Topology, origin: str, category: str, reason: str, raw: bytes,
                 record: Record | None = None) -> Output:
     source = KafkaSource(topic=record.topic, partition=record.partition, offset=record.offset) if record else None
     letter = DeadLetter.of(origin, category, reason, raw, source)
-    return Output(topology.dead_letter, origin.encode(), orjson.dumps(letter.model_dump(mode="json")))
+    return Output(topology.dead_letter, origin.encode(), record_bytes(letter))
 
 
 Marks = dict[tuple[str, int], tuple[int, int]]
