@@ -4,6 +4,7 @@ records), referrals that converge to replay's, and dead letters with their sourc
 
 from __future__ import annotations
 
+import zlib
 from datetime import timedelta
 
 import orjson
@@ -78,3 +79,37 @@ def test_invalid_records_become_dead_letters_with_their_source():
     assert bad["raw"] == "{not json" and bad["source"]["topic"] == "t.events"
     assert bad["origin"] == f"t.events/{bad['source']['partition']}/{bad['source']['offset']}"
     assert "ahead of the worker's clock" in next(d for d in letters if d["category"] == "future_time")["reason"]
+
+
+def test_a_case_whose_stored_state_cannot_be_read_is_passed_by_and_the_others_deadlines_fire():
+    """A forged or corrupt table value stopped every tick of its partition before (each tick was
+    dead-lettered), so no deadline there fired. Now the tick passes that case by, once, loudly;
+    an event for it is still refused, and its bytes are kept for repair."""
+    first = "SZ-UNREADABLE"
+    partition = zlib.crc32(first.encode()) % TOPOLOGY.partitions
+    other = next(f"SZ-OTHER-{n}" for n in range(100) if zlib.crc32(f"SZ-OTHER-{n}".encode()) % TOPOLOGY.partitions
+                 == partition)
+    bad, good = CaseEvents(first), CaseEvents(other)
+    cluster = MemoryCluster(TOPOLOGY, ITEMS, now=moment("2026-03-02 12:00"))
+    cluster.send_events([bad.submitted("2026-03-02 09:00"), bad.accepted("2026-03-02 10:00"),
+                         good.submitted("2026-03-02 09:00"), good.accepted("2026-03-02 10:00")])
+    cluster.run()
+    table = cluster.tables["cases"]
+    table[first.encode()] = damaged = table[first.encode()][:-20]
+    cluster._start_worker()  # a restart: nothing of the case in memory, its timer from the table
+    for day in ("2026-04-15", "2026-04-16"):
+        cluster.tick(moment(day))
+        cluster.run()
+
+    alerts = [orjson.loads(r.value) for r in cluster.records(TOPOLOGY.alerts)]
+    assert "PW-001" in {a["rule"] for a in alerts if a["case_id"] == other}
+    assert [a for a in alerts if a["case_id"] == first] == []
+    letters = [orjson.loads(r.value) for r in cluster.records(TOPOLOGY.dead_letter)]
+    assert [(d["category"], first in d["reason"]) for d in letters] == [("engine_error", True)]
+    assert "cannot be read" in letters[0]["reason"]
+
+    cluster.send_events([bad.decided("2026-04-15 10:00")])
+    cluster.run()
+    letters = [orjson.loads(r.value) for r in cluster.records(TOPOLOGY.dead_letter)]
+    assert len(letters) == 2 and letters[1]["category"] == "engine_error" and "cannot be read" in letters[1]["reason"]
+    assert table[first.encode()] == damaged

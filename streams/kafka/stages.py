@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Iterator, MutableMapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple, Protocol
@@ -269,6 +270,16 @@ def case_of(given: ReferralInput) -> str:
 # ---------------------------------------------------------------- cases
 
 
+class UnreadableCase(Exception):
+    """A stored case state that cannot be read: refused by the state unpickler (forged), corrupt,
+    or of a format this worker does not read."""
+
+    def __init__(self, case_id: str, reason: str):
+        super().__init__(f"the stored state of case {case_id} cannot be read ({reason})")
+        self.case_id = case_id
+        self.reason = reason
+
+
 class TableCases(MutableMapping[str, CaseState]):
     """The cases of one partition as the `CaseBook` sees them: decoded from the table on first
     use in a step, written back (every case touched) by `PartitionBook.flush`."""
@@ -277,6 +288,7 @@ class TableCases(MutableMapping[str, CaseState]):
         self.table = table
         self.ids = ids
         self.touched: dict[str, CaseState | None] = {}
+        self._passed_by: dict[str, str] | None = None
 
     def __getitem__(self, case_id: str) -> CaseState:
         if case_id in self.touched:
@@ -286,8 +298,29 @@ class TableCases(MutableMapping[str, CaseState]):
             return case
         if case_id not in self.ids:
             raise KeyError(case_id)
-        case = self.touched[case_id] = decode_case(self.table.get(case_id.encode()))
+        try:
+            case = decode_case(self.table.get(case_id.encode()))
+        except Exception as exc:  # whatever the bytes are, the case cannot be judged from them
+            reason = f"{type(exc).__name__}: {exc}"
+            if self._passed_by is None:
+                raise UnreadableCase(case_id, reason) from exc
+            self._passed_by[case_id] = reason
+            raise KeyError(case_id) from exc
+        self.touched[case_id] = case
         return case
+
+    @contextmanager
+    def passing_unreadable(self) -> Iterator[dict[str, str]]:
+        """While open, an unreadable case reads as absent and is listed (case id → reason) in the
+        dict this yields; otherwise reading one raises `UnreadableCase`. A tick passes such a
+        case by: one bad record must not stop the deadlines of every other case of the
+        partition. An event for it is still refused: judging it on a fresh state would raise
+        false alerts against its officials. Its stored bytes stay as they are, for repair."""
+        self._passed_by = passed = {}
+        try:
+            yield passed
+        finally:
+            self._passed_by = None
 
     def __setitem__(self, case_id: str, case: CaseState) -> None:
         self.touched[case_id] = case
@@ -453,7 +486,13 @@ class CaseStage(Stage):
                 f"tick at {tick.time.isoformat()} is more than {self.max_future_skew} ahead of this worker's clock "
                 f"{now.isoformat()}: the workers' clocks disagree")))
             return []
-        outcomes = book.book.advance(tick.time)
+        with book.cases.passing_unreadable() as unreadable:
+            outcomes = book.book.advance(tick.time)
+        for case_id, reason in unreadable.items():
+            log.error("case %s passed by: its stored state cannot be read (%s)", case_id, reason)
+            step.outputs.append(self._refuse(record, "engine_error", (
+                f"case {case_id}: its stored state cannot be read ({reason}); its deadlines are not judged "
+                "until the state is repaired (the other cases' are)")))
         if book.book.now is not None and book.book.judge.tracked_items:
             step.outputs += [control_output(self.topology.item_standing, item_partition,
                                             PartitionClock(book.partition, book.book.now))
