@@ -221,7 +221,7 @@ class ReferralBook:
             return []
         previous, working.report = working.report, report
         if previous is not None:
-            rules = {alert.rule for alert in working.face().active}
+            rules = {alert.rule for alert in working.alerts.values() if alert.status == "active"}
             if _shown(previous, rules) == _shown(report, rules):
                 return []  # nothing a reader of the referral sees has changed
         return self._publish(working, Message(zh="案件情况更新", en="case facts updated"), at)

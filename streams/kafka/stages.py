@@ -276,8 +276,6 @@ class UnreadableCase(Exception):
 
     def __init__(self, case_id: str, reason: str):
         super().__init__(f"the stored state of case {case_id} cannot be read ({reason})")
-        self.case_id = case_id
-        self.reason = reason
 
 
 class TableCases(MutableMapping[str, CaseState]):
