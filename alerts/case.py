@@ -57,9 +57,16 @@ class Fee(NamedTuple):
 
 
 class Officer(NamedTuple):
+    """The person last named in a role (by event time), and the event that first named them."""
+
     officer: str
     time: datetime
     event_id: str
+    """The latest event naming them: which naming is latest."""
+    first_time: datetime
+    first_event_id: str
+    """The earliest event naming them since they took the role: the evidence a referral cites,
+    stable while the same person stays in the role."""
 
 
 class ProcedureStart(NamedTuple):
@@ -204,8 +211,15 @@ class CaseState:
         if not officer:
             return
         known = getattr(self, role)
-        if known is None or event.time > known.time or (event.time == known.time and event.id >= known.event_id):
-            setattr(self, role, Officer(officer, event.time, event.id))
+        time, event_id = event.time, event.id
+        if known is not None and known.officer == officer:
+            if (time, event_id) < (known.first_time, known.first_event_id):
+                known = known._replace(first_time=time, first_event_id=event_id)
+            if (time, event_id) > (known.time, known.event_id):
+                known = known._replace(time=time, event_id=event_id)
+            setattr(self, role, known)
+        elif known is None or time > known.time or (time == known.time and event_id >= known.event_id):
+            setattr(self, role, Officer(officer, time, event_id, time, event_id))
 
     def _close(self) -> None:
         ends = [f for f in (self.withdrawn, self.rejected) if f is not None]

@@ -1,14 +1,16 @@
 """The rule engine: events and a clock in, state changes and alerts out. No I/O, no wall clock.
 
-Three stages, each pure:
+Two stages, each pure:
 - `CaseJudge` judges one case: an event applied to it, or the clock reaching it. It holds
-  configuration only; the caller holds the case.
-- `CaseBook` holds cases, their timers and a clock, and turns each input into `CaseOutcome`s:
-  alerts, the case's report for its referral, and its standing on a PW-013 item.
-- The PW-013 item states (`apply_item_update`) and the `ReferralBook` consume those outcomes.
+  configuration only; the caller holds the case. `CaseBook` holds cases, their timers and a
+  clock, and turns each input into `CaseOutcome`s: alerts, the case's report for its referral,
+  and its standing on a PW-013 item.
+- The city stage (`alerts.city`) takes what `CaseOutcome.city_inputs` says of each outcome:
+  PW-013 item states and the referral book, in event-time order behind a watermark.
 
-`Engine` wires the stages together in one process (replay, the embedded monitor); the Kafka
-runtime keeps one `CaseBook` per partition and carries the outcomes to the other stages on topics.
+`Engine` wires the two together in one process (replay, the embedded monitor), the case book's
+clock being the watermark; the Kafka runtime keeps one `CaseBook` per partition and carries the
+same inputs to one city stage on a topic, with the partitions' clocks.
 
 The clock only moves forward; it is at least the time of the latest event seen. An event older
 than the clock is a late event: it is applied in event-time terms and the case is re-judged, which
@@ -22,35 +24,31 @@ from collections import Counter
 from collections.abc import Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import NamedTuple
 
 from alerts.case import CaseState
+from alerts.city import (
+    JUST_AFTER,
+    AlertInput,
+    CityBook,
+    CityInput,
+    CityState,
+    Emitted,
+    ExemptionInput,
+    ItemUpdate,
+    ReportInput,
+)
 from alerts.clock import LegalClock, WorkingCalendar
 from alerts.emit import alert_id, build_alert, retraction
 from alerts.law import SZ_XK_15
-from alerts.referrals import (
-    AlertInput,
-    CaseReport,
-    ExemptionInput,
-    ReferralBook,
-    ReferralInput,
-    ReportInput,
-)
-from alerts.rules import RULES, RULES_BY_ID
+from alerts.referrals import CaseReport, ReferralBook
+from alerts.rules import RULES
 from alerts.rules.base import CLOSING, CaseView, Context, Due, Finding, Rule
-from alerts.rules.pw013_out_of_order_grant import (
-    ItemCase,
-    ItemState,
-    apply_item_update,
-    item_case,
-    recheck_pending,
-    tracks,
-)
+from alerts.rules.pw013_out_of_order_grant import ItemCase, item_case, tracks
 from models.alerts import Alert, Message, Officers
 from models.catalog import CatalogEntry
 from models.common import LEGAL_TZ
 from models.events import CloudEvent, ExemptionRecorded
-from models.referrals import Exemption, Referral
+from models.referrals import Exemption
 from models.settings import RuleSettings
 
 _UNCHANGED = object()
@@ -169,7 +167,7 @@ class CaseJudge:
     def report(self, case: CaseState) -> CaseReport:
         """The officers and late remedies of a case, for its referral."""
         officers = tuple(
-            (role, known.officer if known else None, (known.event_id,) if known else ())
+            (role, known.officer if known else None, (known.first_event_id,) if known else ())
             for role, known in (("handler", case.handler), ("reviewer", case.reviewer), ("approver", case.approver))
         )
         remedies = []
@@ -193,6 +191,8 @@ class CaseJudge:
         result = CaseResult()
         if rules:
             self._judge(CaseView(case, self.ctx), rules, result, None, reason)
+            if case.referable and any(alert.signal == "red" for alert in result.alerts):
+                result.report = self.report(case)  # the referral's first version names the officers
         if case.dues:
             case.expires = None
             result.wake_at = min(case.dues.values())
@@ -364,19 +364,6 @@ class EngineStats:
                 self.retractions[alert.rule] += 1
 
 
-class ItemUpdate(NamedTuple):
-    """A case's new standing on a PW-013 item (None: the case is forgotten), for the item's state."""
-
-    item_code: str
-    case_id: str
-    standing: ItemCase | None
-    cause: tuple[str, datetime]
-    """(event id, time) of what changed it; (case id, clock) when the clock did."""
-    report: CaseReport | None = None
-    """The case's report, for the referral of a PW-013 red card that a runtime raises away from
-    the case (on Kafka, the item's partition)."""
-
-
 @dataclass(slots=True)
 class CaseOutcome:
     """What judging one case once produced, for the stages downstream of the cases."""
@@ -387,6 +374,18 @@ class CaseOutcome:
     item_update: ItemUpdate | None
     at: datetime
     """When: the event's time, or the clock's."""
+
+    def city_inputs(self) -> list[CityInput]:
+        """What the city stage hears of this outcome (every runtime routes by this): the red
+        alerts with the case's report, or else the report alone when the case has a referral and
+        changed; and the case's new standing on its PW-013 item."""
+        inputs: list[CityInput] = [AlertInput(alert, self.report, self.at) for alert in self.alerts
+                                   if alert.signal == "red"]
+        if not inputs and self.report is not None:
+            inputs.append(ReportInput(self.report, self.at))
+        if self.item_update is not None:
+            inputs.append(self.item_update)
+        return inputs
 
 
 class CaseBook:
@@ -450,15 +449,6 @@ class CaseBook:
         return [self._settle(case, judge.rejudge(case, self.now, reason), None)
                 for case in (self.cases[case_id] for case_id in sorted(self.cases))]
 
-    def mark_referable(self, case_id: str) -> CaseReport | None:
-        """A red alert raised elsewhere (PW-013, by the item's state) names this case: from now on
-        its changes go to its referral. Its report now, or None if the case is not known here."""
-        case = self.cases.get(case_id)
-        if case is None:
-            return None
-        case.referable = True
-        return self.judge.report(case)
-
     def _settle(self, case: CaseState, result: CaseResult, cause: CloudEvent | None) -> CaseOutcome:
         now = self.now
         update = None
@@ -480,36 +470,23 @@ class CaseBook:
         return len(self.cases)
 
 
-@dataclass(slots=True)
-class Emitted:
-    """What one input caused: alert records and referral versions, in the order they arose."""
-
-    alerts: list[Alert] = field(default_factory=list)
-    referrals: list[Referral] = field(default_factory=list)
-    refused: str | None = None
-    """Why the input itself was not applied (an exemption for a case without a referral); what
-    the clock's advance to its time caused stands."""
-
-    def extend(self, other: Emitted) -> None:
-        self.alerts.extend(other.alerts)
-        self.referrals.extend(other.referrals)
-
-
 class Engine:
-    """The three stages (cases, PW-013 items, referrals) wired together in one process, for the
-    runtimes that keep all state in one place (replay, the embedded monitor). The Kafka runtime
-    wires the same stages through topics."""
+    """The two stages (cases, then the city: PW-013 items and referrals) wired together in one
+    process, for the runtimes that keep all state in one place (replay, the embedded monitor).
+    The case book's clock is the city stage's watermark."""
 
     def __init__(self, catalog: Mapping[str, CatalogEntry], calendar: WorkingCalendar, settings: RuleSettings,
                  always_full: bool = False):
         self.book = CaseBook(CaseJudge(catalog, calendar, settings, always_full))
-        self.referrals = ReferralBook(settings, RULES_BY_ID)
-        self.items: dict[str, ItemState] = {}
-        self.progress = _ClockProgress(self.book)
+        self.city = CityBook(settings)
 
     @property
     def judge(self) -> CaseJudge:
         return self.book.judge
+
+    @property
+    def referrals(self) -> ReferralBook:
+        return self.city.referrals
 
     @property
     def cases(self) -> MutableMapping[str, CaseState]:
@@ -533,25 +510,36 @@ class Engine:
 
     # ----- input -----
 
-    def process(self, event: CloudEvent) -> Emitted:
-        """Apply one event (or record an exemption); first move the clock to its time if it is ahead."""
+    def process(self, event: CloudEvent, origin: str = "", raw: bytes = b"") -> Emitted:
+        """Apply one event (or record an exemption); first move the clock to its time if it is
+        ahead. `origin` and `raw`: where an exemption came from, for its dead letter if its case
+        has no referral (`Emitted.refused`)."""
         if isinstance(event, ExemptionRecorded):
-            out = self.advance(event.time)
-            try:
-                out.referrals.extend(self.exempt(event))
-            except KeyError:
-                out.refused = f"subject: case {event.subject!r} has no referral to exempt"
-            return out
-        before = self.book.now
-        return self._route(self.book.process(event), before)
-
-    def exempt(self, record: ExemptionRecorded) -> list[Referral]:
-        """Record an SZ-XK art. 15 exemption; KeyError when the case has no referral."""
-        return self.referrals.take(ExemptionInput(record.subject, exemption_of(record)))
+            return self._route(self.book.advance(event.time),
+                               ExemptionInput(event.subject, exemption_of(event), event.time, origin, raw))
+        return self._route(self.book.process(event))
 
     def advance(self, to: datetime) -> Emitted:
-        before = self.book.now
-        return self._route(self.book.advance(to), before)
+        return self._route(self.book.advance(to))
+
+    def finish(self) -> Emitted:
+        """The input is complete (the end of a replayed file): let the city stage apply what was
+        waiting for the clock to pass the last instant."""
+        out = Emitted()
+        if self.book.now is not None:
+            out = self.city.advance(self.book.now + JUST_AFTER)
+            self.stats.count(out.alerts)
+        return out
+
+    def next_instant(self) -> datetime | None:
+        """When the clock must next move: the earliest deadline, or just past the oldest input the
+        city stage holds."""
+        deadline = self.timers.next_instant()
+        held = self.city.next_input()
+        if held is not None:
+            held += JUST_AFTER
+            return held if deadline is None or held < deadline else deadline
+        return deadline
 
     def set_calendar(self, calendar: WorkingCalendar) -> Emitted:
         """Adopt a new calendar and recompute every open deadline (provisional ones become exact)."""
@@ -565,92 +553,42 @@ class Engine:
         return self._route(self.book.rejudge_all(CaseJudge(catalog, judge.calendar, judge.settings, judge.always_full),
                                                  CATALOG_CHANGED))
 
-    # ----- routing between the stages -----
-
-    def _route(self, outcomes: list[CaseOutcome], before: datetime | None = None) -> Emitted:
+    def _route(self, outcomes: list[CaseOutcome], extra: CityInput | None = None) -> Emitted:
         out = Emitted()
+        city = self.city
         for outcome in outcomes:
-            for given in referral_inputs(outcome):
-                out.referrals.extend(self.referrals.take(given))
-            update = outcome.item_update
-            item_alerts = self._item(update) if update is not None else []
-            self._emit(outcome.alerts + item_alerts if item_alerts else outcome.alerts, item_alerts, out)
-        if self.book.now != before:
-            # The clock passed what PW-013 pairs were waiting for (every input at their grant's
-            # instant has now been read): judge them.
-            for code in [code for code, state in self.items.items() if state.pending or state.left]:
-                item_alerts = recheck_pending(self.items[code], self.progress)
-                self._emit(item_alerts, item_alerts, out)
-                if not self.items[code].cases:
-                    del self.items[code]
+            out.alerts += outcome.alerts
+            for given in outcome.city_inputs():
+                out.extend(city.take(given))
+        if extra is not None:
+            out.extend(city.take(extra))
+        if self.book.now is not None:
+            out.extend(city.advance(self.book.now))
+        if out.alerts:
+            self.stats.count(out.alerts)
         return out
-
-    def _emit(self, alerts: list[Alert], item_alerts: list[Alert], out: Emitted) -> None:
-        for alert in item_alerts:
-            if alert.signal == "red":
-                out.referrals.extend(self.referrals.take(AlertInput(alert, self.book.mark_referable(alert.case_id))))
-        if alerts:
-            self.stats.count(alerts)
-            out.alerts.extend(alerts)
-
-    def _item(self, update: ItemUpdate) -> list[Alert]:
-        state = self.items.get(update.item_code)
-        if state is None:
-            if update.standing is None:
-                return []
-            state = self.items[update.item_code] = ItemState(update.item_code)
-        return apply_item_update(state, update.case_id, update.standing, update.cause, self.progress)
 
     # ----- state, for checkpoints -----
 
     def state(self) -> EngineState:
         """Everything the engine knows, as plain data (configuration excluded): what a runtime
         saves in a checkpoint."""
-        book, referrals = self.book, self.referrals
-        return EngineState(book.cases, self.items, book.timers, book.now, book.stats, referrals.referrals,
-                           referrals._open)
+        book = self.book
+        return EngineState(book.cases, book.timers, book.now, book.stats, self.city.state())
 
     def load_state(self, state: EngineState) -> None:
         book = self.book
-        book.cases, self.items, book.timers, book.now, book.stats = (
-            state.cases, state.items, state.timers, state.now, state.stats)
-        self.referrals.referrals, self.referrals._open = state.referrals, state.referral_index
-
-
-class _ClockProgress:
-    """PW-013's `Progress` in one process: inputs are read in time order, so what is known of a
-    case holds as of any instant the clock has passed (at the instant itself, another input of
-    the same instant may still come)."""
-
-    def __init__(self, book: CaseBook):
-        self.book = book
-
-    def settled(self, case_id: str, at: datetime) -> bool:
-        return self.passed(at)
-
-    def passed(self, at: datetime) -> bool:
-        now = self.book.now
-        return now is not None and now > at
+        book.cases, book.timers, book.now, book.stats = state.cases, state.timers, state.now, state.stats
+        self.city.load_state(state.city)
 
 
 @dataclass
 class EngineState:
     cases: dict[str, CaseState]
-    items: dict[str, ItemState]
     timers: TimerIndex
     now: datetime | None
     stats: EngineStats
-    referrals: dict
-    referral_index: dict
-
-
-def referral_inputs(outcome: CaseOutcome) -> list[ReferralInput]:
-    """What the referral of the case needs to hear of an outcome: its red alerts with the case's
-    report, or else the report alone when the case has a referral and changed."""
-    red = [AlertInput(alert, outcome.report) for alert in outcome.alerts if alert.signal == "red"]
-    if red:
-        return red
-    return [ReportInput(outcome.report, outcome.at)] if outcome.report is not None else []
+    city: CityState
 
 
 def exemption_of(record: ExemptionRecorded) -> Exemption:

@@ -2,18 +2,31 @@
 
 A referral groups the red (红牌) alerts of one case and names, per SZ-XK art. 4, the handling
 officer (直接责任), the reviewer (主要领导责任) and the approver (重要领导责任) as far as the events
-identify them. It records the aggravating circumstance of art. 12(1), the mitigating facts of
-art. 14 and an exemption of art. 15 recorded by an operator, and lists the measures art. 11
-allows without choosing one: people decide (art. 16) and the officer is heard first (art. 18).
+identify them. It states the SZ-XK art. 12(1) finding for each of them and for the department,
+the mitigating facts of art. 14 and an exemption of art. 15 recorded by an operator, and lists
+the measures art. 11 allows without choosing one: people decide (art. 16) and the officer is
+heard first (art. 18).
 
-Every change is a new version of the same referral id; nothing is overwritten. Pure: the book
-consumes alerts, case reports and exemptions, and returns the versions they cause.
+Every change a reader could act on is a new version of the same referral id; nothing is
+overwritten, and nothing else makes a version (docs/referrals.md says why). Pure: the book takes
+alerts, case reports and exemptions, in the order the city stage (`alerts.city`) gives them, and
+returns the versions they cause.
+
+Art. 12(1) aggravates when the same officer or department has two or more accountable
+circumstances within one year. A referral counts for the later ones of its subjects while it is
+open. For each of its subjects a referral cites one earlier open referral of that subject whose
+first violation lies within the window before its own (the most recent such one): that is what
+establishes the finding. The finding changes only when that citation stops holding (the cited
+referral is withdrawn or exempted, or loses the subject) and no other earlier one does, or when a
+subject that had none gains one. Each such change touches the referrals that cite the one that
+changed, found through a reverse index, so adding a referral costs O(log n) searches in the
+referrals of its subjects, however many there are.
 """
 
 from __future__ import annotations
 
 import hashlib
-from bisect import bisect_left, bisect_right, insort
+from bisect import bisect_left, insort
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -64,8 +77,16 @@ RIGHT_TO_BE_HEARD = Message(
 )
 
 
+class NoReferral(LookupError):
+    """An exemption for a case that has no referral."""
+
+    def __init__(self, case_id: str):
+        super().__init__(f"subject: case {case_id!r} has no referral to exempt")
+        self.case_id = case_id
+
+
 class CaseReport(NamedTuple):
-    """What a referral needs to know of its case, sent by the engine whenever the case changes."""
+    """What a referral needs to know of its case, sent by the case stage whenever the case changes."""
 
     case_id: str
     item_code: str | None
@@ -75,41 +96,19 @@ class CaseReport(NamedTuple):
     remedies: tuple[tuple[str, datetime, str], ...]
     """(rule id, when, event id) of facts that delivered what a rule found missing."""
     revision: int = 0
-    """How many events the case had applied: a report of a lower revision is older (on Kafka a
-    report can reach the referral after a newer one)."""
-
-
-class AlertInput(NamedTuple):
-    """A red alert for the referral of its case, with the case's report when it is at hand."""
-
-    alert: Alert
-    report: CaseReport | None
-
-
-class ReportInput(NamedTuple):
-    """The case of a referral changed without raising a red alert."""
-
-    report: CaseReport
-    at: datetime
-
-
-class ExemptionInput(NamedTuple):
-    case_id: str
-    exemption: Exemption
-
-
-ReferralInput = AlertInput | ReportInput | ExemptionInput
+    """How many events the case had applied: a report of a lower revision is older (a late
+    event's report can reach the referral after a newer one)."""
 
 
 def referral_id(case_id: str) -> str:
     return "REF-" + hashlib.sha256(case_id.encode()).hexdigest()[:16]
 
 
-CITED = 10
-"""How many earlier referrals an aggravation cites by id (all of them are counted)."""
-
 Subject = tuple[str, str]
 """("officer", id) or ("department", code): who art. 12(1) looks at."""
+
+Standing = tuple[datetime, tuple[Subject, ...]]
+"""(first violation, subjects) under which an open referral counts for the others' art. 12(1)."""
 
 
 @dataclass
@@ -122,15 +121,18 @@ class _Working:
     """Red alerts ever grouped here, last record of each (active or retracted)."""
     report: CaseReport | None = None
     exemption: Exemption | None = None
-    last: Referral | None = None
-    last_key: tuple | None = None
-    indexed: tuple[datetime, tuple[Subject, ...]] | None = None
-    """(first violation, subjects) under which it counts for others' aggravation, while open."""
+    version: int = 0
+    as_of: datetime | None = None
+    shown: tuple | None = None
+    """What the last version showed (`_shown`), to tell whether anything visible changed."""
+    standing: Standing | None = None
+    findings: dict[Subject, str | None] = field(default_factory=dict)
+    """Art. 12(1) per subject while open: the earlier referral cited, or None."""
 
     def face(self) -> _Face:
-        """What a version of this referral shows now (computed once per version considered)."""
+        """What a version of this referral shows now."""
         # By when they were detected: what a referral shows must not depend on the order the
-        # alerts arrived in (on Kafka, from several partitions).
+        # alerts arrived in.
         ordered = sorted(self.alerts.values(), key=lambda a: (a.detected_at, a.alert_id))
         active = [a for a in ordered if a.status == "active"]
         report = self.report
@@ -171,27 +173,48 @@ class _Face:
     subjects: tuple[Subject, ...]
 
 
+class _Shown(NamedTuple):
+    """What a reader of a version could act on; a new version is made only when it changes."""
+
+    status: str
+    alerts: tuple[tuple[str, str, str], ...]
+    """(alert id, rule, status) in detection order."""
+    officers: tuple[tuple[str, str | None, tuple[str, ...]], ...]
+    mitigations: tuple[tuple[str, datetime, str], ...]
+    exemption: Exemption | None
+    aggravations: tuple[tuple[str, str, str], ...]
+    """(subject kind, subject, the earlier referral that establishes it) where art. 12(1) holds."""
+    department: str | None
+    item_code: str | None
+
+
 class ReferralBook:
     """All referrals, and the history art. 12(1) looks back on."""
 
-    def __init__(self, settings: RuleSettings, rules: Mapping[str, Rule]):
+    def __init__(self, settings: RuleSettings, rules: Mapping[str, Rule], track_changes: bool = False):
         self.window = timedelta(days=settings.aggravation_window_days)
         self.rules = rules
         self.referrals: dict[str, _Working] = {}
-        # Open referrals per subject, sorted by (first violation, referral id).
-        self._open: dict[Subject, list[tuple[datetime, str, str]]] = {}
+        """By case id."""
+        self._ids: dict[str, str] = {}
+        """Case id by referral id."""
+        self._open: dict[Subject, list[tuple[datetime, str]]] = {}
+        """Open referrals per subject, as (first violation, referral id), sorted."""
+        self._unheld: dict[Subject, list[tuple[datetime, str]]] = {}
+        """Open referrals per subject for which art. 12(1) does not hold, sorted the same way."""
+        self._cited_by: dict[str, set[tuple[str, Subject]]] = {}
+        """Per referral id: the (case id, subject) of the referrals whose finding cites it."""
+        self._changed: set[str] | None = set() if track_changes else None
+
+    def take_changes(self) -> set[str]:
+        """Case ids of the referrals whose working copy changed since the last call (`track_changes`
+        must be on)."""
+        changed, self._changed = self._changed, set()
+        return changed
 
     # ----- inputs -----
 
-    def take(self, given: ReferralInput) -> list[Referral]:
-        """Apply one input; KeyError for an exemption of a case that has no referral."""
-        if isinstance(given, AlertInput):
-            return self.on_alert(given.alert, given.report)
-        if isinstance(given, ReportInput):
-            return self.on_report(given.report, given.at)
-        return self.on_exemption(given.case_id, given.exemption)
-
-    def on_alert(self, alert: Alert, report: CaseReport | None) -> list[Referral]:
+    def on_alert(self, alert: Alert, report: CaseReport | None, at: datetime) -> list[Referral]:
         """A red alert joins (or, retracted, withdraws from) its case's referral."""
         if alert.signal != "red":
             return []
@@ -200,138 +223,166 @@ class ReferralBook:
             if alert.status != "active":
                 return []
             working = self.referrals[alert.case_id] = _Working(referral_id(alert.case_id), alert.case_id)
+            self._ids[working.referral_id] = alert.case_id
         elif alert.alert_id not in working.alerts and alert.status != "active":
             return []
         working.alerts[alert.alert_id] = alert
-        if report is not None and (working.report is None or report.revision >= working.report.revision):
-            working.report = report
-        if alert.status == "active":
-            change = Message(zh=f"新增红牌 {alert.rule}: {alert.message.zh}", en=f"red alert {alert.rule} added: "
-                             f"{alert.message.en}")
-        else:
-            change = Message(zh=f"红牌 {alert.rule} 已撤回", en=f"red alert {alert.rule} retracted")
-        return self._publish(working, change, alert.detected_at)
+        self._take_report(working, report)
+        return self._revise(working, at)
 
     def on_report(self, report: CaseReport, at: datetime) -> list[Referral]:
         """The case changed (an officer named, a late decision delivered…)."""
         working = self.referrals.get(report.case_id)
-        if working is None or working.report == report:
+        if working is None or not self._take_report(working, report):
             return []
-        if working.report is not None and report.revision < working.report.revision:
-            return []
-        previous, working.report = working.report, report
-        if previous is not None:
-            rules = {alert.rule for alert in working.alerts.values() if alert.status == "active"}
-            if _shown(previous, rules) == _shown(report, rules):
-                return []  # nothing a reader of the referral sees has changed
-        return self._publish(working, Message(zh="案件情况更新", en="case facts updated"), at)
+        return self._revise(working, at)
 
-    def on_exemption(self, case_id: str, exemption: Exemption) -> list[Referral]:
+    def on_exemption(self, case_id: str, exemption: Exemption, at: datetime) -> list[Referral]:
+        """An SZ-XK art. 15 exemption; `NoReferral` when the case has none."""
         working = self.referrals.get(case_id)
         if working is None:
-            raise KeyError(case_id)
+            raise NoReferral(case_id)
         working.exemption = exemption
-        change = Message(zh=f"记录免责情形 ({exemption.basis}): {exemption.reason}",
-                         en=f"exemption recorded ({exemption.basis}) by {exemption.recorded_by}")
-        return self._publish(working, change, exemption.recorded_at)
+        return self._revise(working, at)
 
-    def restore(self, workings: list[_Working]) -> None:
-        """Load working copies saved elsewhere (a Kafka table) and rebuild the art. 12(1) index."""
-        self.referrals = {working.case_id: working for working in workings}
-        self._open = {}
-        for working in workings:
-            if working.indexed is not None:
-                start, subjects = working.indexed
-                for subject in subjects:
-                    self._open.setdefault(subject, []).append((start, working.referral_id, working.case_id))
-        for entries in self._open.values():
-            entries.sort()
+    @staticmethod
+    def _take_report(working: _Working, report: CaseReport | None) -> bool:
+        if report is None or report == working.report:
+            return False
+        if working.report is not None and report.revision < working.report.revision:
+            return False
+        working.report = report
+        return True
 
     def find(self, referral_or_case_id: str) -> _Working | None:
         working = self.referrals.get(referral_or_case_id)
         if working is not None:
             return working
-        return next((w for w in self.referrals.values() if w.referral_id == referral_or_case_id), None)
+        case_id = self._ids.get(referral_or_case_id)
+        return self.referrals[case_id] if case_id is not None else None
+
+    def restore(self, workings: list[_Working]) -> None:
+        """Load working copies saved elsewhere (a Kafka table) and rebuild the indexes."""
+        self.referrals = {working.case_id: working for working in workings}
+        self._ids = {working.referral_id: working.case_id for working in workings}
+        self._open, self._unheld, self._cited_by = {}, {}, {}
+        for working in workings:
+            if working.standing is None:
+                continue
+            start, subjects = working.standing
+            for subject in subjects:
+                self._open.setdefault(subject, []).append((start, working.referral_id))
+                cited = working.findings.get(subject)
+                if cited is None:
+                    self._unheld.setdefault(subject, []).append((start, working.referral_id))
+                else:
+                    self._cited_by.setdefault(cited, set()).add((working.case_id, subject))
+        for index in (self._open, self._unheld):
+            for entries in index.values():
+                entries.sort()
 
     # ----- versions -----
 
-    def _publish(self, working: _Working, change: Message, at: datetime) -> list[Referral]:
-        """A new version if anything changed; when its standing for art. 12(1) changed, also the
-        later referrals of the same subjects within the window, whose aggravation may change."""
-        before = working.indexed
+    def _revise(self, working: _Working, at: datetime) -> list[Referral]:
+        """The versions an input on `working` causes: its own, and those of the referrals whose
+        art. 12(1) finding changed with its standing."""
+        face = working.face()
+        standing = (face.first_violation_at, face.subjects) if face.status == "open" else None
+        touched = self._restand(working, standing) if standing != working.standing else set()
+        if self._changed is not None:
+            self._changed.add(working.case_id)
+            self._changed |= touched
         out = []
-        version = self._version(working, change, at)
+        version = self._version(working, face, at)
         if version is not None:
             out.append(version)
-        if working.indexed != before:
-            cascade = Message(zh="关联案件变化, 从重情节重新认定", en="aggravation re-assessed after a related "
-                              "referral changed")
-            for other in self._later(working, before):
-                version = self._version(other, cascade, at)
-                if version is not None:
-                    out.append(version)
+        for case_id in sorted(touched - {working.case_id}):
+            other = self.referrals[case_id]
+            version = self._version(other, other.face(), at)
+            if version is not None:
+                out.append(version)
         return out
 
-    def _later(self, working: _Working, before: tuple | None) -> list[_Working]:
-        """Open referrals of the subjects `working` had or has, strictly after it within the window."""
-        cases: set[str] = set()
-        for standing in (before, working.indexed):
-            if standing is None:
-                continue
-            start, subjects = standing
+    def _restand(self, working: _Working, standing: Standing | None) -> set[str]:
+        """Move `working` to its new standing in the indexes and re-establish the art. 12(1)
+        findings that depend on it. Returns the case ids whose findings changed."""
+        rid = working.referral_id
+        if working.standing is not None:
+            start, subjects = working.standing
             for subject in subjects:
-                entries = self._open.get(subject, [])
-                lo = bisect_right(entries, (start, "\uffff"))
-                hi = bisect_right(entries, (start + self.window, "\uffff"))
-                cases.update(case_id for _, _, case_id in entries[lo:hi])
-        cases.discard(working.case_id)
-        return [self.referrals[c] for c in sorted(cases)]
-
-    def _version(self, working: _Working, change: Message, at: datetime) -> Referral | None:
-        """A new version when what a reader sees changed; compared as plain data first, since most
-        case updates change nothing a referral shows."""
-        face = working.face()
-        self._reindex(working, face)
-        aggravating = self._aggravation(working)
-        mitigating = self._mitigations(working, face)
-        key = (face.status, tuple((a.alert_id, a.status) for a in working.alerts.values()),
-               face.officer_rows, aggravating, mitigating, working.exemption,
-               face.department, working.report.item_code if working.report else None)
-        if key == working.last_key:
-            return None
-        working.last_key = key
-        working.last = self._build(working, face, change, at, aggravating, mitigating)
-        return working.last
-
-    def _reindex(self, working: _Working, face: _Face) -> None:
-        standing = (face.first_violation_at, face.subjects) if face.status == "open" else None
-        if standing == working.indexed:
-            return
-        if working.indexed is not None:
-            start, subjects = working.indexed
-            for subject in subjects:
-                self._open[subject].remove((start, working.referral_id, working.case_id))
+                _remove(self._open[subject], (start, rid))
+                cited = working.findings.get(subject)
+                if cited is None:
+                    _remove(self._unheld[subject], (start, rid))
+                else:
+                    self._cited_by[cited].discard((working.case_id, subject))
+        working.standing, working.findings = standing, {}
+        touched = {working.case_id}
         if standing is not None:
             start, subjects = standing
             for subject in subjects:
-                insort(self._open.setdefault(subject, []), (start, working.referral_id, working.case_id))
-        working.indexed = standing
+                insort(self._open.setdefault(subject, []), (start, rid))
+            for subject in subjects:
+                self._establish(working, subject)
+        # Referrals citing this one keep the citation while it still holds.
+        for case_id, subject in sorted(self._cited_by.pop(rid, ())):
+            other = self.referrals[case_id]
+            if standing is not None and subject in standing[1] and \
+                    other.standing[0] - self.window <= standing[0] < other.standing[0]:
+                self._cited_by.setdefault(rid, set()).add((case_id, subject))
+                continue
+            del other.findings[subject]
+            self._establish(other, subject)
+            touched.add(case_id)
+        # Later referrals of its subjects that had no earlier one may have one now.
+        if standing is not None:
+            start, subjects = standing
+            for subject in subjects:
+                unheld = self._unheld.get(subject)
+                if not unheld:
+                    continue
+                lo = bisect_left(unheld, (start, "\uffff"))
+                hi = bisect_left(unheld, (start + self.window, "\uffff"))
+                for _, later in unheld[lo:hi]:
+                    other = self.referrals[self._ids[later]]
+                    _remove(unheld, (other.standing[0], later))
+                    del other.findings[subject]
+                    self._establish(other, subject)
+                    touched.add(other.case_id)
+        return touched
 
-    def _aggravation(self, working: _Working) -> tuple[tuple[str, str, int, tuple[str, ...]], ...]:
-        """SZ-XK art. 12(1): open referrals of the same officer or department whose first violation
-        lies in the window strictly before this one's. Violations at the same instant (deadlines
-        that end together at midnight) are not earlier than one another."""
-        if working.indexed is None:
-            return ()
-        start, subjects = working.indexed
-        found = []
-        for kind, subject in subjects:
-            entries = self._open.get((kind, subject), [])
-            lo = bisect_left(entries, (start - self.window,))
-            hi = bisect_left(entries, (start,))
-            if hi > lo:
-                found.append((kind, subject, hi - lo, tuple(rid for _, rid, _ in entries[max(lo, hi - CITED):hi])))
-        return tuple(found)
+    def _establish(self, working: _Working, subject: Subject) -> None:
+        """Art. 12(1) for `subject` of `working`: the most recent open referral of the subject
+        whose first violation lies in the window strictly before this one's. Violations at the
+        same instant (deadlines that end together at midnight) are not earlier than one another."""
+        start = working.standing[0]
+        entries = self._open.get(subject, ())
+        lo = bisect_left(entries, (start - self.window,))
+        hi = bisect_left(entries, (start,))
+        if hi > lo:
+            cited = entries[hi - 1][1]
+            working.findings[subject] = cited
+            self._cited_by.setdefault(cited, set()).add((working.case_id, subject))
+        else:
+            working.findings[subject] = None
+            insort(self._unheld.setdefault(subject, []), (start, working.referral_id))
+
+    def _version(self, working: _Working, face: _Face, at: datetime) -> Referral | None:
+        """A new version when what a reader sees changed; compared as plain data first."""
+        mitigations = self._mitigations(working, face)
+        aggravations = tuple((kind, subject, cited) for (kind, subject), cited in sorted(working.findings.items())
+                             if cited is not None)
+        shown = _Shown(face.status, tuple((a.alert_id, a.rule, a.status) for a in face.ordered), face.officer_rows,
+                       mitigations, working.exemption, aggravations, face.department,
+                       working.report.item_code if working.report else None)
+        if shown == working.shown:
+            return None
+        change = _change(working.shown, shown, working.alerts)
+        working.shown = shown
+        working.version += 1
+        # A late input (older than what the referral already showed) cannot date a version earlier.
+        working.as_of = at if working.as_of is None or at > working.as_of else working.as_of
+        return self._build(working, face, shown, change)
 
     def _mitigations(self, working: _Working, face: _Face) -> tuple[tuple[str, datetime, str], ...]:
         """SZ-XK art. 14: what was missing was delivered after all (late): (rule, when, event)."""
@@ -345,11 +396,11 @@ class ReferralBook:
                 found.append((alert.rule, *remedy))
         return tuple(found)
 
-    def _build(self, working: _Working, face: _Face, change: Message, at: datetime, aggravation: tuple,
-               mitigation: tuple) -> Referral:
-        aggravating = [_aggravation_model(*row, self.window.days) for row in aggravation]
+    def _build(self, working: _Working, face: _Face, shown: _Shown, change: Message) -> Referral:
+        aggravating = [_aggravation_model(kind, subject, cited, self.window.days)
+                       for kind, subject, cited in shown.aggravations]
         mitigating = []
-        for rule_id, when, event_id in mitigation:
+        for rule_id, when, event_id in shown.mitigations:
             rule = self.rules[rule_id]
             mitigating.append(Mitigation(
                 kind="delivered_late",
@@ -372,15 +423,13 @@ class ReferralBook:
             extra.append(law.SZ_XK_15[working.exemption.ground])
         for item in extra:
             basis.setdefault(item.cite, item)
-        sample = ordered[0]
-        report = working.report
         return Referral(
             referral_id=working.referral_id,
-            version=1 if working.last is None else working.last.version + 1,
+            version=working.version,
             status=face.status,
             change=change,
             case_id=working.case_id,
-            item_code=(report.item_code if report else None) or sample.item_code,
+            item_code=shown.item_code or ordered[0].item_code,
             department=face.department,
             alerts=[
                 ReferralAlert(alert_id=a.alert_id, rule=a.rule, fact=a.fact, detected_at=a.detected_at,
@@ -395,15 +444,70 @@ class ReferralBook:
             measures=list(MEASURES),
             legal_basis=list(basis.values()),
             first_violation_at=face.first_violation_at,
-            as_of=at,
+            as_of=working.as_of,
             right_to_be_heard=RIGHT_TO_BE_HEARD,
         )
 
 
-def _shown(report: CaseReport, rules: set[str]) -> tuple:
-    """The part of a case report a referral shows: officers, and remedies of its active `rules`."""
-    return (report.officers, report.department, report.item_code,
-            tuple(remedy for remedy in report.remedies if remedy[0] in rules))
+def _remove(entries: list, entry: tuple) -> None:
+    del entries[bisect_left(entries, entry)]
+
+
+_ROLE_ZH = {"handler": "承办人", "reviewer": "审核人", "approver": "批准人"}
+_STATUS_ZH = {"open": "待处理", "withdrawn": "已撤回", "exempt": "免责"}
+
+
+def _change(before: _Shown | None, after: _Shown, alerts: Mapping[str, Alert]) -> Message:
+    """What a version changed, in Chinese and English, from what the two versions show."""
+    zh: list[str] = []
+    en: list[str] = []
+    old_alerts = {alert_id: status for alert_id, _, status in before.alerts} if before else {}
+    for alert_id, rule, status in after.alerts:
+        if old_alerts.get(alert_id) == status:
+            continue
+        if status == "active":
+            message = alerts[alert_id].message
+            zh.append(f"新增红牌 {rule}: {message.zh}")
+            en.append(f"red alert {rule} added: {message.en}")
+        else:
+            zh.append(f"红牌 {rule} 已撤回")
+            en.append(f"red alert {rule} retracted")
+    if before is not None and before.status != after.status and after.status != "exempt":
+        zh.append(f"状态: {_STATUS_ZH[before.status]} → {_STATUS_ZH[after.status]}")
+        en.append(f"status: {before.status} → {after.status}")
+    if before is not None and before.officers != after.officers:
+        old = {role: officer for role, officer, _ in before.officers}
+        for role, officer, _ in after.officers:
+            if officer and officer != old.get(role):
+                verb_zh, verb_en = ("认定", "named") if old.get(role) is None else ("更正为", "corrected to")
+                zh.append(f"{_ROLE_ZH[role]}{verb_zh} {officer}")
+                en.append(f"{role} {verb_en} {officer}")
+    if before is not None and before.mitigations != after.mitigations:
+        for rule_id, when, _ in after.mitigations:
+            if rule_id not in {m[0] for m in before.mitigations}:
+                zh.append(f"从轻情节: {rule_id} 事项已逾期补正 ({when:%Y-%m-%d})")
+                en.append(f"mitigation: what {rule_id} found missing was delivered late ({when:%Y-%m-%d})")
+    if after.exemption is not None and (before is None or before.exemption != after.exemption):
+        exemption = after.exemption
+        zh.append(f"记录免责情形 ({exemption.basis}): {exemption.reason}")
+        en.append(f"exemption recorded ({exemption.basis}) by {exemption.recorded_by}")
+    old_findings = {(kind, subject): cited for kind, subject, cited in before.aggravations} if before else {}
+    new_findings = {(kind, subject): cited for kind, subject, cited in after.aggravations}
+    for key in sorted(old_findings.keys() | new_findings.keys()):
+        old, new = old_findings.get(key), new_findings.get(key)
+        if old == new:
+            continue
+        kind, subject = key
+        if new is None:
+            zh.append(f"从重情节 (第十二条第一项) 对 {subject} 不再成立")
+            en.append(f"SZ-XK art. 12(1) no longer holds for {kind} {subject}")
+        else:
+            zh.append(f"从重情节 (第十二条第一项) 对 {subject} 成立, 依据 {new}")
+            en.append(f"SZ-XK art. 12(1) holds for {kind} {subject}, established by {new}")
+    if not zh:
+        zh.append("案件情况更新")
+        en.append("case facts updated")
+    return Message(zh="; ".join(zh), en="; ".join(en))
 
 
 # A referral's officers and aggravations recur from version to version and across the referrals
@@ -416,6 +520,5 @@ def _responsible_officer(role: str, officer: str | None, evidence: tuple[str, ..
 
 
 @lru_cache(maxsize=4096)
-def _aggravation_model(kind: str, subject: str, count: int, cited: tuple[str, ...], window_days: int) -> Aggravation:
-    return Aggravation(subject_kind=kind, subject=subject, earlier_count=count, earlier_referrals=list(cited),
-                       window_days=window_days)
+def _aggravation_model(kind: str, subject: str, cited: str, window_days: int) -> Aggravation:
+    return Aggravation(subject_kind=kind, subject=subject, earlier_referrals=[cited], window_days=window_days)

@@ -13,7 +13,11 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from models.alerts import LegalBasis, Message, RuleId
-from models.common import SCHEMA_VERSION, Contract, Identifier, Instant, Text
+from models.common import Contract, Identifier, Instant, Text
+
+REFERRAL_SCHEMA_VERSION = "2.0"
+"""2.0 (2026-11-30): an aggravation cites the referral that establishes it and no longer counts
+its neighbours (`earlier_count` is gone); versions are made only for changes a reader can act on."""
 
 ExemptionGround = Literal["applicant_fraud", "conflicting_rules", "force_majeure", "other"]
 
@@ -42,13 +46,17 @@ class ResponsibleOfficer(Contract):
 
 
 class Aggravation(Contract):
-    """SZ-XK art. 12(1): two or more referable violations within one year."""
+    """SZ-XK art. 12(1) holds for one subject: two or more referable violations within one year.
+
+    Every officer the referral names and its department are assessed; a subject that is not
+    listed has no earlier open referral in the window, as of this version."""
 
     basis: Literal["SZ-XK art. 12(1)"] = "SZ-XK art. 12(1)"
     subject_kind: Literal["officer", "department"]
     subject: str
-    earlier_count: int = Field(description="Open referrals of the same subject in the window before this one")
-    earlier_referrals: list[str] = Field(description="The most recent of them (at most ten), oldest first")
+    earlier_referrals: list[str] = Field(description=(
+        "The earlier open referral of the same subject that establishes the finding: the most recent one whose "
+        "first violation lies within window_days before this one's. It stays cited while it holds"))
     window_days: int
 
 
@@ -82,7 +90,7 @@ class Measure(Contract):
 
 
 class Referral(Contract):
-    schema_version: Literal["1.0"] = SCHEMA_VERSION
+    schema_version: Literal["2.0"] = REFERRAL_SCHEMA_VERSION
     referral_id: str
     version: Annotated[int, Field(ge=1)]
     status: Literal["open", "withdrawn", "exempt"]

@@ -53,3 +53,6 @@ class Metrics:
                                            registry=r)
         self.clock_seconds = Gauge("permitwatch_engine_clock_seconds", "The engine clock, as a Unix time",
                                    registry=r)
+        self.city_waiting = Gauge("permitwatch_city_waiting_inputs",
+                                  "Inputs the city stage (PW-013, referrals) holds until its watermark passes them",
+                                  registry=r)

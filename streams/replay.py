@@ -2,7 +2,8 @@
 
 Events are processed in file order as if they arrived in that order. The simulated clock is the
 latest event time seen so far; every deadline it passes fires then, whichever case's event moved
-it. At the end the clock advances to `until`. Same input, same output, byte for byte.
+it. At the end the clock advances to `until`, and what the city stage held for the clock to pass
+the last instant is let through (the file is complete). Same input, same output, byte for byte.
 """
 
 from __future__ import annotations
@@ -69,25 +70,25 @@ def replay(
         if referrals_out is not None:
             for referral in emitted.referrals:
                 referrals_out.write(json_line(referral))
+        for refused in emitted.refused:
+            dead(refused.origin, refused.raw, refused.category, refused.reason)
 
-    def dead(record: Record, category: str, reason: str) -> None:
+    def dead(origin: str, raw: bytes, category: str, reason: str) -> None:
         summary.invalid[category] += 1
-        dead_letters.write(json_line(DeadLetter.of(record.origin, category, reason, record.raw)))
+        dead_letters.write(json_line(DeadLetter.of(origin, category, reason, raw)))
 
     for record in records:
         summary.records += 1
         try:
             event = parse_event(record.raw)
         except InvalidEvent as invalid:
-            dead(record, invalid.category, invalid.reason)
+            dead(record.origin, record.raw, invalid.category, invalid.reason)
             continue
         if summary.first_time is None:
             summary.first_time = event.time
-        emitted = engine.process(event)
-        write(emitted)
-        if emitted.refused:
-            dead(record, "no_referral", emitted.refused)
+        write(engine.process(event, record.origin, record.raw))
     if until is not None:
         write(engine.advance(until))
+    write(engine.finish())
     summary.clock = engine.now
     return summary

@@ -30,6 +30,7 @@ def run(events: Iterable[CloudEvent], until: str | None = None, engine: Engine |
         out += engine.process(event).alerts
     if until:
         out += engine.advance(moment(until)).alerts
+    out += engine.finish().alerts
     return out
 
 
@@ -58,4 +59,5 @@ def run_all(events: Iterable[CloudEvent], until: str | None = None, engine: Engi
         out.extend(engine.process(event))
     if until:
         out.extend(engine.advance(moment(until)))
+    out.extend(engine.finish())
     return out

@@ -17,7 +17,7 @@ from models.events import CloudEvent
 from models.settings import RuleSettings
 from streams.clocks import ManualClock
 from streams.kafka.reference import ReferenceData
-from streams.kafka.stages import CaseStage, ItemStage, ReferralStage, Step
+from streams.kafka.stages import CaseStage, CityStage, Step
 from streams.kafka.topology import Topology
 from streams.kafka.wire import Output, Record, Tick, control_output
 from streams.metrics import Metrics
@@ -46,7 +46,7 @@ class MemoryCluster:
         self.logs: dict[tuple[str, int], list[Record]] = {}
         self.position: dict[tuple[str, int], int] = {}
         self.committed: dict[tuple[str, int], int] = {}
-        self.tables: dict[str, dict[bytes, bytes]] = {name: {} for name in ("cases", "items", "referrals")}
+        self.tables: dict[str, dict[bytes, bytes]] = {name: {} for name in ("cases", "city")}
         self.durable = {name: {} for name in self.tables}
         """The tables as their changelogs hold them: writes reach them in order, all of them by
         the time offsets are committed (faust flushes the producer before committing)."""
@@ -63,12 +63,11 @@ class MemoryCluster:
         self.stages = {
             self.topology.events: CaseStage(self.topology, reference, t["cases"], self.clock, timedelta(minutes=5),
                                             self.metrics),
-            self.topology.item_standing: ItemStage(self.topology, t["items"], self.metrics),
-            self.topology.referral_work: ReferralStage(self.topology, self.settings, t["referrals"], self.metrics),
+            self.topology.city: CityStage(self.topology, self.settings, t["city"], self.metrics),
         }
 
     def partitions(self, topic: str) -> int:
-        return 1 if topic in (self.topology.referral_work, self.topology.catalog, self.topology.calendar) \
+        return 1 if topic in (self.topology.city, self.topology.catalog, self.topology.calendar) \
             else self.topology.partitions
 
     def produce(self, out: Output) -> None:

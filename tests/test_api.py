@@ -126,8 +126,13 @@ def test_case_timeline_shows_deadlines_and_hides_the_applicant(runtime):
 def test_exemption_makes_a_new_referral_version(runtime):
     headers = runtime.auth()
     referral = runtime.client.get("/referrals", headers=headers).json()["items"][0]
+    # The exemption is dated at the monitor's clock, and its version is made once the clock has
+    # passed that instant (as for every referral input): here, a moment after the request.
+    moving = threading.Timer(0.5, runtime.advance, ["2026-03-03 12:00:01"])
+    moving.start()
     made = runtime.client.post(f"/referrals/{referral['referral_id']}/exemption",
                                json={"ground": "conflicting_rules", "reason": "两部规章冲突"}, headers=headers)
+    moving.join()
     assert made.status_code == 201
     assert made.json()["status"] == "exempt" and made.json()["version"] == referral["version"] + 1
     assert made.json()["exemption"]["recorded_by"] == "operator"

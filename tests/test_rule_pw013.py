@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tests.factory import CaseEvents, catalog
-from tests.harness import active, rules, run
+from tests.harness import active, engine_for, rules, run
 
 ITEMS = catalog(
     {"item_code": "ITEM-Q", "name": "出租车经营权", "department": "D-TRANSPORT", "quantity_limited": True},
@@ -54,7 +54,10 @@ def test_judged_once_the_grants_instant_has_passed():
     has moved past that instant."""
     a, b, start = two_cases()
     grant, withdrawal = b.decided("2026-03-05 10:00"), a.withdrawn("2026-03-05 10:00")
-    assert "PW-013" not in rules(run([*start, grant], catalog=ITEMS))
+    engine = engine_for(ITEMS)
+    at_the_instant = [alert for event in [*start, grant] for alert in engine.process(event).alerts]
+    assert "PW-013" not in rules(at_the_instant)
+    assert "PW-013" in rules(engine.finish().alerts)  # once it is past, nothing else came: a finding
     for order in ([grant, withdrawal], [withdrawal, grant]):
         alerts = run([*start, *order], catalog=ITEMS, until="2026-03-06")
         assert [x for x in alerts if x.rule == "PW-013"] == []

@@ -44,7 +44,7 @@ def test_the_engine_state_of_a_city_reads_back_and_carries_on_exactly_like_the_o
     assert outputs(original, lines[:half])
     restored = city_engine()
     restored.load_state(state_pickle.loads(state_pickle.dumps(original.state())))
-    assert restored.referrals.referrals and restored.items, "the city has referrals and PW-013 items"
+    assert restored.referrals.referrals and restored.city.items, "the city has referrals and PW-013 items"
     assert outputs(restored, lines[half:]) == outputs(original, lines[half:])
 
 

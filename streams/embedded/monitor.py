@@ -37,7 +37,7 @@ from streams.metrics import Metrics
 
 log = logging.getLogger("permitwatch.embedded")
 
-CHECKPOINT_FORMAT = 2
+CHECKPOINT_FORMAT = 3
 """Bump when the engine's state classes change shape; an older checkpoint is then ignored and the
 engine is rebuilt from the whole journal."""
 
@@ -356,6 +356,7 @@ class EmbeddedMonitor:
                     received = now.isoformat()
                     clock_seen, clock_text = None, ""
                     counted: Counter = Counter()
+                    applied: dict[str, tuple[int, int, tuple[str, str]]] = {}
                     for index, event, item in parsed:
                         raw = item.raw
                         if event.id in known:
@@ -375,23 +376,29 @@ class EmbeddedMonitor:
                         journal.append(Store.journal_row(event, raw, clock_text, received))
                         t0 = time.perf_counter()
                         try:
-                            caused = self.engine.process(event)
+                            caused = self.engine.process(event, item.origin, raw)
                         except Exception as exc:
                             raise _Poisoned(index, f"{type(exc).__name__}: {exc}") from exc
                         engine_time += time.perf_counter() - t0
                         emitted.extend(caused)
-                        if caused.refused:
-                            journal.pop()
-                            letters.append(DeadLetter.of(item.origin, "no_referral", caused.refused, raw))
-                            result.rejected.append(Rejection(index, "no_referral", caused.refused))
-                            continue
                         result.accepted += 1
                         department = event.data.department
                         if department is None:
                             case = self.engine.cases.get(event.subject)
                             department = case.department if case is not None else None
                         counted[(event.kind, department or "unknown")] += 1
-                    Store.journal_events(tx, journal)
+                        applied[item.origin] = (index, len(journal) - 1, (event.kind, department or "unknown"))
+                    # An exemption of a case without a referral is refused when the engine applies it:
+                    # at once, unless it is dated at the clock's very instant (then at the next tick).
+                    dropped = set()
+                    for refused in emitted.refused:
+                        if refused.origin in applied:
+                            index, row, key = applied[refused.origin]
+                            result.rejected.append(Rejection(index, refused.category, refused.reason))
+                            result.accepted -= 1
+                            counted[key] -= 1
+                            dropped.add(row)
+                    Store.journal_events(tx, [row for n, row in enumerate(journal) if n not in dropped])
                     for letter in letters:
                         Store.dead_letter(tx, letter, now)
                     self._store_outputs(tx, emitted, now)
@@ -430,7 +437,7 @@ class EmbeddedMonitor:
                 return Emitted()
             try:
                 emitted = self.engine.advance(now)
-                if emitted.alerts or emitted.referrals:
+                if emitted.alerts or emitted.referrals or emitted.refused:
                     with self.store.transaction() as tx:
                         self._store_outputs(tx, emitted, now)
             except StoreError:
@@ -442,8 +449,9 @@ class EmbeddedMonitor:
         return emitted
 
     def next_deadline(self) -> datetime | None:
+        """When the clock must next move: a deadline, or a referral input waiting for it."""
         with self.lock:
-            return self.engine.timers.next_instant()
+            return self.engine.next_instant()
 
     def reference(self) -> tuple[Catalog, list[CalendarOverride], RuleSettings]:
         return self.catalog, list(self.calendars), self.settings
@@ -472,6 +480,9 @@ class EmbeddedMonitor:
         """`emitted_at` is read now, after the engine's work: it is when the record exists."""
         now = self.clock.now() if emitted.alerts or emitted.referrals else received
         Store.outputs(tx, emitted.alerts, emitted.referrals, now)
+        for refused in emitted.refused:
+            Store.dead_letter(tx, DeadLetter.of(refused.origin, refused.category, refused.reason, refused.raw), now)
+            self.metrics.dead_letters.labels(refused.category).inc()
         if self.engine.now is not None:
             Store.set_meta(tx, "clock", self.engine.now.isoformat())
         metrics = self.metrics
@@ -494,6 +505,7 @@ class EmbeddedMonitor:
         metrics = self.metrics
         with self.lock:
             metrics.open_cases.set(self.engine.open_cases)
+            metrics.city_waiting.set(self.engine.city.waiting)
             if self.engine.now is not None:
                 metrics.clock_seconds.set(self.engine.now.timestamp())
             stamp, count = self._warning_cache

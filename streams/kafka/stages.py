@@ -1,4 +1,9 @@
-"""The engine's three stages as Kafka consumers: thin adapters from records to the core and back.
+"""The engine's two stages as Kafka consumers: thin adapters from records to the core and back.
+
+The case stage consumes the events topic (keyed by case id, any number of partitions); what its
+outcomes say for the city stage (`CaseOutcome.city_inputs`, the one routing every runtime uses)
+goes to the city topic, one partition, with the partition's clock. The city stage applies those
+inputs in event-time order behind the oldest of the partitions' clocks (`alerts.city`).
 
 Each stage turns one consumed record into a `Step`: the records to produce and the table writes
 to make. The agent produces the records, waits until the broker has them, and only then makes the
@@ -10,7 +15,7 @@ record being processed, in order, so after a kill -9 the changelog holds a prefi
   it is skipped when consumed again. The marker's step itself may have been cut short after the
   marker; its writes are made again from the redo before the partition's state is read. Without
   that, a step's writes that belong together (an item's header and its case entries, a
-  referral and the others it changed) could survive in part, and the state would contradict
+  referral and the others whose finding it changed) could survive in part, and the state would contradict
   itself in a way no replay repairs (found by the crash simulation in the tests);
 - a record after the marker is applied again, and produces the same outputs again (same alert
   ids, same referral versions). Every output carries its source (`SOURCE_HEADER`); a stage
@@ -26,6 +31,7 @@ step, so the tables can be faust tables or, in tests, dicts.
 
 from __future__ import annotations
 
+import heapq
 import logging
 from collections.abc import Iterable, Iterator, MutableMapping
 from contextlib import contextmanager
@@ -34,32 +40,18 @@ from datetime import datetime, timedelta
 from typing import Any, NamedTuple, Protocol
 
 from alerts.case import CaseState
+from alerts.city import CityBook, CityInput, CityState, ExemptionInput, Refusal, Watermark, promised
 from alerts.engine import (
     CATALOG_CHANGED,
     CaseBook,
     CaseOutcome,
+    Emitted,
     TimerIndex,
     calendar_changed,
     exemption_of,
-    referral_inputs,
 )
-from alerts.referrals import (
-    AlertInput,
-    CaseReport,
-    ExemptionInput,
-    ReferralBook,
-    ReferralInput,
-    ReportInput,
-    _Working,
-)
-from alerts.rules import RULES_BY_ID
-from alerts.rules.pw013_out_of_order_grant import (
-    ItemCase,
-    ItemState,
-    Progress,
-    apply_item_update,
-    recheck_pending,
-)
+from alerts.referrals import CaseReport, _Working
+from alerts.rules.pw013_out_of_order_grant import ItemCase, ItemState
 from models.alerts import Alert, Message
 from models.common import record_bytes
 from models.deadletter import DeadLetter, KafkaSource
@@ -71,25 +63,23 @@ from streams.kafka.reference import ReferenceData
 from streams.kafka.topology import Topology
 from streams.kafka.wire import (
     MARKER_PREFIX,
+    CityWork,
+    Continue,
     Marker,
     Output,
     PartitionClock,
     Record,
-    Referable,
     ReferenceChanged,
-    Standing,
     Tick,
     case_header,
     control_output,
     decode_case,
-    decode_item_update,
+    decode_city_input,
     decode_marker,
-    decode_referral_input,
     decode_state,
     encode_case,
-    encode_item_update,
+    encode_city_input,
     encode_marker,
-    encode_referral_input,
     encode_state,
     marker_key,
     read_control,
@@ -173,7 +163,7 @@ def after_mark(marks: Marks, record: Record) -> bool:
 
 
 class Stage:
-    """What the three stages share: skipping records already applied (the marker), the source of
+    """What the stages share: skipping records already applied (the marker), the source of
     every output, and dead letters for an input the engine fails on (a bug), which must not stop
     the partition: what the stage keeps in memory is then reloaded from its table, which the
     failed step never wrote."""
@@ -257,14 +247,6 @@ class Stage:
     def _refuse(self, record: Record, category: str, reason: str) -> Output:
         self.metrics.dead_letters.labels(category).inc()
         return dead_letter(self.topology, record.origin, category, reason, record.value or b"", record)
-
-
-def case_of(given: ReferralInput) -> str:
-    if isinstance(given, AlertInput):
-        return given.alert.case_id
-    if isinstance(given, ReportInput):
-        return given.report.case_id
-    return given.case_id
 
 
 # ---------------------------------------------------------------- cases
@@ -427,47 +409,55 @@ class CaseStage(Stage):
         except ValueError as exc:
             step.outputs.append(self._refuse(record, "invalid_control", str(exc)))
             return step
+        trailing: CityInput | None = None
         if control is None:
-            outcomes = self._event(book, record, step)
+            outcomes, trailing = self._event(book, record, step)
         elif isinstance(control, Tick):
             outcomes = self._tick(book, control, record, step)
-        elif isinstance(control, Referable):
-            report = book.book.mark_referable(control.case_id)
-            outcomes = []
-            if report is not None:
-                step.outputs.append(self._referral_work(ReportInput(report, control.at), record))
-        else:
+        elif isinstance(control, ReferenceChanged):
             outcomes = self._reference_changed(book, control)
+        else:
+            step.outputs.append(self._refuse(record, "invalid_control", "not a control record of the events topic"))
+            return step
+        city: list[CityInput] = []
         for outcome in outcomes:
-            self._outcome_outputs(outcome, partition, book.book.now, record, step)
+            self._alert_outputs(outcome, step)
+            city += outcome.city_inputs()
+        if trailing is not None:
+            city.append(trailing)
+        step.outputs += self._city_outputs(city, book)
+        if isinstance(control, Tick) and book.book.now is not None:
+            # The city stage's watermark is the oldest partition clock: it must hear this one
+            # move even when nothing here is for it.
+            step.outputs.append(control_output(self.topology.city, 0, PartitionClock(partition, book.book.now)))
         step.writes += book.flush(self.table)
         self.metrics.open_cases.set(sum(len(b.cases) for b in self.books.values()))
         return step
 
-    def _event(self, book: PartitionBook, record: Record, step: Step) -> list[CaseOutcome]:
+    def _event(self, book: PartitionBook, record: Record, step: Step) -> tuple[list[CaseOutcome], CityInput | None]:
+        """The outcomes of an event, and an exemption for the city stage after them."""
         raw = record.value or b""
         try:
             event = parse_event(raw)
         except InvalidEvent as invalid:
             step.outputs.append(self._refuse(record, invalid.category, invalid.reason))
-            return []
+            return [], None
         now = self.clock.now()
         if event.time > now + self.max_future_skew:
             step.outputs.append(self._refuse(record, "future_time", (
                 f"time: {event.time.isoformat()} is more than {self.max_future_skew} ahead of the worker's clock "
                 f"{now.isoformat()}")))
-            return []
+            return [], None
         if isinstance(event, ExemptionRecorded):
-            outcomes = book.book.advance(event.time)
-            step.outputs.append(self._referral_work(ExemptionInput(event.subject, exemption_of(event)), record))
-            return outcomes
+            return book.book.advance(event.time), ExemptionInput(event.subject, exemption_of(event), event.time,
+                                                                 record.origin, raw)
         duplicates = book.book.stats.duplicates
         outcomes = book.book.process(event)
         if book.book.stats.duplicates > duplicates:
             self.metrics.duplicates.inc()
         else:
             self.metrics.events.labels(event.kind, self._department(book, event)).inc()
-        return outcomes
+        return outcomes, None
 
     @staticmethod
     def _department(book: PartitionBook, event: CloudEvent) -> str:
@@ -491,10 +481,6 @@ class CaseStage(Stage):
             step.outputs.append(self._refuse(record, "engine_error", (
                 f"case {case_id}: its stored state cannot be read ({reason}); its deadlines are not judged "
                 "until the state is repaired (the other cases' are)")))
-        if book.book.now is not None and book.book.judge.tracked_items:
-            step.outputs += [control_output(self.topology.item_standing, item_partition,
-                                            PartitionClock(book.partition, book.book.now))
-                             for item_partition in range(self.topology.partitions)]
         return outcomes
 
     def _reference_changed(self, book: PartitionBook, change: ReferenceChanged) -> list[CaseOutcome]:
@@ -505,8 +491,7 @@ class CaseStage(Stage):
             reason = CATALOG_CHANGED
         return book.book.rejudge_all(judge, reason)
 
-    def _outcome_outputs(self, outcome: CaseOutcome, partition: int, clock: datetime | None, record: Record,
-                         step: Step) -> None:
+    def _alert_outputs(self, outcome: CaseOutcome, step: Step) -> None:
         topology = self.topology
         metrics = self.metrics
         now = self.clock.now()
@@ -518,211 +503,58 @@ class CaseStage(Stage):
                 metrics.deadline_lag.observe(lag)
             else:
                 metrics.processing_lag.observe(lag)
-        for given in referral_inputs(outcome):
-            step.outputs.append(self._referral_work(given, record))
-        update = outcome.item_update
-        if update is not None:
-            step.outputs.append(Output(topology.item_standing, update.item_code.encode(),
-                                       encode_item_update(Standing(update, partition, clock))))
 
-    def _referral_work(self, given: ReferralInput, record: Record) -> Output:
-        raw = record.value if isinstance(given, ExemptionInput) else None
-        return Output(self.topology.referral_work, case_of(given).encode(),
-                      encode_referral_input(given, record.origin, raw))
+    def _city_outputs(self, inputs: list[CityInput], book: PartitionBook) -> list[Output]:
+        """The step's inputs for the city stage, each with this partition's promise."""
+        return [Output(self.topology.city, given.case_id.encode(),
+                       encode_city_input(CityWork(given, book.partition, promise)), 0)
+                for given, promise in promised(inputs, book.book.now)]
 
 
-# ---------------------------------------------------------------- PW-013 items
-
-
-class PartitionProgress:
-    """`Progress` from the events partitions' clocks."""
-
-    def __init__(self, clocks: dict[int, datetime], partitions: dict[str, int], count: int):
-        self.clocks = clocks
-        self.partitions = partitions
-        self.count = count
-
-    def settled(self, case_id: str, at: datetime) -> bool:
-        """Read strictly past `at`: another input of that very instant may still come."""
-        partition = self.partitions.get(case_id)
-        return partition is not None and partition in self.clocks and self.clocks[partition] > at
-
-    def passed(self, at: datetime) -> bool:
-        return len(self.clocks) == self.count and min(self.clocks.values()) > at
-
-
-def _hear(heard: dict[int, datetime], partition: int, time: datetime) -> None:
-    known = heard.get(partition)
-    if known is None or time > known:
-        heard[partition] = time
+# ---------------------------------------------------------------- the city
 
 
 _SEP = b"\x1f"  # ids and codes hold no control characters
+_HEADER_KEY = b"s"
+
+STEP_INPUTS = 64
+"""At most this many queued inputs are applied in one step of the city stage, so that a step's
+writes fit its marker's redo; the step sends itself a `Continue` for the rest."""
 
 
-class StoredCase(NamedTuple):
-    """One case's standing on an item, its own table entry: an item with thousands of waiting
-    applications must not be one value rewritten on every change."""
+class CityHeader(NamedTuple):
+    """The city stage's own bookkeeping, one table entry."""
 
-    standing: ItemCase
-    partition: int
-    """The case's partition of the events topic."""
-    report: CaseReport | None
-    """Its latest report, for the referral of a red card raised here."""
+    heard: dict[int, datetime]
+    """The latest promise heard from each events partition (`Watermark`)."""
+    marks: Marks
+    clock: datetime | None
+    arrivals: int
 
 
-class StoredHeader(NamedTuple):
-    """The rest of an item's state."""
+class StoredItem(NamedTuple):
+    """A PW-013 item's state but its cases, which are entries of their own: an item with
+    thousands of waiting applications must not be one value rewritten on every change."""
 
     alerts: dict
     pending: set
     left: dict
-    marks: Marks
-    partition: int
-    """The item's partition of the standings topic."""
 
 
-@dataclass
-class LoadedItem:
-    state: ItemState
-    partitions: dict[str, int]
-    reports: dict[str, CaseReport]
-    marks: Marks
-    partition: int
+class StoredCase(NamedTuple):
+    standing: ItemCase
+    report: CaseReport | None
 
 
-class ItemStage(Stage):
-    """Consumes the item standings: PW-013, which compares the cases of one item. The cases come
-    from every partition of the events topic; the partitions' clocks (on their standings, and
-    sent on every tick) tell how far each has been read (`Progress`).
-
-    The table holds, per item, a header and one entry per case; the decoded items are kept in
-    memory (reloaded after a rebalance)."""
-
-    def __init__(self, topology: Topology, items: StateTable, metrics: Metrics):
-        super().__init__()
-        self.topology = topology
-        self.table = items
-        self.metrics = metrics
-        self.heard: dict[int, dict[int, datetime]] = {}
-        """Per partition here: how far each events partition had been read, as last heard. Kept
-        in the marker, so a worker that takes over judges exactly as its predecessor did."""
-        self.items: dict[str, LoadedItem] | None = None
-
-    def reset(self, partition: int) -> None:
-        super().reset(partition)
-        self.heard.pop(partition, None)
-        self.items = None
-
-    def _heard(self, partition: int) -> dict[int, datetime]:
-        heard = self.heard.get(partition)
-        if heard is None:
-            stored = self._stored_marker(partition)
-            heard = self.heard[partition] = dict(stored.heard) if stored is not None else {}
-        return heard
-
-    def _marker(self, record: Record) -> Marker:
-        return Marker(record.offset, None, self._heard(record.partition))
-
-    def _loaded(self) -> dict[str, LoadedItem]:
-        if self.items is None:
-            headers: dict[str, StoredHeader] = {}
-            cases: dict[str, dict[str, StoredCase]] = {}
-            for key, raw in stored_items(self.table):
-                kind, code, *rest = key.split(_SEP)
-                if kind == b"h":
-                    headers[code.decode()] = decode_state(raw)
-                else:
-                    cases.setdefault(code.decode(), {})[rest[0].decode()] = decode_state(raw)
-            self.items = {}
-            for code, header in headers.items():
-                stored = cases.get(code, {})
-                # A kill between a step's writes can leave the header naming cases whose entries
-                # were already deleted: they were being forgotten, and are.
-                state = ItemState(code, {cid: c.standing for cid, c in stored.items()},
-                                  {pair: a for pair, a in header.alerts.items() if set(pair) <= stored.keys()},
-                                  {pair for pair in header.pending if set(pair) <= stored.keys()},
-                                  {cid: at for cid, at in header.left.items() if cid in stored})
-                self.items[code] = LoadedItem(state, {cid: c.partition for cid, c in stored.items()},
-                                              {cid: c.report for cid, c in stored.items() if c.report is not None},
-                                              header.marks, header.partition)
-        return self.items
-
-    def _handle(self, record: Record) -> Step:
-        control = read_control(record)
-        step = Step()
-        heard = self._heard(record.partition)
-        if isinstance(control, PartitionClock):
-            _hear(heard, control.partition, control.time)
-            for item in list(self._loaded().values()):
-                if item.partition == record.partition and (item.state.pending or item.state.left):
-                    self._judge(item, record, step, recheck_pending)
-            return step
-        standing = decode_item_update(record.value or b"")
-        update = standing.update
-        if standing.clock is not None:
-            _hear(heard, standing.partition, standing.clock)
-        item = self._loaded().get(update.item_code)
-        if item is None:
-            item = self._loaded()[update.item_code] = LoadedItem(ItemState(update.item_code), {}, {}, {},
-                                                                 record.partition)
-        if not after_mark(item.marks, record):
-            return step
-        item.partitions[update.case_id] = standing.partition
-        if update.report is not None:
-            item.reports[update.case_id] = update.report
-
-        def apply(state: ItemState, progress: Progress) -> list[Alert]:
-            return apply_item_update(state, update.case_id, update.standing, update.cause, progress)
-
-        self._judge(item, record, step, apply, update.case_id)
-        return step
-
-    def _judge(self, item: LoadedItem, record: Record, step: Step, change, changed: str | None = None) -> None:
-        state = item.state
-        before = set(state.cases)
-        progress = PartitionProgress(self._heard(record.partition), item.partitions, self.topology.partitions)
-        for alert in change(state, progress):
-            step.outputs.append(Output(self.topology.alerts, alert.case_id.encode(), alert_value(alert)))
-            self.metrics.alerts.labels(alert.rule, alert.signal, alert.status).inc()
-            if alert.signal == "red":
-                given = AlertInput(alert, item.reports.get(alert.case_id))
-                step.outputs.append(Output(self.topology.referral_work, alert.case_id.encode(),
-                                           encode_referral_input(given, record.origin)))
-                # From now on the named case must send its referral what changes (officers,
-                # remedies); it lives on its own partition, so tell it there.
-                step.outputs.append(control_output(self.topology.events, item.partitions[alert.case_id],
-                                                   Referable(alert.case_id, alert.detected_at),
-                                                   alert.case_id.encode()))
-        code = state.item_code.encode()
-        for gone in before - set(state.cases):
-            item.partitions.pop(gone, None)
-            item.reports.pop(gone, None)
-            step.writes.append(Write(self.table, _SEP.join((b"c", code, gone.encode())), None))
-        if changed is not None and changed in state.cases:
-            stored = StoredCase(state.cases[changed], item.partitions[changed], item.reports.get(changed))
-            step.writes.append(Write(self.table, _SEP.join((b"c", code, changed.encode())), encode_state(stored)))
-        if state.cases:
-            header = StoredHeader(state.alerts, state.pending, state.left, item.marks, item.partition)
-            step.writes.append(Write(self.table, _SEP.join((b"h", code)), encode_state(header)))
-        else:
-            step.writes.append(Write(self.table, _SEP.join((b"h", code)), None))
-            del self.items[state.item_code]
+def _key(kind: bytes, *parts: str) -> bytes:
+    return _SEP.join((kind, *(part.encode() for part in parts)))
 
 
-# ---------------------------------------------------------------- referrals
-
-
-class StoredReferral(NamedTuple):
-    """A referral's table value."""
-
-    working: _Working
-    marks: Marks
-
-
-class ReferralStage(Stage):
-    """Consumes the referral work (one partition): the whole city's referrals in one book, because
-    SZ-XK art. 12(1) compares each referral with the others of the same officer or department."""
+class CityStage(Stage):
+    """Consumes the city topic (one partition): PW-013 items and the whole city's referrals in one
+    `CityBook`, because SZ-XK art. 12(1) compares each referral with the others of the same officer
+    or department. Its watermark is the oldest clock among the events partitions, heard on every
+    input they send and on every tick."""
 
     def __init__(self, topology: Topology, settings: RuleSettings, table: StateTable, metrics: Metrics):
         super().__init__()
@@ -730,51 +562,125 @@ class ReferralStage(Stage):
         self.settings = settings
         self.table = table
         self.metrics = metrics
-        self.book: ReferralBook | None = None
-        self.marks: dict[str, Marks] = {}
+        self.book: CityBook | None = None
+        self.header = CityHeader({}, {}, None, 0)
+        self.watermark = Watermark(topology.partitions)
 
     def reset(self, partition: int) -> None:
         super().reset(partition)
         self.book = None
 
-    def _loaded(self) -> ReferralBook:
-        if self.book is None:
-            self.book = ReferralBook(self.settings, RULES_BY_ID)
-            self.marks = {}
-            workings = []
-            for _, raw in stored_items(self.table):
-                stored: StoredReferral = decode_state(raw)
-                workings.append(stored.working)
-                self.marks[stored.working.case_id] = stored.marks
-            self.book.restore(workings)
-            log.info("referral book loaded: %s referrals", len(self.book.referrals))
-        return self.book
+    def _loaded(self) -> CityBook:
+        if self.book is not None:
+            return self.book
+        book = CityBook(self.settings, track_changes=True)
+        header = CityHeader({}, {}, None, 0)
+        items: dict[str, StoredItem] = {}
+        cases: dict[str, dict[str, StoredCase]] = {}
+        workings: list[_Working] = []
+        pending = []
+        for key, raw in stored_items(self.table):
+            kind, *rest = key.split(_SEP)
+            if kind == _HEADER_KEY:
+                header = decode_state(raw)
+            elif kind == b"r":
+                workings.append(decode_state(raw))
+            elif kind == b"h":
+                items[rest[0].decode()] = decode_state(raw)
+            elif kind == b"c":
+                cases.setdefault(rest[0].decode(), {})[rest[1].decode()] = decode_state(raw)
+            elif kind == b"q":
+                given = decode_city_input(raw).given
+                pending.append((given.at, given.case_id, int(rest[0]), given))
+        states, reports = {}, {}
+        for code, item in items.items():
+            stored = cases.get(code, {})
+            # A kill between a step's writes can leave the header naming cases whose entries were
+            # already deleted: they were being forgotten, and are.
+            states[code] = ItemState(code, {cid: c.standing for cid, c in stored.items()},
+                                     {pair: a for pair, a in item.alerts.items() if set(pair) <= stored.keys()},
+                                     {pair for pair in item.pending if set(pair) <= stored.keys()},
+                                     {cid: at for cid, at in item.left.items() if cid in stored})
+            reports[code] = {cid: c.report for cid, c in stored.items() if c.report is not None}
+        heapq.heapify(pending)
+        book.load_state(CityState(states, reports, workings, header.clock, pending, header.arrivals))
+        self.book, self.header = book, header
+        self.watermark = Watermark(self.topology.partitions, header.heard)
+        log.info("city loaded: %s referrals, %s items, %s inputs waiting, watermark clock %s", len(workings),
+                 len(states), len(pending), header.clock)
+        return book
 
     def _handle(self, record: Record) -> Step:
         book = self._loaded()
-        work = decode_referral_input(record.value or b"")
-        given = work.given
         step = Step()
-        case_id = case_of(given)
-        marks = self.marks.get(case_id, {})
-        if not after_mark(marks, record):
-            return step
         try:
-            versions = book.take(given)
-        except KeyError:
-            self.metrics.dead_letters.labels("no_referral").inc()
-            step.outputs.append(dead_letter(self.topology, work.origin, "no_referral",
-                                            f"subject: case {case_id!r} has no referral to exempt", work.raw))
+            control = read_control(record)
+        except ValueError as exc:
+            step.outputs.append(self._refuse(record, "invalid_control", str(exc)))
             return step
-        # The input's own referral may change without a new version (an alert a reader cannot see yet).
-        touched = {v.case_id for v in versions}
-        if case_id in book.referrals:
-            self.marks[case_id] = marks
-            touched.add(case_id)
-        for version in versions:
-            step.outputs.append(Output(self.topology.referrals, version.referral_id.encode(), referral_value(version)))
-            self.metrics.referral_versions.labels(version.status).inc()
-        for touched_id in sorted(touched):
-            stored = StoredReferral(book.referrals[touched_id], self.marks.get(touched_id, {}))
-            step.writes.append(Write(self.table, touched_id.encode(), encode_state(stored)))
+        emitted = Emitted()
+        queued_raw = None
+        fresh = after_mark(self.header.marks, record)
+        if isinstance(control, PartitionClock):
+            if fresh:
+                self.watermark.hear(control.partition, control.time)
+        elif control is None:
+            if fresh:
+                work = decode_city_input(record.value or b"")
+                self.watermark.hear(work.partition, work.clock)
+                emitted = book.take(work.given)
+                queued_raw = record.value
+        elif not isinstance(control, Continue):
+            step.outputs.append(self._refuse(record, "invalid_control", "not a control record of the city topic"))
+            return step
+        watermark = self.watermark.value
+        if watermark is not None:
+            emitted.extend(book.advance(watermark, STEP_INPUTS))
+            waiting = book.next_input()
+            if waiting is not None and waiting < watermark:
+                step.outputs.append(control_output(self.topology.city, 0, Continue()))
+        self._outputs(emitted, step)
+        self._writes(book, queued_raw, step)
+        self.metrics.city_waiting.set(book.waiting)
         return step
+
+    def _outputs(self, emitted: Emitted, step: Step) -> None:
+        topology, metrics = self.topology, self.metrics
+        for alert in emitted.alerts:
+            step.outputs.append(Output(topology.alerts, alert.case_id.encode(), alert_value(alert)))
+            metrics.alerts.labels(alert.rule, alert.signal, alert.status).inc()
+        for version in emitted.referrals:
+            step.outputs.append(Output(topology.referrals, version.referral_id.encode(), referral_value(version)))
+            metrics.referral_versions.labels(version.status).inc()
+        for refused in emitted.refused:
+            step.outputs.append(self._refused(refused))
+
+    def _refused(self, refused: Refusal) -> Output:
+        self.metrics.dead_letters.labels(refused.category).inc()
+        return dead_letter(self.topology, refused.origin, refused.category, refused.reason, refused.raw)
+
+    def _writes(self, book: CityBook, queued_raw: bytes | None, step: Step) -> None:
+        changes = book.take_changes()
+        table, writes = self.table, step.writes
+        self.header = self.header._replace(clock=book.clock, arrivals=book.arrivals)
+        applied = set(changes.dequeued)
+        for arrival in changes.queued:
+            if arrival not in applied:
+                writes.append(Write(table, _key(b"q", str(arrival)), queued_raw))
+        for arrival in applied - set(changes.queued):
+            writes.append(Write(table, _key(b"q", str(arrival)), None))
+        referrals = book.referrals.referrals
+        for case_id in sorted(changes.referrals):
+            writes.append(Write(table, _key(b"r", case_id), encode_state(referrals[case_id])))
+        for code in sorted(changes.items):
+            state = book.items.get(code)
+            value = None if state is None else encode_state(StoredItem(state.alerts, state.pending, state.left))
+            writes.append(Write(table, _key(b"h", code), value))
+        for code, case_id in sorted(changes.item_cases):
+            state = book.items.get(code)
+            if state is not None and case_id in state.cases:
+                stored = StoredCase(state.cases[case_id], book.reports[code].get(case_id))
+                writes.append(Write(table, _key(b"c", code, case_id), encode_state(stored)))
+            else:
+                writes.append(Write(table, _key(b"c", code, case_id), None))
+        writes.append(Write(table, _HEADER_KEY, encode_state(self.header)))

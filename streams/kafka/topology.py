@@ -9,9 +9,10 @@
     PREFIX.actions         operators' actions (acknowledge, assign, dismiss, exempt), written
                            by the API instances and read back by all of them (one partition:
                            the audit trail has one order; kept without a time limit)
-    PREFIX.item-standing   internal: cases' standings on PW-013 items, keyed by item code
-    PREFIX.referral-work   internal: what referrals are built from (one partition: art. 12(1)
-                           compares referrals across the whole city)
+    PREFIX.city            internal: what the case stage tells the city stage (cases' standings on
+                           PW-013 items, red alerts, case reports, exemptions) and the events
+                           partitions' clocks; one partition: PW-013 and art. 12(1) compare
+                           cases across the whole city, in event time
 
 The events topic and the state co-partitioned with it (the case table's changelog) share one
 partition count; it is fixed once the topics exist. Faust creates its own changelog topics.
@@ -81,12 +82,8 @@ class Topology:
         return self._name("actions")
 
     @property
-    def item_standing(self) -> str:
-        return self._name("item-standing")
-
-    @property
-    def referral_work(self) -> str:
-        return self._name("referral-work")
+    def city(self) -> str:
+        return self._name("city")
 
     def specs(self) -> list[TopicSpec]:
         n = self.partitions
@@ -98,8 +95,7 @@ class Topology:
             TopicSpec(self.catalog, 1, compacted=True),
             TopicSpec(self.calendar, 1, compacted=True),
             TopicSpec(self.actions, 1, kept=True),
-            TopicSpec(self.item_standing, n),
-            TopicSpec(self.referral_work, 1),
+            TopicSpec(self.city, 1),
         ]
 
 

@@ -18,8 +18,8 @@ from typing import Any, NamedTuple
 import orjson
 
 from alerts.case import CaseState, Fact
-from alerts.engine import ItemUpdate
-from alerts.referrals import AlertInput, CaseReport, ExemptionInput, ReferralInput, ReportInput
+from alerts.city import AlertInput, CityInput, ExemptionInput, ItemUpdate, ReportInput
+from alerts.referrals import CaseReport
 from alerts.rules.pw013_out_of_order_grant import ItemCase
 from models.alerts import Alert, Officers
 from models.common import LEGAL_TZ
@@ -29,7 +29,7 @@ from streams import state_pickle
 
 CONTROL_HEADER = "permitwatch-control"
 """Records the workers write besides data carry this header: on the events topic (other consumers
-of the topic skip them) tick, referable and reference; on the item standings, clock."""
+of the topic skip them) tick and reference; on the city topic, clock and continue."""
 
 SOURCE_HEADER = "permitwatch-source"
 """On the internal topics: the record that caused this one and its place among that record's
@@ -37,7 +37,7 @@ outputs, `topic/partition/offset/index`. A worker killed mid-step produces the s
 receiving stage keeps, per source partition, the last place it applied and skips what is not
 after it, so a repeated older input never undoes a newer one."""
 
-STATE_FORMAT = 2
+STATE_FORMAT = 3
 
 
 class StateFormatError(RuntimeError):
@@ -127,19 +127,17 @@ class Tick(NamedTuple):
     time: datetime
 
 
-class Referable(NamedTuple):
-    """A red PW-013 alert names the case: it joins its referral's updates."""
-
-    case_id: str
-    at: datetime
-
-
 class PartitionClock(NamedTuple):
-    """Partition `partition` of the events topic has been processed up to `time` (to the item
-    stage, which judges PW-013 pairs only once both cases are known as of the grant)."""
+    """Partition `partition` of the events topic has been processed up to `time` (to the city
+    stage, whose watermark is the oldest of these clocks)."""
 
     partition: int
     time: datetime
+
+
+class Continue(NamedTuple):
+    """The city stage left inputs its watermark lets through for its next step (it bounds the
+    work of one step): sent to itself, so that it goes on without waiting for other input."""
 
 
 class ReferenceChanged(NamedTuple):
@@ -150,14 +148,14 @@ class ReferenceChanged(NamedTuple):
     kinds: tuple[str, ...]
 
 
-Control = Tick | Referable | PartitionClock | ReferenceChanged
+Control = Tick | PartitionClock | ReferenceChanged | Continue
 
 
 def control_output(topic: str, partition: int, control: Control, key: bytes | None = None) -> Output:
     if isinstance(control, Tick):
         kind, body = b"tick", {"time": control.time.isoformat()}
-    elif isinstance(control, Referable):
-        kind, body = b"referable", {"case_id": control.case_id, "at": control.at.isoformat()}
+    elif isinstance(control, Continue):
+        kind, body = b"continue", {}
     elif isinstance(control, PartitionClock):
         kind, body = b"clock", {"partition": control.partition, "time": control.time.isoformat()}
     else:
@@ -175,8 +173,8 @@ def read_control(record: Record) -> Control | None:
         body = orjson.loads(record.value or b"")
         if kind == b"tick":
             return Tick(_instant(body["time"]))
-        if kind == b"referable":
-            return Referable(str(body["case_id"]), _instant(body["at"]))
+        if kind == b"continue":
+            return Continue()
         if kind == b"clock":
             return PartitionClock(int(body["partition"]), _instant(body["time"]))
         if kind == b"reference":
@@ -186,7 +184,7 @@ def read_control(record: Record) -> Control | None:
     raise ValueError(f"unknown control record {kind.decode(errors='replace')!r}")
 
 
-# ----- item standings (PREFIX.item-standing) -----
+# ----- the city stage's input (PREFIX.city) -----
 
 
 def _fact(fact: Fact | None) -> list | None:
@@ -195,51 +193,6 @@ def _fact(fact: Fact | None) -> list | None:
 
 def _read_fact(value: list | None) -> Fact | None:
     return None if value is None else Fact(_instant(value[0]), value[1])
-
-
-class Standing(NamedTuple):
-    update: ItemUpdate
-    partition: int
-    """The case's partition of the events topic (where a control naming the case must go)."""
-    clock: datetime | None
-    """How far that partition had been processed when it sent this."""
-
-
-def encode_item_update(standing_of: Standing) -> bytes:
-    update = standing_of.update
-    standing = update.standing
-    return orjson.dumps({
-        "item_code": update.item_code,
-        "case_id": update.case_id,
-        "partition": standing_of.partition,
-        "clock": _iso(standing_of.clock),
-        "cause": [update.cause[0], update.cause[1].isoformat()],
-        "report": _report(update.report),
-        "standing": None if standing is None else {
-            "accepted": _fact(standing.accepted),
-            "closed_at": _iso(standing.closed_at),
-            "outcome": standing.outcome,
-            "grant": _fact(standing.grant),
-            "department": standing.department,
-            "officers": standing.officers.model_dump(),
-            "decided": _fact(standing.decided),
-        },
-    })
-
-
-def decode_item_update(raw: bytes) -> Standing:
-    body = orjson.loads(raw)
-    given = body["standing"]
-    standing = None if given is None else ItemCase(
-        _read_fact(given["accepted"]), _instant(given["closed_at"]), given["outcome"], _read_fact(given["grant"]),
-        given["department"], Officers(**given["officers"]), _read_fact(given["decided"]),
-    )
-    cause = (body["cause"][0], _instant(body["cause"][1]))
-    return Standing(ItemUpdate(body["item_code"], body["case_id"], standing, cause, _read_report(body["report"])),
-                    int(body["partition"]), _instant(body["clock"]))
-
-
-# ----- referral inputs (PREFIX.referral-work) -----
 
 
 def _report(report: CaseReport | None) -> dict | None:
@@ -264,36 +217,66 @@ def _read_report(body: dict | None) -> CaseReport | None:
     )
 
 
-def encode_referral_input(given: ReferralInput, origin: str, raw: bytes | None = None) -> bytes:
-    """`origin` and `raw`: where the input came from, for a dead letter (an exemption of a case
-    without a referral)."""
-    body: dict[str, Any] = {"origin": origin}
-    if isinstance(given, AlertInput):
+def _standing(standing: ItemCase | None) -> dict | None:
+    return None if standing is None else {
+        "accepted": _fact(standing.accepted),
+        "closed_at": _iso(standing.closed_at),
+        "outcome": standing.outcome,
+        "grant": _fact(standing.grant),
+        "department": standing.department,
+        "officers": standing.officers.model_dump(),
+        "decided": _fact(standing.decided),
+    }
+
+
+def _read_standing(given: dict | None) -> ItemCase | None:
+    return None if given is None else ItemCase(
+        _read_fact(given["accepted"]), _instant(given["closed_at"]), given["outcome"], _read_fact(given["grant"]),
+        given["department"], Officers(**given["officers"]), _read_fact(given["decided"]),
+    )
+
+
+class CityWork(NamedTuple):
+    """One input of the city stage, with the clock of the events partition that sent it."""
+
+    given: CityInput
+    partition: int
+    clock: datetime | None
+    """The partition's promise that nothing it sends later is older than this."""
+
+
+def encode_city_input(work: CityWork) -> bytes:
+    given = work.given
+    body: dict[str, Any] = {"partition": work.partition, "clock": _iso(work.clock), "at": given.at.isoformat()}
+    if isinstance(given, ItemUpdate):
+        body.update(kind="item", item_code=given.item_code, case_id=given.case_id, cause=given.cause[0],
+                    standing=_standing(given.standing), report=_report(given.report))
+    elif isinstance(given, AlertInput):
         body.update(kind="alert", alert=given.alert.model_dump(mode="json"), report=_report(given.report))
     elif isinstance(given, ReportInput):
-        body.update(kind="report", report=_report(given.report), at=given.at.isoformat())
+        body.update(kind="report", report=_report(given.report))
     else:
         body.update(kind="exemption", case_id=given.case_id, exemption=given.exemption.model_dump(mode="json"),
-                    raw=(raw or b"").decode("utf-8", errors="replace"))
+                    origin=given.origin, raw=given.raw.decode("utf-8", errors="replace"))
     return orjson.dumps(body)
 
 
-class ReferralWork(NamedTuple):
-    given: ReferralInput
-    origin: str
-    raw: bytes
-
-
-def decode_referral_input(raw: bytes) -> ReferralWork:
+def decode_city_input(raw: bytes) -> CityWork:
     body = orjson.loads(raw)
-    kind = body["kind"]
-    if kind == "alert":
-        given: ReferralInput = AlertInput(Alert.model_validate(body["alert"]), _read_report(body["report"]))
+    kind, at = body["kind"], _instant(body["at"])
+    if kind == "item":
+        given: CityInput = ItemUpdate(body["item_code"], body["case_id"], _read_standing(body["standing"]),
+                                      (body["cause"], at), _read_report(body["report"]))
+    elif kind == "alert":
+        given = AlertInput(Alert.model_validate(body["alert"]), _read_report(body["report"]), at)
     elif kind == "report":
-        given = ReportInput(_read_report(body["report"]), _instant(body["at"]))
+        given = ReportInput(_read_report(body["report"]), at)
+    elif kind == "exemption":
+        given = ExemptionInput(body["case_id"], Exemption.model_validate(body["exemption"]), at, body["origin"],
+                               body["raw"].encode())
     else:
-        given = ExemptionInput(body["case_id"], Exemption.model_validate(body["exemption"]))
-    return ReferralWork(given, body["origin"], body.get("raw", "").encode())
+        raise ValueError(f"unknown city input {kind!r}")
+    return CityWork(given, int(body["partition"]), _instant(body["clock"]))
 
 
 # ----- table values -----
@@ -311,13 +294,12 @@ def marker_key(partition: int) -> bytes:
 
 class Marker(NamedTuple):
     """Written in every step of a stage, in the same table (so the same changelog partition) as
-    the step's state: the input offset that state includes, the partition's clock (cases), how far
-    the events partitions had been read as last heard (items), and, when the marker goes first,
-    the step's own writes (`redo`), so that a changelog cut anywhere after it is completed on load."""
+    the step's state: the input offset that state includes, the partition's clock (cases), and,
+    when the marker goes first, the step's own writes (`redo`), so that a changelog cut anywhere
+    after it is completed on load."""
 
     offset: int
     clock: datetime | None = None
-    heard: dict[int, datetime] = {}
     redo: tuple[tuple[bytes, bytes | None], ...] = ()
 
 
@@ -325,8 +307,7 @@ _LENGTH = struct.Struct(">i")
 
 
 def encode_marker(marker: Marker) -> bytes:
-    heard = orjson.dumps({str(p): _micros(t) for p, t in marker.heard.items()}) if marker.heard else b""
-    parts = [_MARKER.pack(STATE_FORMAT, marker.offset, _micros(marker.clock)), _LENGTH.pack(len(heard)), heard]
+    parts = [_MARKER.pack(STATE_FORMAT, marker.offset, _micros(marker.clock))]
     for key, value in marker.redo:
         parts += [_LENGTH.pack(len(key)), key, _LENGTH.pack(-1 if value is None else len(value)), value or b""]
     return b"".join(parts)
@@ -337,10 +318,6 @@ def decode_marker(raw: bytes) -> Marker:
     if version != STATE_FORMAT:
         raise StateFormatError(f"marker format {version}, this worker reads {STATE_FORMAT}")
     at = _MARKER.size
-    (size,) = _LENGTH.unpack_from(raw, at)
-    at += _LENGTH.size
-    heard = {int(p): _from_micros(t) for p, t in orjson.loads(raw[at:at + size]).items()} if size else {}
-    at += size
     redo = []
     while at < len(raw):
         (size,) = _LENGTH.unpack_from(raw, at)
@@ -351,7 +328,7 @@ def decode_marker(raw: bytes) -> Marker:
         value = None if size < 0 else raw[at:at + size]
         at += max(size, 0)
         redo.append((key, value))
-    return Marker(offset, _from_micros(clock), heard, tuple(redo))
+    return Marker(offset, _from_micros(clock), tuple(redo))
 
 
 _CASE_HEADER = struct.Struct(">BHqq")

@@ -1,4 +1,4 @@
-"""`permitwatch worker`: a faust worker running the three stages on Kafka.
+"""`permitwatch worker`: a faust worker running the two stages (cases, city) on Kafka.
 
 Faust is used for what it does well (consumer groups, partition assignment, changelogged tables
 and their recovery) and kept away from what has open bugs: plain tables only (no windowed ones),
@@ -26,7 +26,7 @@ from models.settings import load_settings
 from streams.clocks import Clock
 from streams.kafka.gaps import GapGuard
 from streams.kafka.reference import ReferenceData
-from streams.kafka.stages import CaseStage, ItemStage, ReferralStage, Stage, Step, apply_writes
+from streams.kafka.stages import CaseStage, CityStage, Stage, Step, apply_writes
 from streams.kafka.topology import ensure_topics
 from streams.kafka.wire import Output, Record, Tick, control_output, record_of
 from streams.metrics import Metrics
@@ -58,7 +58,7 @@ class WorkerSettings(RuntimeSettings, KafkaSettings):
 
 
 class Worker:
-    """The faust app with its topics, tables and agents, around the three stages."""
+    """The faust app with its topics, tables and agents, around the two stages."""
 
     def __init__(self, settings: WorkerSettings, reference: ReferenceData, clock: Clock,
                  metrics: Metrics | None = None):
@@ -94,20 +94,16 @@ class Worker:
         n = settings.partitions
         raw = {"key_type": bytes, "value_type": bytes}
         events = app.topic(topology.events, partitions=n, **raw)
-        standings = app.topic(topology.item_standing, partitions=n, **raw)
-        referral_work = app.topic(topology.referral_work, partitions=1, **raw)
+        city_work = app.topic(topology.city, partitions=1, **raw)
         cases = app.Table("cases", partitions=n, **raw)
-        items = app.Table("items", partitions=n, **raw)
-        referrals = app.Table("referrals", partitions=1, **raw)
+        city = app.Table("city", partitions=1, **raw)
         skew = timedelta(seconds=settings.max_future_skew_seconds)
         self.case_stage = CaseStage(topology, reference, cases, clock, skew, self.metrics)
-        self.item_stage = ItemStage(topology, items, self.metrics)
-        self.referral_stage = ReferralStage(topology, reference.settings, referrals, self.metrics)
+        self.city_stage = CityStage(topology, reference.settings, city, self.metrics)
 
         self.gaps = GapGuard(settings.bootstrap, self.metrics.gap_refills)
         app.agent(events, name="cases", concurrency=1)(self._consume(self.case_stage, self._read_reference))
-        app.agent(standings, name="items", concurrency=1)(self._consume(self.item_stage))
-        app.agent(referral_work, name="referrals", concurrency=1)(self._consume(self.referral_stage))
+        app.agent(city_work, name="city", concurrency=1)(self._consume(self.city_stage))
         app.timer(interval=settings.tick_interval_seconds, name="ticks")(self._tick)
         app.on_partitions_revoked.connect(self._revoked)
 
@@ -160,8 +156,7 @@ class Worker:
         await self.produce([control_output(self.topology.events, partition, Tick(now)) for partition in owned])
 
     async def _revoked(self, sender, revoked, **kwargs) -> None:
-        stages = {self.topology.events: self.case_stage, self.topology.item_standing: self.item_stage,
-                  self.topology.referral_work: self.referral_stage}
+        stages = {self.topology.events: self.case_stage, self.topology.city: self.city_stage}
         for tp in revoked:
             if tp.topic in stages:
                 stages[tp.topic].reset(tp.partition)
