@@ -142,6 +142,8 @@ class CaseState:
     approver: Officer | None = None
     seen: set[str] = field(default_factory=set)
     last_time: datetime | None = None
+    last_step: int = 0
+    """The procedure step (`PROCEDURE_STEP`) of the latest event at `last_time`."""
     alerts: dict[str, Alert] | None = None
     """Active alerts of the rules that judge the case's state, by alert id (for retraction)."""
     referable: bool = False
@@ -165,6 +167,18 @@ class CaseState:
         return None
 
     @property
+    def grant_in_force(self) -> Decision | None:
+        """The grant, unless the application had already been withdrawn or refused at intake: a
+        grant after that is an impossible sequence (PW-019), not a licence to issue or publish."""
+        grant = self.grant
+        if grant is None:
+            return None
+        for end in (self.withdrawn, self.rejected):
+            if end is not None and end.time < grant.time:
+                return None
+        return grant
+
+    @property
     def closed_at(self) -> datetime | None:
         closure = self.closure
         return closure.time if closure else None
@@ -179,6 +193,12 @@ class CaseState:
                     open_ends[index] = end
                     break
         return [Procedure(start, open_ends.get(i)) for i, start in enumerate(self.procedure_starts)]
+
+    def before_last(self, event: ev.CloudEvent) -> bool:
+        """Does `event` come before the latest one applied (by time, then procedure step)?"""
+        last = self.last_time
+        return last is not None and (event.time < last or (event.time == last and
+                                                            PROCEDURE_STEP[type(event)] < self.last_step))
 
     def officer(self, role: str) -> str | None:
         known = getattr(self, role)
@@ -198,8 +218,11 @@ class CaseState:
     def apply(self, event: ev.CloudEvent) -> None:
         """Record what `event` establishes. Dedup is the caller's job (see `seen`)."""
         self.seen.add(event.id)
+        step = PROCEDURE_STEP[type(event)]
         if self.last_time is None or event.time > self.last_time:
-            self.last_time = event.time
+            self.last_time, self.last_step = event.time, step
+        elif event.time == self.last_time and step > self.last_step:
+            self.last_step = step
         if self.item_code is None:
             data = event.data
             self.item_code = data.item_code
@@ -314,6 +337,20 @@ def _fee_charged(case: CaseState, event: ev.FeeCharged) -> None:
 def _withdrawn(case: CaseState, event: ev.ApplicationWithdrawn) -> None:
     case.withdrawn = _earliest(case.withdrawn, event.time, event.id)
     case._close()
+
+
+PROCEDURE_STEP: dict[type, int] = {
+    ev.ApplicationSubmitted: 0,
+    ev.ApplicationAccepted: 1, ev.ApplicationRejected: 1,
+    ev.CorrectionRequested: 2, ev.CorrectionSupplied: 2,
+    ev.ProcedureStarted: 3, ev.ProcedureEnded: 3, ev.StepCompleted: 3, ev.ReviewForwarded: 3,
+    ev.HearingRequested: 3, ev.HearingNotified: 3, ev.HearingHeld: 3,
+    ev.DecisionMade: 4, ev.ApplicationWithdrawn: 4,
+    ev.LicenceIssued: 5,
+    ev.ResultPublished: 6, ev.FeeCharged: 6,
+}
+"""Where each event stands in the licensing procedure: two events of a case at the same instant are
+in this order, whatever order they arrived in (EVENTS.md, ties)."""
 
 
 def _nothing(case: CaseState, event: ev.CloudEvent) -> None:

@@ -25,7 +25,9 @@ def rules_markdown() -> str:
     for rule in RULES:
         basis = "; ".join(b.cite for b in rule.basis)
         params = ", ".join(f"`{p}`" for p in rule.parameters) or "—"
-        if rule.timed:
+        if rule.judged:
+            kind = rule.judged
+        elif rule.timed:
             kind = "deadline, fires on its own"
         elif rule.evaluate:
             kind = "case facts"

@@ -7,7 +7,9 @@ a case's standing on its item, its red alerts, its report, an operator's exempti
 
 Every input carries `at`, the legal time of what produced it (the event's time, or the deadline
 instant that fired). The stage applies its inputs in the order of (`at`, case id, arrival), and
-only once the `watermark` has passed `at`: the watermark is a promise that no input older than it
+only once the `watermark` has passed `at`; the inputs of one case keep their arrival order (a
+case's later input is a newer picture of it, even when a late event dates it earlier), so while a
+case has inputs queued, a later one is queued behind them: the watermark is a promise that no input older than it
 is still to come. So what the stage emits is a function of the inputs and their times, not of the
 order they arrived in: one process gives the clock of its case stage as the watermark (replay,
 the embedded monitor); on Kafka the city stage gives the oldest clock among the events
@@ -23,7 +25,7 @@ from __future__ import annotations
 
 import heapq
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import NamedTuple
 
 from alerts.referrals import CaseReport, NoReferral, ReferralBook, _Working
@@ -32,9 +34,6 @@ from alerts.rules.pw013_out_of_order_grant import ItemCase, ItemState, apply_ite
 from models.alerts import Alert
 from models.referrals import Exemption, Referral
 from models.settings import RuleSettings
-
-JUST_AFTER = timedelta(microseconds=1)
-"""The watermark that lets every input up to an instant through (instants are in microseconds)."""
 
 
 class ItemUpdate(NamedTuple):
@@ -151,8 +150,8 @@ class Changes:
     """Item codes whose PW-013 state changed."""
     item_cases: set[tuple[str, str]] = field(default_factory=set)
     """(item code, case id) of the cases whose standing on the item changed or was forgotten."""
-    queued: list[int] = field(default_factory=list)
-    """Arrival numbers of the inputs queued."""
+    queued: list[tuple[int, datetime]] = field(default_factory=list)
+    """(arrival number, when it goes through) of the inputs queued."""
     dequeued: list[int] = field(default_factory=list)
     """Arrival numbers of the queued inputs applied."""
 
@@ -184,21 +183,32 @@ class CityBook:
         self.clock: datetime | None = None
         """Every input before it has been applied (PW-013's `Progress`: all is known before it)."""
         self._pending: list[tuple[datetime, str, int, CityInput]] = []
+        """(when it goes through, case id, arrival, input): a heap."""
+        self._queued: dict[str, list] = {}
+        """Per case with inputs queued: [how many, when its latest goes through]."""
         self._arrivals = 0
 
     # ----- input -----
 
     def take(self, given: CityInput) -> Emitted:
-        """Queue an input until the watermark passes it; one older than the stage's clock (late)
-        is applied at once."""
-        if self.clock is not None and given.at < self.clock:
-            out = Emitted()
-            self._apply(given, out)
-            return out
+        """Queue an input until the watermark passes it (behind what its case has queued); one
+        older than the stage's clock (late) is applied at once when its case has nothing queued."""
+        case_id, at = given.case_id, given.at
+        held = self._queued.get(case_id)
+        if held is None:
+            if self.clock is not None and at < self.clock:
+                out = Emitted()
+                self._apply(given, out)
+                return out
+            held = self._queued[case_id] = [0, at]
+        elif at < held[1]:
+            at = held[1]
+        held[0] += 1
+        held[1] = at
         self._arrivals += 1
-        heapq.heappush(self._pending, (given.at, given.case_id, self._arrivals, given))
+        heapq.heappush(self._pending, (at, case_id, self._arrivals, given))
         if self.changes is not None:
-            self.changes.queued.append(self._arrivals)
+            self.changes.queued.append((self._arrivals, at))
         return Emitted()
 
     def advance(self, watermark: datetime, limit: int | None = None) -> Emitted:
@@ -210,7 +220,11 @@ class CityBook:
         while pending and pending[0][0] < watermark:
             if limit is not None and applied == limit:
                 return out
-            at, _, arrival, given = heapq.heappop(pending)
+            at, case_id, arrival, given = heapq.heappop(pending)
+            held = self._queued[case_id]
+            held[0] -= 1
+            if not held[0]:
+                del self._queued[case_id]
             if self.changes is not None:
                 self.changes.dequeued.append(arrival)
             self._move_clock(at, out)
@@ -226,7 +240,7 @@ class CityBook:
         return changes
 
     def next_input(self) -> datetime | None:
-        """The time of the oldest queued input: the watermark must pass it to let it through."""
+        """When the first queued input goes through: the watermark must pass it."""
         return self._pending[0][0] if self._pending else None
 
     @property
@@ -245,6 +259,11 @@ class CityBook:
     def load_state(self, state: CityState) -> None:
         self.items, self.reports, self.clock = state.items, state.reports, state.clock
         self._pending, self._arrivals = state.pending, state.arrivals
+        self._queued = {}
+        for at, case_id, _, _ in state.pending:
+            held = self._queued.setdefault(case_id, [0, at])
+            held[0] += 1
+            held[1] = max(held[1], at)
         self.referrals.restore(state.referrals)
 
     # ----- PW-013's Progress: everything before the clock has been applied -----

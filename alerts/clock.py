@@ -40,9 +40,17 @@ def local_date(moment: datetime) -> date:
     return (moment if moment.tzinfo is SHANGHAI else moment.astimezone(SHANGHAI)).date()
 
 
+JUST_AFTER = timedelta(microseconds=1)
+"""The least time after an instant (instants are kept in microseconds): what must pass before
+everything at that instant is known."""
+
+
 class PeriodEnd(NamedTuple):
     last_day: date
     provisional: bool
+    nominal_day: date
+    """The last day before a calendar-day period that ends on a rest day moves to the next working
+    day (Civil Code art. 203): what a later pause or extension is counted from."""
 
 
 class WorkingCalendar:
@@ -108,15 +116,15 @@ class WorkingCalendar:
     def _period_end(self, trigger: date, value: int, unit: str) -> PeriodEnd:
         self._check_span(trigger)
         if value == 0:
-            return PeriodEnd(trigger, self._provisional(trigger, trigger))
+            return PeriodEnd(trigger, self._provisional(trigger, trigger), trigger)
         if unit == "working_days":
             index = bisect_right(self._working, trigger.toordinal()) + value - 1
-            last = date.fromordinal(self._working[index])
+            last = nominal = date.fromordinal(self._working[index])
         else:
-            last = trigger + timedelta(days=value)
+            last = nominal = trigger + timedelta(days=value)
             if not self.is_working_day(last):
                 last = self.next_working_day(last)
-        return PeriodEnd(last, self._provisional(trigger + timedelta(days=1), last))
+        return PeriodEnd(last, self._provisional(trigger + timedelta(days=1), last), nominal)
 
     def next_working_day(self, day: date) -> date:
         """The first working day after `day`."""
@@ -162,6 +170,8 @@ class Deadline(NamedTuple):
     calendar_version: str
     provisional: bool
     steps: tuple[Step, ...]
+    nominal_day: date | None = None
+    """The last day before a rest day moved it (`PeriodEnd.nominal_day`), when it differs."""
 
     @property
     def sources(self) -> tuple[str, ...]:
@@ -181,6 +191,10 @@ class Deadline(NamedTuple):
             provisional=self.provisional,
             basis=self.basis,
         )
+
+
+def _moved(end: PeriodEnd) -> date | None:
+    return end.nominal_day if end.nominal_day != end.last_day else None
 
 
 def describe(period: Duration) -> str:
@@ -215,7 +229,7 @@ class LegalClock:
         end = self.calendar.period_end(trigger, period)
         return Deadline(
             name, end.last_day, self.end_of(end.last_day), self.calendar.version, end.provisional,
-            (Step(label, sources, trigger, period, end.last_day),),
+            (Step(label, sources, trigger, period, end.last_day),), _moved(end),
         )
 
     def on_day(self, name: str, day: date, label: str, sources: tuple[str, ...] = ()) -> Deadline:
@@ -226,10 +240,12 @@ class LegalClock:
         )
 
     def extend(self, deadline: Deadline, period: Duration, label: str, source: str) -> Deadline:
-        """Move a deadline later by `period` counted from its current last day."""
-        end = self.calendar.period_end(deadline.last_day, period)
+        """Move a deadline later by `period` counted from its current last day (the day before a
+        rest day moved it: a calendar-day period ends on the next working day only once)."""
+        start = deadline.nominal_day or deadline.last_day
+        end = self.calendar.period_end(start, period)
         return Deadline(
             deadline.name, end.last_day, self.end_of(end.last_day), self.calendar.version,
             deadline.provisional or end.provisional,
-            (*deadline.steps, Step(label, (source,), deadline.last_day, period, end.last_day)),
+            (*deadline.steps, Step(label, (source,), start, period, end.last_day)), _moved(end),
         )

@@ -87,7 +87,9 @@ class CaseClock:
         windows: list[ResponseWindow] = []
         last_answer = None
         for receipt in case.receipts:
-            if accepted_at is not None and receipt.time > accepted_at:
+            # A supply at the acceptance's instant comes after it (procedure order).
+            if accepted_at is not None and (receipt.time > accepted_at or
+                                            (receipt.time == accepted_at and not receipt.first)):
                 break
             if not receipt.first and (last_answer is None or last_answer > receipt.time):
                 continue  # a further supply in the same round, or one no notice asked for
@@ -131,11 +133,11 @@ class CaseClock:
             return None
         last_notice = None
         for notice in case.notices:
-            if notice.time <= accepted.time:
+            if notice.time < accepted.time:  # one at the acceptance's instant is a request during review
                 last_notice = notice.time
         if last_notice is not None:
             completion = max(
-                (r for r in case.receipts if not r.first and last_notice <= r.time <= accepted.time), default=None
+                (r for r in case.receipts if not r.first and last_notice <= r.time < accepted.time), default=None
             )
             if completion is not None:
                 return Anchor(local_date(completion.time), False, (accepted.event_id, completion.event_id), COMPLETED)
@@ -153,24 +155,30 @@ class CaseClock:
 
     def extension_check(self, case: CaseState, index: int, anchor: Anchor | None) -> ExtensionCheck:
         """XKF art. 42: once, approved by the head, reason told, at most 10 (joint: 15) WD,
-        decided before the limit runs out."""
+        decided before the limit runs out. One that states no length extends by the most the
+        law allows; all of a case's extensions together extend at most that much (a repeated one
+        is flagged, and counts only what the earlier ones left)."""
         start = case.procedure_starts[index]
         problems = []
-        if any(p.kind == "extension" for p in case.procedure_starts[:index]):
+        earlier = [i for i, p in enumerate(case.procedure_starts[:index]) if p.kind == "extension"]
+        if earlier:
             problems.append("repeated")
         if not start.approved_by:
             problems.append("no_approver")
         if not start.notified:
             problems.append("not_notified")
-        requested = start.working_days or 0
-        if requested > self.extension_limit.value:
+        limit = self.extension_limit.value
+        requested = limit if start.working_days is None else start.working_days
+        if requested > limit:
             problems.append("too_long")
         if anchor is not None:
             before = self.decision_deadline(case, anchor, until=start.time)
             if before is not None and start.time >= before.instant:
                 problems.append("after_deadline")
-        allowed = 0 if set(problems) - {"too_long"} else min(requested, self.extension_limit.value)
-        return ExtensionCheck(allowed, tuple(problems))
+        if set(problems) - {"too_long", "repeated"}:
+            return ExtensionCheck(0, tuple(problems))
+        left = limit - sum(self.extension_check(case, i, anchor).allowed for i in earlier)
+        return ExtensionCheck(max(0, min(requested, left)), tuple(problems))
 
     @staticmethod
     def pause_counts(procedure: Procedure) -> bool:
@@ -178,14 +186,11 @@ class CaseClock:
         return procedure.start.kind in STATUTORY_PAUSE_KINDS and procedure.start.notified
 
     def _paused(self, procedure: Procedure, unit: str) -> int | None:
-        """Days of `unit` a pause takes out of the period; None while open with no planned end."""
-        start_day = local_date(procedure.start.time)
-        if procedure.ended is not None:
-            return self.clock.calendar.count(start_day, local_date(procedure.ended.time), unit)
-        if procedure.start.working_days is None:
+        """Days of `unit` a pause takes out of the period; None while it is open (the length it
+        planned is what the applicant was told, not an end: LEGAL-RULES §1)."""
+        if procedure.ended is None:
             return None
-        planned_end = self.clock.calendar.period_end(start_day, working_days(procedure.start.working_days)).last_day
-        return self.clock.calendar.count(start_day, planned_end, unit)
+        return self.clock.calendar.count(local_date(procedure.start.time), local_date(procedure.ended.time), unit)
 
     def _apply_procedures(
         self, case: CaseState, deadline: Deadline, unit: str, anchor: Anchor | None, until: datetime | None = None
@@ -224,7 +229,10 @@ class CaseClock:
         return self._apply_procedures(case, deadline, limit.unit, anchor, until)
 
     def promised_deadline(self, case: CaseState, anchor: Anchor | None) -> Deadline | None:
-        """The agency's own promise (承诺时限): from the acceptance event, else the catalog."""
+        """The agency's own promise (承诺时限): from the acceptance event, else the catalog. An item
+        the catalog does not know is judged with the law's defaults and no promise (EVENTS.md)."""
+        if self.item is None:
+            return None
         if case.promised_day is not None and case.accepted is not None:
             deadline = self.clock.on_day("promised_deadline", case.promised_day, "promised on acceptance",
                                          (case.accepted.event_id,))

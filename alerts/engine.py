@@ -27,7 +27,6 @@ from datetime import datetime, timedelta
 
 from alerts.case import CaseState
 from alerts.city import (
-    JUST_AFTER,
     AlertInput,
     CityBook,
     CityInput,
@@ -37,7 +36,7 @@ from alerts.city import (
     ItemUpdate,
     ReportInput,
 )
-from alerts.clock import LegalClock, WorkingCalendar
+from alerts.clock import JUST_AFTER, LegalClock, WorkingCalendar
 from alerts.emit import alert_id, build_alert, retraction
 from alerts.law import SZ_XK_15
 from alerts.referrals import CaseReport, ReferralBook
@@ -270,8 +269,9 @@ class CaseJudge:
 
 
 def _late(case: CaseState, event: CloudEvent) -> bool:
-    """Older than the case's latest event, or than an alert of the case it might disprove."""
-    if case.last_time is not None and event.time < case.last_time:
+    """Older than the case's latest event (at the same instant: earlier in the procedure), or than
+    an alert of the case it might disprove."""
+    if case.before_last(event):
         return True
     return any(alert.detected_at > event.time for alert in case.alerts.values()) if case.alerts else False
 
@@ -523,12 +523,15 @@ class Engine:
         return self._route(self.book.advance(to))
 
     def finish(self) -> Emitted:
-        """The input is complete (the end of a replayed file): let the city stage apply what was
-        waiting for the clock to pass the last instant."""
-        out = Emitted()
-        if self.book.now is not None:
-            out = self.city.advance(self.book.now + JUST_AFTER)
-            self.stats.count(out.alerts)
+        """The input is complete (the end of a replayed file): nothing else will come at the last
+        instant, so what waited for the clock to pass it goes through (findings that wait for
+        every event of their instant, the city stage's inputs)."""
+        if self.book.now is None:
+            return Emitted()
+        out = self._route(self.book.advance(self.book.now + JUST_AFTER))
+        late = self.city.advance(self.book.now + JUST_AFTER)
+        self.stats.count(late.alerts)
+        out.extend(late)
         return out
 
     def next_instant(self) -> datetime | None:

@@ -37,7 +37,9 @@ class CatalogEntry(Contract):
     hearing_required: bool = False
     joint_handling: bool = False
     quantity_limited: bool = False
-    allocation: Literal["order", "tender", "auction", "exam"] = "order"
+    allocation: Literal["order", "tender", "auction", "exam"] | None = Field(None, description=(
+        "How a quantity-limited item is allocated; null or absent: by order of acceptance (XKF art. 57), "
+        "or the item is not quantity-limited"))
     fee: FeeStandard | None = None
     licence_required: bool = False
     publish_within: Duration | None = None
@@ -55,6 +57,11 @@ class CatalogEntry(Contract):
                 f"({limit.value} {limit.unit})"
             )
         return self
+
+    @property
+    def granted_in_order(self) -> bool:
+        """Quantity-limited and allocated by order of acceptance (not by tender, auction or exam)."""
+        return self.quantity_limited and self.allocation in (None, "order")
 
     @cached_property
     def material_codes(self) -> frozenset[str]:

@@ -64,6 +64,14 @@ class Duration(Contract):
     value: Annotated[int, Field(ge=0, le=3650)]
     unit: TimeUnit = "working_days"
 
+    @property
+    def zh(self) -> str:
+        return f"{self.value} 个工作日" if self.unit == "working_days" else f"{self.value} 日"
+
+    @property
+    def en(self) -> str:
+        return f"{self.value} {self.unit.replace('_', ' ')}"
+
 
 def working_days(value: int) -> Duration:
     return Duration(value=value, unit="working_days")

@@ -125,7 +125,7 @@ class CitySimulator:
     def _new_case(self, submitted_at: datetime) -> Iterator[Script]:
         inject = self.rng.choice(self.rules) if self.rng.random() < self.violation_rate else None
         if inject == "PW-013":
-            item = next((i for i in self.items if i.quantity_limited and i.allocation == "order"
+            item = next((i for i in self.items if i.granted_in_order
                          and self.busy_until.get(i.item_code, submitted_at) <= submitted_at), None)
             if item is not None:
                 yield from self._out_of_order_pair(item, submitted_at)
@@ -133,13 +133,13 @@ class CitySimulator:
             inject = None
         item = self._pick_item(inject, submitted_at)
         script = self._case(item, submitted_at, inject)
-        if item.quantity_limited and item.allocation == "order":
+        if item.granted_in_order:
             self.busy_until[item.item_code] = script.settled_at or datetime.max.replace(tzinfo=SHANGHAI)
         yield script
 
     def _pick_item(self, inject: str | None, submitted_at: datetime) -> CatalogEntry:
         def fits(item: CatalogEntry) -> bool:
-            if (item.quantity_limited and item.allocation == "order"
+            if (item.granted_in_order
                     and self.busy_until.get(item.item_code, submitted_at) > submitted_at):
                 return False
             needs = {
@@ -251,10 +251,13 @@ class CitySimulator:
             script.settled_at = withdrawn_at
             return
         if inject == "PW-005":
+            noticed_before = any(event["type"].endswith("correction.requested") for _, event in script.events)
             cursor = self.at(self.wd(cursor.date(), 1), 10)
             self._event(script, cursor, "correction.requested",
                         {"notice_no": f"补正-{script.case_id}-9", "materials": [materials[0]], "officer": handler})
             self._expect(script, "PW-005", "red", cursor)
+            if noticed_before:  # a request during review for what no earlier notice listed (LEGAL-RULES §1)
+                self._expect(script, "PW-004", "red", cursor)
             cursor += timedelta(hours=3)
             self._event(script, cursor, "correction.supplied", {"materials": [materials[0]]})
         if inject == "PW-016":

@@ -11,8 +11,8 @@ from datetime import timedelta
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from alerts.city import JUST_AFTER, CityBook, Emitted, ExemptionInput, Watermark, promised
-from alerts.clock import WorkingCalendar
+from alerts.city import CityBook, Emitted, ExemptionInput, Watermark, promised
+from alerts.clock import JUST_AFTER, WorkingCalendar
 from alerts.engine import CaseBook, CaseJudge, exemption_of
 from models.common import record_bytes
 from models.settings import RuleSettings
@@ -154,3 +154,18 @@ def test_an_exemption_of_a_case_without_referral_is_refused_when_applied():
     c = CaseEvents("SZ-NONE")
     engine_out = run_all([c.submitted("2026-03-02 09:00"), c.exemption("2026-03-03")])
     assert [r.category for r in engine_out.refused] == ["no_referral"] and engine_out.referrals == []
+
+
+def test_a_late_event_does_not_jump_ahead_of_what_its_case_has_queued():
+    """A case's later input is a newer picture of it even when a late event dates it earlier: the
+    city stage applies one case's inputs in the order they came. (The grant's picture, without the
+    acceptance, was queued; the acceptance arrived late and was applied at once; then the older
+    picture overwrote it and hid that the grant overtook an application accepted earlier.)"""
+    a, b = CaseEvents("SZ-A", item="ITEM-Q"), CaseEvents("SZ-B", item="ITEM-Q")
+    accepted, granted = a.accepted("2026-03-03 10:00"), a.decided("2026-03-10")
+    in_order = [b.submitted("2026-03-02 09:00"), b.accepted("2026-03-02 10:00"), a.submitted("2026-03-02 11:00"),
+                accepted, granted, b.decided("2026-03-20")]
+    arrived = [*in_order[:3], granted, accepted, in_order[-1]]
+    expected = [a for a in run_all(in_order, until=UNTIL, catalog=ITEMS).alerts if a.rule == "PW-013"]
+    assert [a.status for a in expected] == ["active"]
+    assert [a for a in run_all(arrived, until=UNTIL, catalog=ITEMS).alerts if a.rule == "PW-013"] == expected

@@ -80,6 +80,15 @@ class TestAcceptance:
     def test_item_limit_in_calendar_days(self):
         assert due(state(c.submitted("2026-09-01"), c.accepted("2026-09-01")), CAL_DAYS) == date(2026, 10, 8)
 
+    def test_a_calendar_day_limit_ending_on_a_rest_day_moves_once_not_again_for_a_pause(self):
+        """Civil Code art. 203: 30 days from 05-07 end on Saturday 06-06, so on Monday 06-08. A 2-day
+        pause counts from 06-06 (06-08), not from the Monday it was moved to (06-10)."""
+        accepted = (c.submitted("2026-05-06"), c.accepted("2026-05-07"))
+        assert due(state(*accepted), CAL_DAYS) == date(2026, 6, 8)
+        paused = state(*accepted, c.procedure("2026-05-11", "expert_review", 2),
+                       c.procedure_ended("2026-05-13", "expert_review"))
+        assert due(paused, CAL_DAYS) == date(2026, 6, 8)
+
 
 class TestExtensions:
     base = (c.submitted("2026-03-02"), c.accepted("2026-03-03"))  # due 2026-03-31
@@ -94,9 +103,18 @@ class TestExtensions:
     def test_irregular_extension_moves_nothing(self, irregular):
         assert due(state(*self.base, c.procedure("2026-03-20", "extension", 10, **irregular))) == date(2026, 3, 31)
 
-    def test_a_second_extension_moves_nothing(self):
+    def test_extensions_together_extend_at_most_what_the_law_allows(self):
+        """LEGAL-RULES §1 (2026-11-30): a repeated extension is flagged (PW-016) and counts only what
+        the earlier ones left of the ten working days."""
         case = state(*self.base, c.procedure("2026-03-20", "extension", 5), c.procedure("2026-04-01", "extension", 5))
-        assert due(case) == date(2026, 4, 8)
+        assert due(case) == date(2026, 4, 15)
+        case = state(*self.base, c.procedure("2026-03-20", "extension", 10), c.procedure("2026-04-10", "extension", 5))
+        assert due(case) == date(2026, 4, 15)
+
+    def test_an_extension_that_states_no_length_extends_by_the_most_the_law_allows(self):
+        assert due(state(*self.base, c.procedure("2026-03-20", "extension"))) == date(2026, 4, 15)
+        case = state(c.submitted("2026-03-02"), c.accepted("2026-03-02"), c.procedure("2026-03-20", "extension"))
+        assert due(case, JOINT) == date(2026, 5, 28)
 
     def test_extension_after_the_deadline_moves_nothing(self):
         assert due(state(*self.base, c.procedure("2026-04-01", "extension", 10))) == date(2026, 3, 31)
@@ -113,8 +131,11 @@ class TestPauses:
         case = state(*self.base, c.procedure("2026-03-10", "expert_review", 5), c.procedure_ended("2026-03-13", "expert_review"))
         assert due(case) == date(2026, 4, 3)  # 3 WD paused (11, 12, 13 March)
 
-    def test_open_pause_counts_its_planned_length(self):
-        assert due(state(*self.base, c.procedure("2026-03-10", "testing", 5))) == date(2026, 4, 8)
+    def test_open_pause_stops_the_clock_until_it_ends_whatever_was_planned(self):
+        """LEGAL-RULES §1 (2026-11-30): the planned length is what the applicant was told, not an end."""
+        assert due(state(*self.base, c.procedure("2026-03-10", "testing", 5))) is None
+        ended = state(*self.base, c.procedure("2026-03-10", "testing", 5), c.procedure_ended("2026-03-24", "testing"))
+        assert due(ended) == date(2026, 4, 15)  # 10 WD paused (11–24 March), not the 5 planned; Qingming 4–6 April
 
     def test_open_pause_without_planned_length_suspends_the_deadline(self):
         assert due(state(*self.base, c.procedure("2026-03-10", "hearing"))) is None

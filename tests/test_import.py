@@ -56,7 +56,8 @@ def test_import_command_loads_history_for_an_audit(tmp_path, capsys):
     store = Store(data / "permitwatch.sqlite")
     assert store.count("journal") == 6 and store.count("dead_letters") == 1
     rules = [r[0] for r in store.reader.execute("SELECT rule || '/' || signal FROM alerts ORDER BY seq")]
-    assert rules == ["PW-002/warning", "PW-002/yellow", "PW-002/warning", "PW-011/red"]
+    # No catalog: the item is unknown, judged with the law's defaults and no promise (EVENTS.md).
+    assert rules == ["PW-002/warning", "PW-011/red"]
     assert main(["import", str(SAMPLE), "--format", "feed", "--mapping", str(MAPPING), "--data-dir", str(data)]) == 0
     assert "duplicates 6" in capsys.readouterr().out
 

@@ -11,7 +11,7 @@ import orjson
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from alerts.city import JUST_AFTER
+from alerts.clock import JUST_AFTER
 from streams.kafka.topology import Topology
 from tests.factory import CaseEvents, moment
 from tests.kafka_expect import Expected, with_exemption

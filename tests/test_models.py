@@ -86,6 +86,17 @@ def test_missing_receipt_number_is_a_finding_not_an_invalid_event():
     assert parse_event(orjson.dumps(event)).data.receipt_no is None
 
 
+def test_a_catalog_exported_with_null_allocation_loads():
+    """Other systems write null for fields an item does not use (EVENTS.md)."""
+    loaded = Catalog.model_validate([
+        {"item_code": "A", "name": "a", "department": "D", "allocation": None, "fee": None},
+        {"item_code": "Q", "name": "q", "department": "D", "quantity_limited": True, "allocation": None},
+        {"item_code": "T", "name": "t", "department": "D", "quantity_limited": True, "allocation": "tender"},
+    ]).by_code()
+    assert loaded["A"].allocation is None and not loaded["A"].granted_in_order
+    assert loaded["Q"].granted_in_order and not loaded["T"].granted_in_order
+
+
 def test_fee_amount_is_a_decimal_string():
     event = parse_event(orjson.dumps(c.raw("fee.charged", "2026-03-02", fee_code="F", amount="12.50")))
     assert str(event.data.amount) == "12.50"

@@ -146,6 +146,15 @@ class TestPW002WarningAndYellow:
         yellow = [a for a in active(run(events, until="2026-03-12")) if a.signal == "yellow"]
         assert [a.deadline.last_day for a in yellow] == [date(2026, 3, 10)]
 
+    def test_an_unknown_item_is_judged_with_no_promise(self):
+        """EVENTS.md: an item the catalog does not know gets the law's defaults and no promised
+        limit, even one the acceptance event states."""
+        c = CaseEvents(item="ITEM-NOT-IN-CATALOG")
+        events = [c.submitted("2026-03-02"), c.accepted("2026-03-03", promised_deadline="2026-03-10")]
+        alerts = active(run(events, until="2026-04-02"))
+        assert {(a.rule, a.signal) for a in alerts} == {("PW-002", "warning"), ("PW-001", "red")}
+        assert {a.deadline.last_day for a in alerts} == {date(2026, 3, 31)}
+
     def test_item_level_warning_threshold(self):
         items = catalog({"item_code": "ITEM-W", "name": "x", "department": "D", "warning_working_days": 5})
         c = CaseEvents(item="ITEM-W")
@@ -239,6 +248,13 @@ class TestPW012Hearing:
         alerts = run([*standard(c), c.decided("2026-03-20")], catalog=self.items)
         assert [a.fact for a in active(alerts, "PW-012")] == ["no_hearing:SZ-2026-000123-3"]
 
+    def test_a_hearing_requested_at_the_decisions_instant_was_asked_before_it(self):
+        """EVENTS.md ties: procedures before the decision."""
+        c = CaseEvents()
+        at = "2026-03-20 10:00"
+        alerts = run([*standard(c), c.decided(at), c.hearing("requested", at)], until="2026-03-21")
+        assert [a.fact for a in active(alerts, "PW-012")] == ["no_hearing:SZ-2026-000123-3"]
+
     def test_hearing_held_then_decision(self):
         c = CaseEvents(item="ITEM-H")
         events = [*standard(c), c.hearing("held", "2026-03-18"), c.decided("2026-03-20")]
@@ -278,6 +294,18 @@ class TestPW014PreliminaryReview:
         c = CaseEvents(item="ITEM-PRE")
         events = [*standard(c), c.forwarded("2026-03-20")]
         assert "PW-014" not in rules(run(events, until="2026-04-10", catalog=self.items))
+
+    def test_a_late_forwarding_shows_a_preliminary_review_whatever_the_catalog_says(self):
+        """EVENTS.md: flagged when the forwarding arrives (no timer: nothing said to expect one)."""
+        for item in ("ITEM-STD", "ITEM-UNKNOWN"):
+            c = CaseEvents(item=item)
+            late = c.forwarded("2026-04-15 10:00")
+            [alert] = active(run([*standard(c), late, c.decided("2026-04-20")], until="2026-06-01"), "PW-014")
+            assert alert.detected_at == late.time and alert.deadline.last_day == date(2026, 3, 31)
+            assert alert.evidence[-1] == late.id
+            on_time = CaseEvents(f"SZ-{item}", item=item)
+            events = [*standard(on_time), on_time.forwarded("2026-03-20"), on_time.decided("2026-04-20")]
+            assert "PW-014" not in rules(run(events, until="2026-06-01"))
 
 
 def test_every_alert_carries_the_contract_fields():

@@ -19,6 +19,17 @@ class TestPW004CorrectionsNotAtOnce:
         return run([*base(c), c.correction("2026-03-03", ("M2",)), c.supplied("2026-03-04", supplied),
                     c.correction("2026-03-05", second)])
 
+    def test_a_request_during_review_is_judged_against_the_notices_before_it(self):
+        """LEGAL-RULES §1 (2026-11-30): a correction requested after acceptance is judged by PW-004
+        too (it neither re-anchors acceptance nor counts for PW-003)."""
+        c = CaseEvents()
+        events = [c.submitted("2026-03-02", materials=("M1", "M2")), c.accepted("2026-03-03"),
+                  c.correction("2026-03-10", ("M3",)), c.supplied("2026-03-11", ("M3",)),
+                  c.correction("2026-03-16", ("M4",))]
+        [alert] = active(run(events), "PW-004")
+        assert alert.evidence == ["SZ-2026-000123-3", "SZ-2026-000123-5"]
+        assert "PW-003" not in rules(run(events, until="2026-04-30"))
+
     def test_second_notice_asking_for_an_unlisted_material(self):
         [alert] = active(self.notices(("M3",)), "PW-004")
         assert alert.evidence == ["SZ-2026-000123-2", "SZ-2026-000123-4"]
@@ -43,6 +54,13 @@ class TestPW004CorrectionsNotAtOnce:
 
 
 class TestPW005DemandedTwice:
+    def test_a_request_at_the_acceptances_instant_comes_after_it(self):
+        """EVENTS.md ties: accepted, then corrections."""
+        c = CaseEvents()
+        request, accepted = c.correction("2026-03-03 10:00", ("M1",)), c.accepted("2026-03-03 10:00")
+        for pair in ([request, accepted], [accepted, request]):
+            assert "PW-005" in rules(run([*base(c), *pair], until="2026-03-05"))
+
     def test_material_already_in_the_file_after_acceptance(self):
         c = CaseEvents()
         alerts = run([*base(c), c.accepted("2026-03-03"), c.correction("2026-03-10", ("M1",))])
@@ -227,6 +245,41 @@ class TestPW019ImpossibleSequence:
         [alert] = active(alerts, "PW-019")
         assert alert.fact == "after_closure:SZ-2026-000123-4"
         assert alert.evidence == ["SZ-2026-000123-3", "SZ-2026-000123-4"]
+
+    def test_a_decision_after_a_withdrawal_is_impossible_and_owes_no_licence(self):
+        c = CaseEvents()
+        events = [*base(c), c.accepted("2026-03-03"), c.withdrawn("2026-03-10"), c.decided("2026-03-20")]
+        alerts = run(events, until="2026-06-01")
+        [impossible] = active(alerts, "PW-019")
+        assert impossible.fact == "after_closure:SZ-2026-000123-4"
+        assert impossible.message.en.endswith("a decision after the case ended")
+        assert rules(alerts) == {"PW-019"}
+
+    @pytest.mark.parametrize("first_in_file", ["licence", "grant"])
+    def test_a_licence_and_its_grant_at_the_same_instant_are_in_procedure_order(self, first_in_file):
+        """EVENTS.md: ties are ordered by the procedure, not by arrival; no record at all, not one
+        raised and then retracted."""
+        c = CaseEvents()
+        grant, licence = c.decided("2026-03-10 10:00"), c.licence("2026-03-10 10:00")
+        pair = [licence, grant] if first_in_file == "licence" else [grant, licence]
+        alerts = run([*base(c), c.accepted("2026-03-03"), *pair, c.published("2026-03-11")], until="2026-06-01")
+        assert [a for a in alerts if a.rule == "PW-019"] == []
+
+    def test_a_decision_and_its_acceptance_at_the_same_instant_are_in_procedure_order(self):
+        c = CaseEvents()
+        decided, accepted = c.decided("2026-03-03 10:00"), c.accepted("2026-03-03 10:00")
+        alerts = run([*base(c), decided, accepted, c.licence("2026-03-04"), c.published("2026-03-04")],
+                     until="2026-06-01")
+        assert [a for a in alerts if a.rule == "PW-019"] == []
+
+    def test_three_events_at_one_instant_in_reverse_order_schedule_the_licence_deadline(self):
+        """The item was known only with the submission, which arrived last: the late submission
+        must re-judge everything, so the licence deadline of the grant is kept."""
+        c = CaseEvents()
+        at = "2026-03-03 10:00"
+        alerts = run([c.decided(at), c.accepted(at), c.submitted(at)], until="2026-06-01")
+        assert {a.rule for a in active(alerts)} == {"PW-010", "PW-011"}
+        assert [a for a in alerts if a.rule == "PW-019"] == []
 
     def test_events_arriving_out_of_order_are_not_impossible(self):
         c = CaseEvents()

@@ -154,6 +154,8 @@ class Rule:
     evaluate: Callable[[CaseView], Iterable[Finding | Due]] | None = None
     timed: bool = False
     """`evaluate` depends on the clock too: it yields `Due`s and runs again when they come."""
+    judged: str = ""
+    """How the rule catalog describes when it judges, if not by the above (docs/rules.md)."""
     triggers: frozenset[type[CloudEvent]] = field(default_factory=frozenset)
     """Event types whose arrival (in order) can change what `evaluate` finds. A late event
     re-runs every rule."""

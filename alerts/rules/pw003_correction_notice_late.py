@@ -19,14 +19,15 @@ def evaluate(view: CaseView):
                 yield Due(deadline.instant)
             continue
         receipt_day = local_date(window.receipt.time)
+        limit = view.settings.correction_notice_limit
         late = (window.answered_by,) if window.answered_by else ()
         yield Finding(
             f"answer_due:{window.receipt.event_id}",
             (*deadline.sources, *late),
             deadline.instant,
-            f"收到申请材料 ({receipt_day}) 后 5 个工作日内 (至 {deadline.last_day}) 未一次告知补正或受理, "
+            f"收到申请材料 ({receipt_day}) 后 {limit.zh}内 (至 {deadline.last_day}) 未一次告知补正或受理, "
             f"依法自收到材料之日起视为受理",
-            f"no correction notice or acceptance within 5 working days of receiving materials on "
+            f"no correction notice or acceptance within {limit.en} of receiving materials on "
             f"{receipt_day} (by {deadline.last_day}); deemed accepted on {receipt_day}",
             deadline,
         )

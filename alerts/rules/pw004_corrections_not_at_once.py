@@ -2,8 +2,9 @@
 and that the applicant did not newly supply after the first notice.
 
 Allowed (LEGAL-RULES.md): asking again about a listed material that is still deficient, or about a
-material the applicant supplied after the first notice. Requests after acceptance are not intake
-corrections; asking then for what is already in the file is PW-005."""
+material the applicant supplied after the first notice. A request after acceptance (during review)
+is judged the same way against every notice before it; asking then for what is already in the
+file is PW-005 besides."""
 
 from __future__ import annotations
 
@@ -13,8 +14,7 @@ from models import events as ev
 
 
 def evaluate(view: CaseView):
-    accepted = view.case.accepted
-    notices = [n for n in view.case.notices if accepted is None or n.time <= accepted.time]
+    notices = view.case.notices
     if len(notices) < 2:
         return
     first = notices[0]

@@ -15,7 +15,7 @@ def evaluate(view: CaseView):
     accepted_at = case.accepted.time
     forwarded_at = case.forwarded.time if case.forwarded else None
     for notice in case.notices:
-        if notice.time <= accepted_at:
+        if notice.time < accepted_at:  # one at the acceptance's instant comes after it (procedure order)
             continue
         in_file = case.materials_in_file(notice.time)
         repeated = sorted(notice.materials & in_file)

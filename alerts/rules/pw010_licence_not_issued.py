@@ -8,11 +8,11 @@ from models import events as ev
 
 
 def evaluate(view: CaseView):
-    grant = view.case.grant
+    grant = view.case.grant_in_force
     if grant is None or view.item is None or not view.item.licence_required:
         return
-    deadline = view.clock.after("licence_deadline", grant.time, view.settings.licence_issue_limit,
-                                "granted; XKF art. 44", grant.event_id)
+    limit = view.settings.licence_issue_limit
+    deadline = view.clock.after("licence_deadline", grant.time, limit, "granted; XKF art. 44", grant.event_id)
     licence = view.case.licence
     verdict = judge_deadline(deadline, licence.time if licence else None, view.now)
     if verdict is True:
@@ -20,8 +20,8 @@ def evaluate(view: CaseView):
             f"licence_due:{deadline.last_day}",
             (*deadline.sources, *((licence.event_id,) if licence else ())),
             deadline.instant,
-            f"准予许可后 10 个工作日内 (至 {deadline.last_day}) 未颁发、送达许可证件",
-            f"licence not issued within 10 working days of the grant (by {deadline.last_day})",
+            f"准予许可后 {limit.zh}内 (至 {deadline.last_day}) 未颁发、送达许可证件",
+            f"licence not issued within {limit.en} of the grant (by {deadline.last_day})",
             deadline,
         )
     elif verdict is not None:

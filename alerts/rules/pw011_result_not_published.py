@@ -9,7 +9,7 @@ from models import events as ev
 
 
 def evaluate(view: CaseView):
-    grant = view.case.grant
+    grant = view.case.grant_in_force
     if grant is None:
         return
     period = (view.item.publish_within if view.item else None) or view.settings.publication_period

@@ -14,7 +14,7 @@ def evaluate(view: CaseView):
     requested, held, decision = case.hearing_requested, case.hearing_held, case.decision
     if decision is not None:
         required = bool(view.item and view.item.hearing_required)
-        asked = requested is not None and requested.time < decision.time
+        asked = requested is not None and requested.time <= decision.time  # procedure order at a tie
         if (required or asked) and (held is None or held.time > decision.time):
             why_zh, why_en = ("事项依法应当听证", "the item requires a hearing") if required else \
                 ("申请人已要求听证", "a hearing was requested")
@@ -26,8 +26,9 @@ def evaluate(view: CaseView):
                 f"{why_en}, but the decision was made without one",
             )
     if requested is not None:
-        deadline = view.clock.after("hearing_deadline", requested.time, view.settings.hearing_hold_limit,
-                                    "hearing requested; XKF art. 47", requested.event_id)
+        limit = view.settings.hearing_hold_limit
+        deadline = view.clock.after("hearing_deadline", requested.time, limit, "hearing requested; XKF art. 47",
+                                    requested.event_id)
         ends = [t for t in (held.time if held else None, case.closed_at) if t is not None]
         verdict = judge_deadline(deadline, min(ends) if ends else None, view.now)
         if verdict is True:
@@ -35,8 +36,8 @@ def evaluate(view: CaseView):
                 f"hearing_due:{deadline.last_day}",
                 deadline.sources,
                 deadline.instant,
-                f"申请听证后 20 个工作日内 (至 {deadline.last_day}) 未组织听证",
-                f"hearing not held within 20 working days of the request (by {deadline.last_day})",
+                f"申请听证后 {limit.zh}内 (至 {deadline.last_day}) 未组织听证",
+                f"hearing not held within {limit.en} of the request (by {deadline.last_day})",
                 deadline,
             )
         elif verdict is not None:

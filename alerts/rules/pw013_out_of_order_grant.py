@@ -46,7 +46,7 @@ def item_case(case: CaseState, officers: Officers) -> ItemCase:
 
 
 def tracks(item: CatalogEntry | None) -> bool:
-    return bool(item and item.quantity_limited and item.allocation == "order")
+    return bool(item and item.granted_in_order)
 
 
 @dataclass(slots=True)

@@ -26,13 +26,14 @@ def evaluate(view: CaseView):
         limit = view.clock.extension_limit.value
         zh = "; ".join(PROBLEMS[p][0] for p in check.problems)
         en = "; ".join(PROBLEMS[p][1] for p in check.problems)
+        asked_zh, asked_en = ("未载明天数", "no length stated") if start.working_days is None else \
+            (f"{start.working_days} 个工作日", f"{start.working_days} WD asked")
         yield Finding(
             f"extension:{start.event_id}:{'+'.join(check.problems)}",
             (start.event_id,),
             start.time,
-            f"违规延长审批期限 (申请 {start.working_days or 0} 个工作日, 法定至多 {limit}, 计入 {check.allowed}): {zh}",
-            f"irregular extension ({start.working_days or 0} WD asked, at most {limit} allowed, {check.allowed} "
-            f"counted): {en}",
+            f"违规延长审批期限 (申请 {asked_zh}, 法定至多 {limit}, 计入 {check.allowed}): {zh}",
+            f"irregular extension ({asked_en}, at most {limit} allowed, {check.allowed} counted): {en}",
         )
 
 

@@ -1,5 +1,9 @@
 """PW-019 不可能的办理顺序: a decision before acceptance, acceptance before submission, a licence
-without a grant, or anything after the case ended (apart from issuing, publishing and charging)."""
+without a grant, or anything after the case ended (apart from issuing, publishing and charging).
+
+Two events of a case at the same instant are in procedure order (EVENTS.md), whichever arrived
+first: a licence and the grant it follows may come in either order. So a finding is emitted only
+once the clock has passed its instant, when everything at that instant is known."""
 
 from __future__ import annotations
 
@@ -7,7 +11,8 @@ from datetime import datetime
 
 from alerts import law
 from alerts.case import CaseState, Fact
-from alerts.rules.base import CaseView, Finding, Rule
+from alerts.clock import JUST_AFTER
+from alerts.rules.base import CaseView, Due, Finding, Rule
 from models import events as ev
 
 
@@ -15,18 +20,22 @@ def _finding(fact: str, evidence: tuple[str, ...], at: datetime, zh: str, en: st
     return Finding(fact, evidence, at, f"不可能的办理顺序: {zh}", f"impossible sequence: {en}")
 
 
-def evaluate(view: CaseView) -> list[Finding]:
+def evaluate(view: CaseView):
+    now = view.now
+    for finding in _findings(view):
+        yield finding if finding.detected_at < now else Due(finding.detected_at + JUST_AFTER)
+
+
+def _findings(view: CaseView) -> list[Finding]:
     case = view.case
     found: list[Finding] = []
     decision, accepted, submitted = case.decision, case.accepted, case.submitted
-    if decision is not None:
-        if accepted is not None and accepted.time > decision.time:
-            found.append(_finding(f"decided_before_acceptance:{decision.event_id}",
-                                  (accepted.event_id, decision.event_id), decision.time,
-                                  "决定早于受理", "decision before acceptance"))
-        elif accepted is None and (view.anchor is None or not view.anchor.deemed):
-            found.append(_finding(f"decided_without_acceptance:{decision.event_id}", (decision.event_id,),
-                                  decision.time, "未受理即作出决定", "decision without acceptance"))
+    if decision is not None and ((accepted is not None and accepted.time > decision.time) or (
+            accepted is None and (view.anchor is None or not view.anchor.deemed))):
+        # One finding whether the acceptance never came or came after: the decision had none before it.
+        found.append(_finding(f"decided_before_acceptance:{decision.event_id}",
+                              (*((accepted.event_id,) if accepted else ()), decision.event_id), decision.time,
+                              "作出决定前未受理", "decision made before any acceptance"))
     if accepted is not None and submitted is not None and accepted.time < submitted.time:
         found.append(_finding(f"accepted_before_submission:{accepted.event_id}",
                               (submitted.event_id, accepted.event_id), accepted.time,
@@ -52,8 +61,14 @@ def _after_closure(case: CaseState, end: Fact, decision) -> list[Finding]:
         later.append((receipt.time, receipt.event_id, "补正材料", "materials supplied"))
     for start in case.procedure_starts:
         later.append((start.time, start.event_id, "特别程序", "special procedure"))
-    for other in case.decisions[1:]:
-        later.append((other.time, other.event_id, "再次决定", "another decision"))
+    decided_zh, decided_en = ("再次决定", "another decision") if decision is not None and \
+        end.event_id == decision.event_id else ("作出决定", "a decision")
+    for other in case.decisions:
+        if other.event_id != end.event_id:
+            later.append((other.time, other.event_id, decided_zh, decided_en))
+    for fact, zh, en in ((case.withdrawn, "撤回申请", "withdrawal"), (case.rejected, "不予受理", "non-acceptance")):
+        if fact is not None and fact.event_id != end.event_id:
+            later.append((fact.time, fact.event_id, zh, en))
     for fact, zh, en in ((accepted, "受理", "acceptance"), (case.forwarded, "报送初审", "forwarding"),
                          (case.hearing_requested, "听证申请", "hearing request"), (case.hearing_held, "听证", "hearing")):
         if fact is not None:
@@ -72,5 +87,7 @@ RULE = Rule(
     title_en="impossible sequence",
     basis=(law.DATA_INTEGRITY,),
     evaluate=evaluate,
+    timed=True,
+    judged="case facts, once every event of their instant is in",
     triggers=frozenset(ev.LICENSING_MODELS) - {ev.FeeCharged, ev.StepCompleted, ev.HearingNotified, ev.ResultPublished},
 )

@@ -76,10 +76,12 @@ from streams.kafka.wire import (
     decode_case,
     decode_city_input,
     decode_marker,
+    decode_queued,
     decode_state,
     encode_case,
     encode_city_input,
     encode_marker,
+    encode_queued,
     encode_state,
     marker_key,
     read_control,
@@ -590,8 +592,8 @@ class CityStage(Stage):
             elif kind == b"c":
                 cases.setdefault(rest[0].decode(), {})[rest[1].decode()] = decode_state(raw)
             elif kind == b"q":
-                given = decode_city_input(raw).given
-                pending.append((given.at, given.case_id, int(rest[0]), given))
+                through, work = decode_queued(raw)
+                pending.append((through, work.given.case_id, int(rest[0]), work.given))
         states, reports = {}, {}
         for code, item in items.items():
             stored = cases.get(code, {})
@@ -664,10 +666,10 @@ class CityStage(Stage):
         table, writes = self.table, step.writes
         self.header = self.header._replace(clock=book.clock, arrivals=book.arrivals)
         applied = set(changes.dequeued)
-        for arrival in changes.queued:
+        for arrival, through in changes.queued:
             if arrival not in applied:
-                writes.append(Write(table, _key(b"q", str(arrival)), queued_raw))
-        for arrival in applied - set(changes.queued):
+                writes.append(Write(table, _key(b"q", str(arrival)), encode_queued(through, queued_raw)))
+        for arrival in applied - {arrival for arrival, _ in changes.queued}:
             writes.append(Write(table, _key(b"q", str(arrival)), None))
         referrals = book.referrals.referrals
         for case_id in sorted(changes.referrals):

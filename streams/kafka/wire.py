@@ -279,6 +279,19 @@ def decode_city_input(raw: bytes) -> CityWork:
     return CityWork(given, int(body["partition"]), _instant(body["clock"]))
 
 
+_QUEUED = struct.Struct(">q")
+
+
+def encode_queued(through: datetime, record: bytes) -> bytes:
+    """A city input waiting in the city stage's table: when it goes through, and the city record
+    it came in."""
+    return _QUEUED.pack(_micros(through)) + record
+
+
+def decode_queued(raw: bytes) -> tuple[datetime, CityWork]:
+    return _from_micros(_QUEUED.unpack_from(raw)[0]), decode_city_input(raw[_QUEUED.size:])
+
+
 # ----- table values -----
 
 MARKER_PREFIX = b"\x00"
