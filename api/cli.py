@@ -167,7 +167,8 @@ def run_replay(args: argparse.Namespace) -> int:
     print(summary.render(engine), file=report)
     if args.format == "realdata-csv":
         print(f"realdata rows       {mapping.rows}  mapped {sum(mapping.mapped.values())}  "
-              f"skipped (no canonical mapping) {sum(mapping.skipped.values())}", file=report)
+              f"skipped (no canonical mapping) {sum(mapping.skipped.values())}  unreadable {mapping.refused}",
+              file=report)
     print(f"dead letters in     {dead_letter_path}", file=report)
     return 0
 
@@ -404,7 +405,7 @@ def run_import(args: argparse.Namespace) -> int:
             realdata = RealdataMapping()
             events = timed(read_realdata_csv(args.files, realdata))
             print(f"realdata rows {realdata.rows}: mapped {sum(realdata.mapped.values())}, "
-                  f"skipped (no canonical mapping) {sum(realdata.skipped.values())}")
+                  f"skipped (no canonical mapping) {sum(realdata.skipped.values())}, unreadable {realdata.refused}")
         elif args.format == "feed":
             counts = MappedCounts()
             events = list(map_records(read_jsonl(args.files), load_structured(args.mapping, FeedMapping), counts,
@@ -459,6 +460,48 @@ def run_send(args: argparse.Namespace) -> int:
     for line, reason in report.rejected[:20]:
         print(f"  line {line}: {reason}")
     return 1 if report.rejected else 0
+
+
+# ---------------------------------------------------------------- simulate
+
+
+def _configure_simulate(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--cases", type=int, default=1000, help="how many cases (default 1000)")
+    parser.add_argument("--seed", type=int, default=1, help="random seed: the same seed gives the same file")
+    parser.add_argument("--departments", type=int, help="spread the items over this many departments (1: one "
+                        "department holds every case); default: the sample catalog's")
+    parser.add_argument("--violation-rate", type=float, default=0.2, help="share of cases with an injected "
+                        "violation (default 0.2)")
+    parser.add_argument("--out", default="-", help="events file (CloudEvents JSON lines; default stdout)")
+    parser.add_argument("--ground-truth", type=Path, help="also write the alerts each case must raise (JSON lines)")
+
+
+@command("simulate", "write a simulated city's events (CloudEvents JSON lines) to replay or send", _configure_simulate)
+def run_simulate(args: argparse.Namespace) -> int:
+    from streams.simulate import CitySimulator
+
+    if args.cases < 1 or (args.departments is not None and args.departments < 1):
+        raise UsageError("--cases and --departments must be at least 1")
+    if not 0 <= args.violation_rate <= 1:
+        raise UsageError("--violation-rate is a share between 0 and 1")
+    simulator = CitySimulator(seed=args.seed, departments=args.departments, violation_rate=args.violation_rate)
+    out = sys.stdout.buffer if args.out == "-" else open(args.out, "wb")  # noqa: SIM115 (stdout stays open)
+    try:
+        for _, raw in simulator.events(cases=args.cases):
+            out.write(raw + b"\n")
+    except BrokenPipeError:  # `| head`: the reader has what it wanted; nothing more to flush at exit
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    finally:
+        if out is not sys.stdout.buffer:
+            out.close()
+    if args.ground_truth is not None:
+        args.ground_truth.write_bytes(b"".join(orjson.dumps(e.to_json()) + b"\n" for e in simulator.ground_truth))
+    print(f"{args.cases} cases ({simulator.catalog.version} catalog: replay with `--catalog` "
+          "deploy/reference/catalog.json)", file=sys.stderr)
+    return 0
 
 
 # ---------------------------------------------------------------- demo check

@@ -63,6 +63,9 @@ def timed(records: Iterable[Record]) -> list[tuple[datetime | None, Record]]:
     """Records paired with their event time (from the JSON, None when it has none), for sorting."""
     out = []
     for record in records:
+        if record.refused is not None:
+            out.append((None, record))
+            continue
         try:
             moment = datetime.fromisoformat(orjson.loads(record.raw)["time"])
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
@@ -78,10 +81,11 @@ def import_events(monitor: EmbeddedMonitor, clock: ManualClock, events: list[tup
     clock: see `HISTORY`)."""
     summary = ImportSummary()
     ordered = sorted((pair for pair in events if pair[0] is not None), key=lambda pair: pair[0])
-    reason = "time: missing, or not a timezone-aware ISO 8601 time"
+    untimed = "time: missing, or not a timezone-aware ISO 8601 time"
     for _, record in (pair for pair in events if pair[0] is None):
+        category, reason = ("unmapped", record.refused) if record.refused else ("schema", untimed)
         summary.rejected.append((record.origin, reason))
-        monitor.dead_letter(record.origin, "schema", reason, record.raw)
+        monitor.dead_letter(record.origin, category, reason, record.raw)
     for start in range(0, len(ordered), batch):
         chunk = ordered[start : start + batch]
         clock.set(max(clock.now(), chunk[0][0]))

@@ -25,6 +25,8 @@ from models.events import TYPE_PREFIX
 class Record:
     origin: str
     raw: bytes
+    refused: str | None = None
+    """Why the reader could make no event of it (`raw` is then what it read): a dead letter."""
 
 
 def open_binary(path: Path) -> IO[bytes]:
@@ -64,20 +66,61 @@ class RealdataMapping:
     rows: int = 0
     mapped: Counter = field(default_factory=Counter)
     skipped: Counter = field(default_factory=Counter)
+    refused: int = 0
+    """Rows no event could be made of (each a dead letter with the reason)."""
 
 
 def _dataset(path: Path) -> str:
     return path.name.split(".")[0].upper().replace("_", "-")
 
 
+class UnreadableRow(ValueError):
+    """A row no event can be made of; the message says which field and why."""
+
+
+def _extra(row: dict) -> dict:
+    try:
+        extra = orjson.loads(row["extra"] or "{}")
+    except orjson.JSONDecodeError as exc:
+        raise UnreadableRow(f"extra: not valid JSON ({exc})") from None
+    if not isinstance(extra, dict):
+        raise UnreadableRow(f"extra: a JSON object expected, got {type(extra).__name__}")
+    return extra
+
+
+def _text(value: object) -> str | None:
+    """An id as the contract wants it: a string. Logs exported by other tools write numeric ids as
+    JSON numbers (EVENTS.md: readers turn them into their decimal strings)."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() else repr(value)
+    return value if isinstance(value, str) and value else None
+
+
+def _time(row: dict) -> datetime:
+    try:
+        moment = datetime.fromisoformat(row["timestamp"])
+    except (TypeError, ValueError):
+        raise UnreadableRow(f"timestamp: {row['timestamp']!r} is not an ISO 8601 time") from None
+    if moment.tzinfo is None:
+        raise UnreadableRow(f"timestamp: {row['timestamp']!r} has no timezone")
+    return moment
+
+
 def _row_event(row: dict, item_code: str, case_first: dict[str, dict]) -> dict | None:
     kind = CANONICAL_TYPES.get(row["canonical"])
     if kind is None:
         return None
-    case_id, extra = row["case_id"], orjson.loads(row["extra"] or "{}")
+    case_id, extra = row["case_id"], _extra(row)
     first = case_first.get(case_id, {})
-    officer = extra.get("resource") or first.get("resource")
-    department = extra.get("department") or extra.get("org") or first.get("department") or first.get("org")
+    # The department is the case's; an officer is only who the row names (the first row's
+    # resource would name the wrong person on later rows).
+    officer = _text(extra.get("resource"))
+    department = _text(extra.get("department")) or _text(extra.get("org")) or _text(first.get("department")) \
+        or _text(first.get("org"))
     data: dict = {"item_code": item_code}
     if department:
         data["department"] = department
@@ -90,13 +133,14 @@ def _row_event(row: dict, item_code: str, case_first: dict[str, dict]) -> dict |
             applicant_id=case_id,
             channel="online" if str(extra.get("channel", "")).lower() == "internet" else "window",
             materials=[],
-            officer=officer or "unknown",
+            officer=officer or _text(first.get("resource")) or "unknown",
         )
     elif kind == "application.accepted":
         # The logs have no receipt numbers; the accepting activity is the written receipt itself.
         data["receipt_no"] = f"{activity} #{row['seq']}"
-        if first.get("deadline"):
-            data["promised_deadline"] = first["deadline"][:10]
+        deadline = first.get("deadline")
+        if isinstance(deadline, str) and deadline:
+            data["promised_deadline"] = deadline[:10]
     elif kind == "correction.requested":
         data.update(notice_no=f"{activity} #{row['seq']}", materials=[])
     elif kind == "correction.supplied":
@@ -122,7 +166,8 @@ def _row_event(row: dict, item_code: str, case_first: dict[str, dict]) -> dict |
 
 
 def read_realdata_csv(paths: Iterable[Path], mapping: RealdataMapping) -> Iterator[Record]:
-    """Rows of every file, sorted by timestamp (a stable sort: ties keep file order), as events.
+    """Rows of every file, sorted by timestamp (a stable sort: ties keep file order), as events;
+    first the rows no event can be made of, refused with the reason.
 
     The CSV is an export grouped by case, not an arrival log; sorting by time replays it as the
     monitor would have received it live."""
@@ -134,14 +179,21 @@ def read_realdata_csv(paths: Iterable[Path], mapping: RealdataMapping) -> Iterat
         with open_binary(path) as handle:
             for line_no, row in enumerate(csv.DictReader(io.TextIOWrapper(handle, encoding="utf-8")), start=2):
                 mapping.rows += 1
-                if row["case_id"] not in case_first:
-                    case_first[row["case_id"]] = orjson.loads(row["extra"] or "{}")
-                event = _row_event(row, item_code, case_first)
+                origin = f"{path}:{line_no}"
+                try:
+                    if row["case_id"] not in case_first:
+                        case_first[row["case_id"]] = _extra(row)
+                    event = _row_event(row, item_code, case_first)
+                    moment = _time(row) if event is not None else None
+                except UnreadableRow as unreadable:
+                    mapping.refused += 1
+                    yield Record(origin, orjson.dumps(row), str(unreadable))
+                    continue
                 if event is None:
                     mapping.skipped[row["activity"]] += 1
                     continue
                 mapping.mapped[event["type"][len(TYPE_PREFIX):]] += 1
-                rows.append((datetime.fromisoformat(row["timestamp"]), order, f"{path}:{line_no}", event))
+                rows.append((moment, order, origin, event))
                 order += 1
     rows.sort(key=lambda r: (r[0], r[1]))
     for _, _, origin, event in rows:

@@ -79,6 +79,9 @@ def replay(
 
     for record in records:
         summary.records += 1
+        if record.refused is not None:
+            dead(record.origin, record.raw, "unmapped", record.refused)
+            continue
         try:
             event = parse_event(record.raw)
         except InvalidEvent as invalid:

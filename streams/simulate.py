@@ -68,8 +68,11 @@ class CitySimulator:
         settings: RuleSettings | None = None,
         rules: tuple[str, ...] = INJECTABLE,
         namespace: str = "",
+        departments: int | None = None,
     ):
-        """`namespace` prefixes case and event ids, so that two runs never share an id."""
+        """`namespace` prefixes case and event ids, so that two runs never share an id.
+        `departments`: spread the items over this many departments (DEPT-01…) instead of the
+        catalog's; 1 puts every case in one department, as many real permit logs have it."""
         self.rng = random.Random(seed)
         self.seed = seed
         self.namespace = namespace
@@ -85,10 +88,14 @@ class CitySimulator:
         self.counter = itertools.count(1)
         self.event_ids = itertools.count(1)
         self.busy_until: dict[str, datetime] = {}
+        self.department = {
+            item.item_code: item.department if departments is None else f"DEPT-{index % departments + 1:02d}"
+            for index, item in enumerate(self.items)
+        }
         self.officers = {
             dept: {role: [f"{dept.lower()}-{role}-{n}" for n in range(1, 4 if role == "handler" else 2)]
                    for role in ("handler", "reviewer", "approver")}
-            for dept in {item.department for item in self.items}
+            for dept in set(self.department.values())
         }
         self.ground_truth: list[Expected] = []
 
@@ -158,7 +165,7 @@ class CitySimulator:
         return self.rng.choice([i for i in self.items if fits(i)])
 
     def _officers(self, item: CatalogEntry) -> tuple[str, str, str]:
-        staff = self.officers[item.department]
+        staff = self.officers[self.department[item.item_code]]
         return (self.rng.choice(staff["handler"]), staff["reviewer"][0], staff["approver"][0])
 
     def _event(self, script: Script, moment: datetime, kind: str, data: dict, recorded_lag: float | None = None) -> None:
@@ -166,7 +173,7 @@ class CitySimulator:
         script.events.append((moment, {
             "specversion": "1.0",
             "id": f"{self.namespace}ev-{self.seed}-{next(self.event_ids):08d}",
-            "source": f"/shenzhen/{script.item.department.lower()}/window",
+            "source": f"/shenzhen/{self.department[script.item.item_code].lower()}/window",
             "type": TYPE_PREFIX + kind,
             "time": moment.isoformat(),
             "subject": script.case_id,
@@ -191,7 +198,7 @@ class CitySimulator:
         submitted = materials[:-1] if correction else materials
         day0 = submitted_at.date()
         self._event(script, submitted_at, "application.submitted", {
-            "item_code": item.item_code, "department": item.department,
+            "item_code": item.item_code, "department": self.department[item.item_code],
             "applicant_id": f"9144030{rng.randrange(10**10):010d}X", "channel": rng.choice(["window", "online", "mobile"]),
             "materials": submitted, "officer": handler,
         })
@@ -402,7 +409,8 @@ class CitySimulator:
         for offset, script in enumerate((first, second)):
             at = submitted_at + timedelta(minutes=30 * offset)
             self._event(script, at, "application.submitted", {
-                "item_code": item.item_code, "department": item.department, "applicant_id": f"91440300Q{offset}",
+                "item_code": item.item_code, "department": self.department[item.item_code],
+                "applicant_id": f"91440300Q{offset}",
                 "channel": "window", "materials": [m.code for m in item.materials], "officer": handler})
             self._event(script, at + timedelta(minutes=10), "application.accepted",
                         {"receipt_no": f"受理-{script.case_id}", "officer": handler})

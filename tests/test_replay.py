@@ -92,3 +92,55 @@ def test_realdata_wabo_log_replays_end_to_end(tmp_path, capsys):
     alerts = [orjson.loads(line) for line in out.read_bytes().splitlines()]
     assert {a["rule"] for a in alerts} >= {"PW-001", "PW-003"}
     assert all(a["item_code"] == "WABO-RECEIPT-PHASE" for a in alerts)
+
+
+def test_realdata_numeric_ids_become_strings_and_unreadable_rows_dead_letters(tmp_path, capsys):
+    """EVENTS.md: readers of other formats turn numeric officer and applicant ids into their decimal
+    strings (a real building-permit log writes `resource` as a JSON number: every event of it was
+    dead-lettered). A row no event can be made of is a dead letter with the reason, not a crash."""
+    import csv
+    import io
+
+    rows = [
+        ("P-1", 1, "2026-03-02T09:00:00+08:00", "Register", "submitted", "exact", '{"resource": 1001, "org": 77}'),
+        ("P-1", 2, "2026-03-03T09:00:00+08:00", "Receive", "accepted", "exact", '{"resource": 1004.0}'),
+        ("P-1", 3, "2026-04-20T09:00:00+08:00", "Decide", "decision", "exact", '{"resource": 1009}'),
+        ("P-2", 1, "2026-03-02 10:00", "Register", "submitted", "exact", "{}"),
+        ("P-3", 1, "2026-03-02T10:00:00+08:00", "Register", "submitted", "exact", "[1, 2]"),
+        ("P-4", 1, "not a time", "Register", "submitted", "exact", '{"resource": "x"}'),
+    ]
+    text = io.StringIO()
+    writer = csv.writer(text)
+    writer.writerow(["case_id", "seq", "timestamp", "activity", "canonical", "ts_quality", "extra"])
+    writer.writerows(rows)
+    source = tmp_path / "building_permits.events.csv"
+    source.write_text(text.getvalue())
+    out = tmp_path / "alerts.jsonl"
+    referrals = tmp_path / "referrals.jsonl"
+    assert main(["replay", str(source), "--format", "realdata-csv", "--alerts-out", str(out),
+                 "--referrals-out", str(referrals)]) == 0
+    summary = capsys.readouterr().out
+    assert "events applied      3" in summary and "unreadable 3" in summary
+    letters = [orjson.loads(line) for line in (tmp_path / "alerts.dead-letter.jsonl").read_bytes().splitlines()]
+    assert sorted(d["reason"].split(":")[0] for d in letters) == ["extra", "timestamp", "timestamp"]
+    assert {d["category"] for d in letters} == {"unmapped"}
+    [referral] = {orjson.loads(line)["referral_id"]: orjson.loads(line)
+                  for line in referrals.read_bytes().splitlines()}.values()
+    assert {o["role"]: o["officer"] for o in referral["officers"]} == {
+        "handler": "1004", "reviewer": None, "approver": "1009"}
+    assert referral["department"] == "77"
+
+
+def test_simulate_writes_a_city_that_replays(tmp_path, capsys):
+    events, truth = tmp_path / "city.jsonl", tmp_path / "truth.jsonl"
+    assert main(["simulate", "--cases", "40", "--seed", "5", "--departments", "1", "--out", str(events),
+                 "--ground-truth", str(truth)]) == 0
+    lines = events.read_bytes().splitlines()
+    assert len(lines) > 100 and {orjson.loads(line)["data"].get("department") for line in lines} <= {"DEPT-01", None}
+    assert truth.read_bytes() and "replay with `--catalog` deploy/reference/catalog.json" in capsys.readouterr().err
+    catalog = Path(__file__).resolve().parent.parent / "deploy" / "reference" / "catalog.json"
+    assert main(["replay", str(events), "--catalog", str(catalog), "--alerts-out", str(tmp_path / "a.jsonl")]) == 0
+    assert "dead-lettered       0" in capsys.readouterr().out
+    again = tmp_path / "again.jsonl"
+    assert main(["simulate", "--cases", "40", "--seed", "5", "--departments", "1", "--out", str(again)]) == 0
+    assert again.read_bytes() == events.read_bytes()
