@@ -140,7 +140,8 @@ class CaseState:
     handler: Officer | None = None
     reviewer: Officer | None = None
     approver: Officer | None = None
-    seen: set[str] = field(default_factory=set)
+    seen: dict[int, int] = field(default_factory=dict)
+    """`event_key` → `content_digest` of every event applied (duplicates and conflicts)."""
     last_time: datetime | None = None
     last_step: int = 0
     """The procedure step (`PROCEDURE_STEP`) of the latest event at `last_time`."""
@@ -217,7 +218,6 @@ class CaseState:
 
     def apply(self, event: ev.CloudEvent) -> None:
         """Record what `event` establishes. Dedup is the caller's job (see `seen`)."""
-        self.seen.add(event.id)
         step = PROCEDURE_STEP[type(event)]
         if self.last_time is None or event.time > self.last_time:
             self.last_time, self.last_step = event.time, step

@@ -34,6 +34,7 @@ from alerts.city import (
     Emitted,
     ExemptionInput,
     ItemUpdate,
+    Refusal,
     ReportInput,
 )
 from alerts.clock import JUST_AFTER, LegalClock, WorkingCalendar
@@ -46,7 +47,7 @@ from alerts.rules.pw013_out_of_order_grant import ItemCase, item_case, tracks
 from models.alerts import Alert, Message, Officers
 from models.catalog import CatalogEntry
 from models.common import LEGAL_TZ
-from models.events import CloudEvent, ExemptionRecorded
+from models.events import CloudEvent, ExemptionRecorded, content_digest, event_key
 from models.referrals import Exemption
 from models.settings import RuleSettings
 
@@ -388,32 +389,57 @@ class CaseOutcome:
         return inputs
 
 
+class ConflictingDuplicate(ValueError):
+    """An event with the `source` and `id` of one already applied, and other content (EVENTS.md):
+    it is not applied."""
+
+
 class CaseBook:
     """The cases of one runtime (or of one Kafka partition), their timers and their clock.
 
     `cases` is any mutable mapping: a dict in one process, a view over a faust table on Kafka.
-    The clock only moves forward; an input older than it is applied in event-time terms."""
+    The clock only moves forward; an input older than it is applied in event-time terms.
+
+    Every case knows the events applied to it (`CaseState.seen`). `log_wide_ids` also keeps them
+    for the whole book, so that an event reusing another case's `source` and `id` is recognised
+    (replay); a runtime with a journal checks that there instead (the embedded monitor)."""
 
     def __init__(self, judge: CaseJudge, cases: MutableMapping[str, CaseState] | None = None,
-                 timers: TimerIndex | None = None, now: datetime | None = None):
+                 timers: TimerIndex | None = None, now: datetime | None = None, log_wide_ids: bool = False):
         self.judge = judge
         self.cases: MutableMapping[str, CaseState] = {} if cases is None else cases
         self.timers = timers or TimerIndex()
         self.now = now
         self.stats = EngineStats()
+        self.ids: dict[int, int] | None = {} if log_wide_ids else None
 
-    def process(self, event: CloudEvent) -> list[CaseOutcome]:
-        """Apply one case event; first move the clock to its time if it is ahead."""
+    def process(self, event: CloudEvent, digest: int) -> list[CaseOutcome]:
+        """Apply one case event, whose content has `digest` (`content_digest`); first move the
+        clock to its time if it is ahead. A repeat of an event is counted and ignored;
+        `ConflictingDuplicate` when its source and id came before with other content."""
+        stats = self.stats
+        key = event_key(event)
+        if self.ids is not None:
+            first = self.ids.get(key)
+        else:
+            known = self.cases.get(event.subject)
+            first = known.seen.get(key) if known is not None else None
+        if first is not None:
+            if first != digest:
+                raise ConflictingDuplicate(
+                    f"id: {event.id!r} from {event.source!r} was applied before with other content; this one is "
+                    "not applied (EVENTS.md: source and id identify an event across the whole log)")
+            stats.duplicates += 1
+            return []
         time = event.time
         out = self.advance(time) if self.now is None or time > self.now else []
-        stats = self.stats
-        case = self.cases.get(event.subject)
+        case = self.cases.get(event.subject)  # after the advance, which may have forgotten it
         if case is None:
             case = self.cases[event.subject] = CaseState(event.subject)
             stats.cases_opened += 1
-        elif event.id in case.seen:
-            stats.duplicates += 1
-            return out
+        case.seen[key] = digest
+        if self.ids is not None:
+            self.ids[key] = digest
         stats.events += 1
         if case.last_time is not None and time < case.last_time:
             stats.late_events += 1
@@ -476,8 +502,8 @@ class Engine:
     The case book's clock is the city stage's watermark."""
 
     def __init__(self, catalog: Mapping[str, CatalogEntry], calendar: WorkingCalendar, settings: RuleSettings,
-                 always_full: bool = False):
-        self.book = CaseBook(CaseJudge(catalog, calendar, settings, always_full))
+                 always_full: bool = False, log_wide_ids: bool = True):
+        self.book = CaseBook(CaseJudge(catalog, calendar, settings, always_full), log_wide_ids=log_wide_ids)
         self.city = CityBook(settings)
 
     @property
@@ -510,14 +536,22 @@ class Engine:
 
     # ----- input -----
 
-    def process(self, event: CloudEvent, origin: str = "", raw: bytes = b"") -> Emitted:
+    def process(self, event: CloudEvent, origin: str = "", raw: bytes = b"", digest: int | None = None) -> Emitted:
         """Apply one event (or record an exemption); first move the clock to its time if it is
-        ahead. `origin` and `raw`: where an exemption came from, for its dead letter if its case
-        has no referral (`Emitted.refused`)."""
+        ahead. `origin` and `raw`: where it came from and its bytes, for its dead letter if it is
+        refused (`Emitted.refused`: a conflicting duplicate, an exemption of a case with no
+        referral). `digest`: its `content_digest`, if the caller has it; else read from `raw`, or
+        without `raw` from the model."""
         if isinstance(event, ExemptionRecorded):
             return self._route(self.book.advance(event.time),
                                ExemptionInput(event.subject, exemption_of(event), event.time, origin, raw))
-        return self._route(self.book.process(event))
+        try:
+            if digest is None:
+                digest = content_digest(raw or event.model_dump_json())
+            outcomes = self.book.process(event, digest)
+        except ConflictingDuplicate as conflict:
+            return Emitted(refused=[Refusal(origin, raw, "conflicting_duplicate", str(conflict))])
+        return self._route(outcomes)
 
     def advance(self, to: datetime) -> Emitted:
         return self._route(self.book.advance(to))
@@ -577,11 +611,12 @@ class Engine:
         """Everything the engine knows, as plain data (configuration excluded): what a runtime
         saves in a checkpoint."""
         book = self.book
-        return EngineState(book.cases, book.timers, book.now, book.stats, self.city.state())
+        return EngineState(book.cases, book.timers, book.now, book.stats, self.city.state(), book.ids)
 
     def load_state(self, state: EngineState) -> None:
         book = self.book
         book.cases, book.timers, book.now, book.stats = state.cases, state.timers, state.now, state.stats
+        book.ids = state.ids
         self.city.load_state(state.city)
 
 
@@ -592,6 +627,7 @@ class EngineState:
     now: datetime | None
     stats: EngineStats
     city: CityState
+    ids: dict[int, int] | None
 
 
 def exemption_of(record: ExemptionRecorded) -> Exemption:

@@ -19,7 +19,7 @@ from alerts.clock import LegalClock, local_date
 from alerts.rules.base import CaseView, Context
 from models.alerts import Alert
 from models.common import LEGAL_TZ
-from models.events import CloudEvent, ExemptionRecorded
+from models.events import CloudEvent, ExemptionRecorded, event_key
 from models.scorecard import ScorecardRow
 
 ALL_ITEMS = "*"
@@ -57,7 +57,9 @@ def case_states(events: Iterable[CloudEvent]) -> list[CaseState]:
         case = cases.get(event.subject)
         if case is None:
             case = cases[event.subject] = CaseState(event.subject)
-        if event.id not in case.seen:
+        key = event_key(event)
+        if key not in case.seen:
+            case.seen[key] = 0
             case.apply(event)
     return list(cases.values())
 

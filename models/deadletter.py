@@ -22,7 +22,7 @@ class DeadLetter(Contract):
     source: KafkaSource | None = Field(None, description="On Kafka: the record the input came in")
     category: str = Field(description="invalid_json, invalid_utf8, not_an_object, missing_type, unknown_type, "
                                       "schema, too_large, future_time, no_referral, engine_error, unmapped, "
-                                      "invalid_control")
+                                      "invalid_control, conflicting_duplicate")
     reason: str = Field(description="What is wrong, naming the field")
     raw: str | None = Field(None, description="The original input, when it is valid UTF-8")
     raw_base64: str | None = Field(None, description="The original bytes, base64, when they are not UTF-8")

@@ -6,10 +6,13 @@ discriminated union in a single pass (`parse_event`), with no second validation 
 
 from __future__ import annotations
 
+import hashlib
+import zlib
 from datetime import date
 from decimal import Decimal
 from typing import Annotated, Literal, Union
 
+import orjson
 from pydantic import Field, TypeAdapter, ValidationError
 
 from models.common import Code, Contract, Identifier, Instant, LegalInstant, Text
@@ -316,6 +319,18 @@ def parse_event(raw: bytes | str) -> CloudEvent:
             except UnicodeDecodeError as bad:
                 raise InvalidEvent(f"not valid UTF-8: {bad.reason} at byte {bad.start}", "invalid_utf8") from None
         raise _invalid(exc) from None
+
+
+def event_key(event: CloudEvent) -> int:
+    """What identifies an event across the whole log (CloudEvents, EVENTS.md): its `source` and
+    `id`, whatever its subject. 64 bits, stable across processes."""
+    return int.from_bytes(hashlib.blake2b(f"{event.source}\x1f{event.id}".encode(), digest_size=8).digest(), "big")
+
+
+def content_digest(raw: bytes | str) -> int:
+    """What a repeat of an event must match to be a duplicate rather than a conflict: its JSON
+    content, whatever the spacing and the order of keys."""
+    return zlib.crc32(orjson.dumps(orjson.loads(raw), option=orjson.OPT_SORT_KEYS))
 
 
 def parse_event_object(obj: object) -> CloudEvent:

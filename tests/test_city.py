@@ -15,6 +15,7 @@ from alerts.city import CityBook, Emitted, ExemptionInput, Watermark, promised
 from alerts.clock import JUST_AFTER, WorkingCalendar
 from alerts.engine import CaseBook, CaseJudge, exemption_of
 from models.common import record_bytes
+from models.events import content_digest
 from models.settings import RuleSettings
 from tests.factory import CaseEvents, moment
 from tests.harness import run_all
@@ -41,7 +42,7 @@ def delivered_by_partition(events: list) -> list[list]:
             step(partition, books[partition].advance(event.time),
                  ExemptionInput(event.subject, exemption_of(event), event.time, event.id))
         else:
-            step(partition, books[partition].process(event))
+            step(partition, books[partition].process(event, content_digest(event.model_dump_json())))
     for tick in (moment(UNTIL), moment(UNTIL) + JUST_AFTER):
         for partition, book in enumerate(books):
             step(partition, book.advance(tick))

@@ -32,6 +32,52 @@ def test_duplicates_are_accepted_idempotently(tmp_path, runtimes):
     assert runtime.embedded.monitor.store.count("journal") == 2
 
 
+def test_source_and_id_identify_an_event_across_cases_and_a_conflict_is_refused(tmp_path, runtimes):
+    """EVENTS.md: the same source and id with other content (another subject, another officer) is
+    a conflict, dead-lettered with the reason; the same id from another source is another event."""
+    runtime = runtimes(tmp_path)
+    a, b = CaseEvents("SZ-A"), CaseEvents("SZ-B")
+    first = a.submitted("2026-03-02 07:00")
+    assert runtime.post([first]).json()["accepted"] == 1
+    reused = b.submitted("2026-03-02 07:10", event_id=first.id)  # same source and id, another case
+    elsewhere = CaseEvents("SZ-C").raw("application.submitted", "2026-03-02 07:20", event_id=first.id,
+                                       item_code="ITEM-STD", department="D-MARKET", applicant_id="x",
+                                       channel="window", officer="o-1")
+    elsewhere["source"] = "/another/system"
+    body = b"\n".join([orjson.dumps(reused.model_dump(mode="json")), orjson.dumps(elsewhere)])
+    answer = runtime.client.post("/events", content=body, headers={**runtime.auth("ingest"),
+                                                                  "Content-Type": "application/x-ndjson"}).json()
+    assert answer["accepted"] == 1 and [r["category"] for r in answer["rejected"]] == ["conflicting_duplicate"]
+    assert "case SZ-A" in answer["rejected"][0]["reason"]
+    assert runtime.post([first]).json()["duplicates"] == 1
+    store = runtime.embedded.monitor.store
+    assert store.count("journal") == 2 and store.count("dead_letters") == 1
+
+
+def test_a_journal_that_keyed_events_by_id_alone_is_migrated(tmp_path, runtimes):
+    import sqlite3
+
+    runtime = runtimes(tmp_path)
+    c = CaseEvents()
+    accepted = c.accepted("2026-03-02 07:30")
+    assert runtime.post([c.submitted("2026-03-02 07:00"), accepted]).json()["accepted"] == 2
+    runtime.stop()
+    database = tmp_path / "permitwatch.sqlite"
+    with sqlite3.connect(database) as old:  # the journal as it was before 2026-11-30
+        old.executescript("""
+            ALTER TABLE journal RENAME TO new_journal; DROP INDEX journal_case;
+            CREATE TABLE journal (seq INTEGER PRIMARY KEY, kind TEXT NOT NULL, event_id TEXT UNIQUE, case_id TEXT,
+                type TEXT, time TEXT, clock TEXT NOT NULL, received_at TEXT NOT NULL, raw BLOB NOT NULL);
+            INSERT INTO journal SELECT seq, kind, event_id, case_id, type, time, clock, received_at, raw
+                FROM new_journal;
+            DROP TABLE new_journal;""")
+    again = runtimes(tmp_path)
+    again.tokens = runtime.tokens
+    assert again.post([accepted]).json()["duplicates"] == 1
+    rows = again.embedded.monitor.store.reader.execute("SELECT seq, source FROM journal ORDER BY seq").fetchall()
+    assert rows == [(1, "/shenzhen/test/window"), (2, "/shenzhen/test/window")]
+
+
 def test_invalid_payloads_get_4xx_with_reasons_and_land_in_the_dead_letters(tmp_path, runtimes):
     runtime = runtimes(tmp_path)
     headers = {**runtime.auth("ingest"), "Content-Type": "application/cloudevents+json"}

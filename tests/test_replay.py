@@ -144,3 +144,27 @@ def test_simulate_writes_a_city_that_replays(tmp_path, capsys):
     again = tmp_path / "again.jsonl"
     assert main(["simulate", "--cases", "40", "--seed", "5", "--departments", "1", "--out", str(again)]) == 0
     assert again.read_bytes() == events.read_bytes()
+
+
+def test_source_and_id_identify_an_event_across_the_log(tmp_path, catalog_file, capsys):
+    """EVENTS.md: a repeat with the same content is a duplicate (counted), whatever its spacing; the
+    same source and id with other content is a conflict (not applied, dead-lettered), in the same
+    case or another; the same id from another source is another event."""
+    a, b = CaseEvents("SZ-A"), CaseEvents("SZ-B")
+    submitted = a.submitted("2026-03-02 09:00")
+    same = orjson.loads(orjson.dumps(submitted.model_dump(mode="json")))
+    other_officer = {**same, "data": {**same["data"], "officer": "o-someone-else"}}
+    other_case = {**same, "subject": "SZ-B"}
+    other_source = {**b.submitted("2026-03-02 09:30").model_dump(mode="json"), "id": same["id"],
+                    "source": "/another/window"}
+    lines = [orjson.dumps(same), orjson.dumps(same, option=orjson.OPT_INDENT_2).replace(b"\n", b" "),
+             orjson.dumps(other_officer), orjson.dumps(other_case), orjson.dumps(other_source)]
+    events = tmp_path / "events.jsonl"
+    events.write_bytes(b"\n".join(lines) + b"\n")
+    replay(tmp_path, catalog_file, events)
+    summary = capsys.readouterr().out
+    assert "events applied      2" in summary and "duplicates ignored  1" in summary
+    letters = [orjson.loads(line) for line in (tmp_path / "alerts.dead-letter.jsonl").read_bytes().splitlines()]
+    assert [(d["category"], d["origin"].rsplit(":", 1)[1]) for d in letters] == [
+        ("conflicting_duplicate", "3"), ("conflicting_duplicate", "4")]
+    assert "applied before with other content" in letters[0]["reason"]

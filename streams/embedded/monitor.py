@@ -26,7 +26,7 @@ from alerts.engine import Emitted, Engine
 from models.calendar import CalendarOverride
 from models.catalog import Catalog
 from models.deadletter import DeadLetter
-from models.events import CloudEvent, InvalidEvent, parse_event
+from models.events import CloudEvent, InvalidEvent, content_digest, parse_event
 from models.files import ReferenceFileError, parse_structured
 from models.settings import RuleSettings
 from models.views import ActionRecord
@@ -110,7 +110,8 @@ class EmbeddedMonitor:
     # ----- reference data -----
 
     def _new_engine(self) -> Engine:
-        return Engine(self.catalog.by_code(), WorkingCalendar(self.calendars), self.settings)
+        # The journal knows every event the monitor accepted (the engine need not keep their ids).
+        return Engine(self.catalog.by_code(), WorkingCalendar(self.calendars), self.settings, log_wide_ids=False)
 
     def _reference_raw(self) -> tuple[bytes, bytes]:
         return (orjson.dumps(self.catalog.model_dump(mode="json")),
@@ -165,7 +166,7 @@ class EmbeddedMonitor:
             try:
                 self.engine.advance(row.clock)
                 if row.kind == "event":
-                    self.engine.process(parse_event(row.raw))
+                    self.engine.process(parse_event(row.raw), raw=row.raw)
                 else:
                     self._apply_reference(row.kind, row.raw)
             except Exception:  # a journal row an older version accepted: keep going without it
@@ -350,7 +351,9 @@ class EmbeddedMonitor:
             try:
                 with self.store.transaction() as tx:
                     emitted = self.engine.advance(now)
-                    known = Store.known_event_ids(tx, [e.id for _, e, _ in parsed])
+                    # Source and id identify an event across the log (EVENTS.md): the journal says
+                    # whether one came before, in any case, and with what content.
+                    known = Store.known_events(tx, [e for _, e, _ in parsed])
                     engine_time = 0.0
                     journal: list[tuple] = []
                     received = now.isoformat()
@@ -359,8 +362,16 @@ class EmbeddedMonitor:
                     applied: dict[str, tuple[int, int, tuple[str, str]]] = {}
                     for index, event, item in parsed:
                         raw = item.raw
-                        if event.id in known:
-                            result.duplicates += 1
+                        digest = content_digest(raw)
+                        first = known.get((event.source, event.id))
+                        if first is not None:
+                            if first[0] == digest:
+                                result.duplicates += 1
+                                continue
+                            reason = (f"id: {event.id!r} from {event.source!r} was accepted before (case {first[1]}, "
+                                      f"journal entry {first[2]}) with other content; this one is not applied")
+                            letters.append(DeadLetter.of(item.origin, "conflicting_duplicate", reason, raw))
+                            result.rejected.append(Rejection(index, "conflicting_duplicate", reason))
                             continue
                         if event.time > horizon:
                             reason = (f"time: {event.time.isoformat()} is more than "
@@ -369,14 +380,14 @@ class EmbeddedMonitor:
                             letters.append(DeadLetter.of(item.origin, "future_time", reason, raw))
                             result.rejected.append(Rejection(index, "future_time", reason))
                             continue
-                        known.add(event.id)
+                        known[(event.source, event.id)] = (digest, event.subject, "in this batch")
                         clock_now = self.engine.now or now
                         if clock_now is not clock_seen:
                             clock_seen, clock_text = clock_now, clock_now.isoformat()
-                        journal.append(Store.journal_row(event, raw, clock_text, received))
+                        journal.append(Store.journal_row(event, raw, digest, clock_text, received))
                         t0 = time.perf_counter()
                         try:
-                            caused = self.engine.process(event, item.origin, raw)
+                            caused = self.engine.process(event, item.origin, raw, digest)
                         except Exception as exc:
                             raise _Poisoned(index, f"{type(exc).__name__}: {exc}") from exc
                         engine_time += time.perf_counter() - t0

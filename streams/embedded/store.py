@@ -8,6 +8,7 @@ written once, in the same transaction as the inputs that caused them, and never 
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator
@@ -16,24 +17,31 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+import orjson
+
 from models.alerts import Alert
 from models.common import record_bytes
 from models.deadletter import DeadLetter
-from models.events import CloudEvent
+from models.events import CloudEvent, content_digest
 from models.referrals import Referral
 from models.views import ActionRecord
+
+log = logging.getLogger("permitwatch.store")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS journal (
     seq INTEGER PRIMARY KEY,
     kind TEXT NOT NULL,
-    event_id TEXT UNIQUE,
+    event_id TEXT,
     case_id TEXT,
     type TEXT,
     time TEXT,
     clock TEXT NOT NULL,
     received_at TEXT NOT NULL,
-    raw BLOB NOT NULL
+    raw BLOB NOT NULL,
+    source TEXT,
+    digest INTEGER,
+    UNIQUE (source, event_id)
 );
 CREATE INDEX IF NOT EXISTS journal_case ON journal(case_id, seq);
 CREATE TABLE IF NOT EXISTS dead_letters (
@@ -99,6 +107,31 @@ class JournalRow:
     raw: bytes
 
 
+def _identify_events_by_source(connection: sqlite3.Connection) -> None:
+    """A journal from before 2026-11-30 keyed events by id alone; CloudEvents key them by source and
+    id (EVENTS.md). Rebuild it with both and the content digest duplicates are told apart by,
+    keeping every row and its seq (checkpoints refer to it)."""
+    columns = [row[1] for row in connection.execute("PRAGMA table_info(journal)")]
+    if not columns or "source" in columns:
+        return
+    rows = connection.execute("SELECT seq, kind, event_id, case_id, type, time, clock, received_at, raw FROM journal")
+    migrated = []
+    for seq, kind, event_id, case_id, type_, time, clock, received_at, raw in rows:
+        source = digest = None
+        if kind == "event":
+            source, digest = orjson.loads(raw).get("source"), content_digest(raw)
+        migrated.append((seq, kind, event_id, case_id, type_, time, clock, received_at, raw, source, digest))
+    connection.execute("BEGIN IMMEDIATE")
+    connection.execute("ALTER TABLE journal RENAME TO journal_by_id")
+    connection.execute("DROP INDEX IF EXISTS journal_case")
+    connection.execute(SCHEMA.split(";", 1)[0])  # the journal's CREATE TABLE
+    connection.executemany("INSERT INTO journal (seq, kind, event_id, case_id, type, time, clock, received_at, raw, "
+                           "source, digest) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", migrated)
+    connection.execute("DROP TABLE journal_by_id")
+    connection.execute("COMMIT")
+    log.info("journal migrated: events are identified by source and id (%s rows)", len(migrated))
+
+
 PROBE_BYTES = 1 << 20
 """Room a database that failed a write must show again to be reported writable: about one batch of
 2,000 events with what they cause."""
@@ -120,6 +153,7 @@ class Store:
         self._failure: str | None = None
         try:
             self._writer = self._connect()
+            _identify_events_by_source(self._writer)
             self._writer.executescript(SCHEMA)
         except sqlite3.Error as exc:
             raise StoreError(f"database {self.path} cannot be opened for writing: {exc}") from None
@@ -171,25 +205,29 @@ class Store:
             self._writer.execute("ROLLBACK")
 
     @staticmethod
-    def known_event_ids(connection: sqlite3.Connection, ids: list[str]) -> set[str]:
-        known: set[str] = set()
+    def known_events(connection: sqlite3.Connection, events: list[CloudEvent]) -> dict[tuple[str, str], tuple]:
+        """(source, id) → (content digest, case id, seq) of the journalled events among `events`."""
+        known: dict[tuple[str, str], tuple] = {}
+        ids = sorted({event.id for event in events})
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
             marks = ",".join("?" * len(chunk))
-            known.update(row[0] for row in connection.execute(
-                f"SELECT event_id FROM journal WHERE event_id IN ({marks})", chunk))
+            for source, event_id, digest, case_id, seq in connection.execute(
+                    f"SELECT source, event_id, digest, case_id, seq FROM journal WHERE event_id IN ({marks})", chunk):
+                known[(source, event_id)] = (digest, case_id, seq)
         return known
 
     @staticmethod
-    def journal_row(event: CloudEvent, raw: bytes, clock: str, received_at: str) -> tuple:
-        return (event.id, event.subject, event.type, event.time.isoformat(), clock, received_at, raw)
+    def journal_row(event: CloudEvent, raw: bytes, digest: int, clock: str, received_at: str) -> tuple:
+        return (event.id, event.source, digest, event.subject, event.type, event.time.isoformat(), clock, received_at,
+                raw)
 
     @staticmethod
     def journal_events(connection: sqlite3.Connection, rows: list[tuple]) -> None:
         """Rows from `journal_row`, in the order the engine applied them."""
         connection.executemany(
-            "INSERT INTO journal (kind, event_id, case_id, type, time, clock, received_at, raw)"
-            " VALUES ('event', ?, ?, ?, ?, ?, ?, ?)", rows)
+            "INSERT INTO journal (kind, event_id, source, digest, case_id, type, time, clock, received_at, raw)"
+            " VALUES ('event', ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
 
     @staticmethod
     def first_delivery(connection: sqlite3.Connection, source: str) -> bool:

@@ -22,7 +22,7 @@ from aiokafka.structs import ConsumerRecord
 
 from models.alerts import Alert
 from models.deadletter import DeadLetter
-from models.events import InvalidEvent, parse_event
+from models.events import InvalidEvent, content_digest, parse_event
 from models.referrals import Referral
 from streams.embedded.store import Store
 from streams.kafka.topology import Topology
@@ -117,10 +117,10 @@ class Follower:
                 event = parse_event(value)
             except InvalidEvent:
                 return  # the workers dead-letter it; the follower sees their letter
-            if Store.known_event_ids(tx, [event.id]):
-                return
+            if Store.known_events(tx, [event]).get((event.source, event.id)):
+                return  # a repeat, or a conflict the workers dead-letter: the first stays
             stamp = produced.isoformat()
-            Store.journal_events(tx, [Store.journal_row(event, value, stamp, stamp)])
+            Store.journal_events(tx, [Store.journal_row(event, value, content_digest(value), stamp, stamp)])
             return
         if topic == t.actions:
             action = action_of(record)

@@ -45,6 +45,7 @@ from alerts.engine import (
     CATALOG_CHANGED,
     CaseBook,
     CaseOutcome,
+    ConflictingDuplicate,
     Emitted,
     TimerIndex,
     calendar_changed,
@@ -55,7 +56,7 @@ from alerts.rules.pw013_out_of_order_grant import ItemCase, ItemState
 from models.alerts import Alert, Message
 from models.common import record_bytes
 from models.deadletter import DeadLetter, KafkaSource
-from models.events import CloudEvent, ExemptionRecorded, InvalidEvent, parse_event
+from models.events import CloudEvent, ExemptionRecorded, InvalidEvent, content_digest, parse_event
 from models.referrals import Referral
 from models.settings import RuleSettings
 from streams.clocks import Clock
@@ -454,7 +455,12 @@ class CaseStage(Stage):
             return book.book.advance(event.time), ExemptionInput(event.subject, exemption_of(event), event.time,
                                                                  record.origin, raw)
         duplicates = book.book.stats.duplicates
-        outcomes = book.book.process(event)
+        try:
+            # Per case: the events topic is keyed by case, so a case's events meet on one partition.
+            outcomes = book.book.process(event, content_digest(raw))
+        except ConflictingDuplicate as conflict:
+            step.outputs.append(self._refuse(record, "conflicting_duplicate", str(conflict)))
+            return [], None
         if book.book.stats.duplicates > duplicates:
             self.metrics.duplicates.inc()
         else:
