@@ -147,7 +147,7 @@ class CaseJudge:
             result.wake_at = min(case.dues.values())
         else:
             if case.expires is None or kind in CLOSING:
-                case.expires = max(case.last_time, now) + self._retention_of(case)
+                case.expires = max(case.last_time, now) + self.retention_of(case)
             result.wake_at = case.expires
         if result.alerts:
             view.retracted = tuple(a.alert_id for a in result.alerts if a.status == "retracted")
@@ -199,10 +199,10 @@ class CaseJudge:
             return result
         if case.expires is None:
             # The last deadline just passed: keep the case a while for late events to retract.
-            case.expires = now + self._retention_of(case)
+            case.expires = now + self.retention_of(case)
         elif now >= case.expires:
             # Events since the expiry was set only update last_time; honour them now.
-            quiet_until = case.last_time + self._retention_of(case)
+            quiet_until = case.last_time + self.retention_of(case)
             if quiet_until <= now and not result.alerts:
                 result.drop = True
                 return result
@@ -210,7 +210,7 @@ class CaseJudge:
         result.wake_at = case.expires
         return result
 
-    def _retention_of(self, case: CaseState) -> timedelta:
+    def retention_of(self, case: CaseState) -> timedelta:
         return self._retention if case.closure else self._idle_retention
 
     def _judge(
@@ -353,7 +353,8 @@ class EngineStats:
     late_events: int = 0
     unknown_items: int = 0
     cases_opened: int = 0
-    cases_dropped: int = 0
+    cases_retired: int = 0
+    cases_restored: int = 0
     alerts: Counter = field(default_factory=Counter)
     retractions: Counter = field(default_factory=Counter)
 
@@ -402,16 +403,22 @@ class CaseBook:
 
     Every case knows the events applied to it (`CaseState.seen`). `log_wide_ids` also keeps them
     for the whole book, so that an event reusing another case's `source` and `id` is recognised
-    (replay); a runtime with a journal checks that there instead (the embedded monitor)."""
+    (replay); a runtime with a journal checks that there instead (the embedded monitor).
+
+    A case whose retention has passed (closed, or idle) leaves `cases` for `retired`, a mapping
+    the runtime keeps in a compact form; a later event for it brings it back, so it is judged
+    against its history, never as a new case (EVENTS.md, old cases)."""
 
     def __init__(self, judge: CaseJudge, cases: MutableMapping[str, CaseState] | None = None,
-                 timers: TimerIndex | None = None, now: datetime | None = None, log_wide_ids: bool = False):
+                 timers: TimerIndex | None = None, now: datetime | None = None, log_wide_ids: bool = False,
+                 retired: MutableMapping[str, CaseState] | None = None):
         self.judge = judge
         self.cases: MutableMapping[str, CaseState] = {} if cases is None else cases
         self.timers = timers or TimerIndex()
         self.now = now
         self.stats = EngineStats()
         self.ids: dict[int, int] | None = {} if log_wide_ids else None
+        self.retired: MutableMapping[str, CaseState] = {} if retired is None else retired
 
     def process(self, event: CloudEvent, digest: int) -> list[CaseOutcome]:
         """Apply one case event, whose content has `digest` (`content_digest`); first move the
@@ -419,10 +426,10 @@ class CaseBook:
         `ConflictingDuplicate` when its source and id came before with other content."""
         stats = self.stats
         key = event_key(event)
+        known = self.cases.get(event.subject) or self._restore(event.subject)
         if self.ids is not None:
             first = self.ids.get(key)
         else:
-            known = self.cases.get(event.subject)
             first = known.seen.get(key) if known is not None else None
         if first is not None:
             if first != digest:
@@ -433,7 +440,8 @@ class CaseBook:
             return []
         time = event.time
         out = self.advance(time) if self.now is None or time > self.now else []
-        case = self.cases.get(event.subject)  # after the advance, which may have forgotten it
+        # Again after the advance, which may have retired it.
+        case = self.cases.get(event.subject) or self._restore(event.subject)
         if case is None:
             case = self.cases[event.subject] = CaseState(event.subject)
             stats.cases_opened += 1
@@ -484,12 +492,25 @@ class CaseBook:
         if result.drop:
             del self.cases[case.case_id]
             self.timers.cancel(case.case_id)
-            self.stats.cases_dropped += 1
+            case.dues = case.expires = None
+            self.retired[case.case_id] = case
+            self.stats.cases_retired += 1
             if case.item_code in self.judge.tracked_items:
                 update = ItemUpdate(case.item_code, case.case_id, None, (case.case_id, now), self.judge.report(case))
         elif result.wake_at is not None:
             self.timers.schedule(case.case_id, result.wake_at)
         return CaseOutcome(case.case_id, result.alerts, result.report, update, cause.time if cause else now)
+
+    def _restore(self, case_id: str) -> CaseState | None:
+        """A retired case back among the cases, kept until its retention passes again."""
+        case = self.retired.pop(case_id, None)
+        if case is None:
+            return None
+        self.cases[case_id] = case
+        self.stats.cases_restored += 1
+        case.expires = max(case.last_time, self.now or case.last_time) + self.judge.retention_of(case)
+        self.timers.schedule(case_id, case.expires)
+        return case
 
     @property
     def open_cases(self) -> int:
@@ -502,8 +523,12 @@ class Engine:
     The case book's clock is the city stage's watermark."""
 
     def __init__(self, catalog: Mapping[str, CatalogEntry], calendar: WorkingCalendar, settings: RuleSettings,
-                 always_full: bool = False, log_wide_ids: bool = True):
-        self.book = CaseBook(CaseJudge(catalog, calendar, settings, always_full), log_wide_ids=log_wide_ids)
+                 always_full: bool = False, log_wide_ids: bool = True,
+                 retired: MutableMapping[str, CaseState] | None = None):
+        """`retired`: where cases past their retention are kept (`CaseBook`); a runtime gives a
+        compact store (`streams.retired.CompactCases`)."""
+        self.book = CaseBook(CaseJudge(catalog, calendar, settings, always_full), log_wide_ids=log_wide_ids,
+                             retired=retired)
         self.city = CityBook(settings)
 
     @property
@@ -611,12 +636,12 @@ class Engine:
         """Everything the engine knows, as plain data (configuration excluded): what a runtime
         saves in a checkpoint."""
         book = self.book
-        return EngineState(book.cases, book.timers, book.now, book.stats, self.city.state(), book.ids)
+        return EngineState(book.cases, book.timers, book.now, book.stats, self.city.state(), book.ids, book.retired)
 
     def load_state(self, state: EngineState) -> None:
         book = self.book
         book.cases, book.timers, book.now, book.stats = state.cases, state.timers, state.now, state.stats
-        book.ids = state.ids
+        book.ids, book.retired = state.ids, state.retired
         self.city.load_state(state.city)
 
 
@@ -628,6 +653,7 @@ class EngineState:
     stats: EngineStats
     city: CityState
     ids: dict[int, int] | None
+    retired: MutableMapping[str, CaseState]
 
 
 def exemption_of(record: ExemptionRecorded) -> Exemption:

@@ -1,6 +1,7 @@
 """Memory per open case, and the embedded runtime under sustained load.
 
     python -m bench.load memory [--cases N]      # engine state: RSS and checkpoint bytes per open case
+    python -m bench.load retired [--cases N]     # the same per retired case (closed, past its retention)
     python -m bench.load sustained [--cases N]   # `permitwatch run` taking N open cases over HTTP
 
 `sustained` posts open cases (submitted and accepted, deadlines weeks away) in NDJSON batches of
@@ -15,6 +16,7 @@ import argparse
 import gc
 import json
 import pickle
+import sys
 import tempfile
 import time
 from datetime import datetime, timedelta
@@ -51,22 +53,61 @@ def memory(cases: int) -> dict:
     from models.events import parse_event
     from models.settings import RuleSettings
 
-    engine = Engine(SAMPLE_CATALOG.by_code(), WorkingCalendar(), RuleSettings())
+    engine = Engine(SAMPLE_CATALOG.by_code(), WorkingCalendar(), RuleSettings(), log_wide_ids=False)
     item = _open_item()
     warm = 1_000
     for n in range(warm):
         for raw in _case_events(f"W-{n}", item, n):
-            engine.process(parse_event(raw))
+            engine.process(parse_event(raw), raw=raw)
     gc.collect()
     before = _rss_bytes()
     for n in range(cases):
         for raw in _case_events(f"M-{n:07d}", item, n):
-            engine.process(parse_event(raw))
+            engine.process(parse_event(raw), raw=raw)
     gc.collect()
     after = _rss_bytes()
     state = len(pickle.dumps(engine.state(), protocol=pickle.HIGHEST_PROTOCOL))
     return {"open_cases": engine.open_cases, "rss_bytes_per_case": (after - before) / cases,
             "checkpoint_bytes_per_case": state / engine.open_cases}
+
+
+def retired(cases: int) -> dict:
+    """Cases decided, licensed and published, then the clock past their retention: the memory the
+    embedded monitor keeps per retired case (`streams.retired.CompactCases`)."""
+    from alerts.clock import WorkingCalendar
+    from alerts.engine import Engine
+    from models.events import parse_event
+    from models.settings import RuleSettings
+    from streams.retired import CompactCases
+
+    store = CompactCases()
+    engine = Engine(SAMPLE_CATALOG.by_code(), WorkingCalendar(), RuleSettings(), log_wide_ids=False, retired=store)
+    item = _open_item()
+    start = datetime.fromisoformat(f"{DAY}T09:00:00+08:00")
+
+    def closed_case(case_id: str, number: int) -> list[bytes]:
+        submitted = start + timedelta(seconds=number % 28_000)
+        events = accepted_case(case_id, item, submitted)
+        for kind, after, data in (("decision.made", 5, {"outcome": "grant", "officer": "o-9", "remedies_notified": True}),
+                                  ("licence.issued", 6, {"licence_no": f"L-{case_id}"}),
+                                  ("result.published", 7, {"channel": "web"})):
+            events.append(json.dumps({"specversion": "1.0", "id": f"{case_id}-{kind}", "source": "/bench",
+                                      "type": f"cn.gov.licensing.{kind}", "subject": case_id, "data": data,
+                                      "time": (submitted + timedelta(days=after)).isoformat()}).encode())
+        return events
+
+    def load(prefix: str, count: int) -> None:
+        for n in range(count):
+            for raw in closed_case(f"{prefix}-{n:07d}", n):
+                engine.process(parse_event(raw), raw=raw)
+
+    load("R", cases)
+    engine.advance(start + timedelta(days=800))
+    # The store's own objects: the process's resident size keeps the arenas the open cases used
+    # before they retired, which says nothing about what retiring costs.
+    held = sys.getsizeof(store._packed) + sum(sys.getsizeof(k) + sys.getsizeof(v) for k, v in store._packed.items())
+    return {"retired_cases": len(store), "open_cases": engine.open_cases, "held_bytes_per_case": held / len(store),
+            "compressed_bytes_per_case": store.size_bytes / len(store)}
 
 
 def sustained(cases: int, probes: int = 2_000) -> dict:
@@ -109,7 +150,7 @@ def sustained(cases: int, probes: int = 2_000) -> dict:
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("what", choices=["memory", "sustained"])
+    parser.add_argument("what", choices=["memory", "retired", "sustained"])
     parser.add_argument("--cases", type=int)
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args(argv)
@@ -117,6 +158,11 @@ def main(argv: list[str] | None = None) -> dict:
         result = memory(args.cases or 200_000)
         text = (f"open cases {result['open_cases']:,}: {result['rss_bytes_per_case']:,.0f} bytes resident and "
                 f"{result['checkpoint_bytes_per_case']:,.0f} bytes of checkpoint per open case")
+    elif args.what == "retired":
+        result = retired(args.cases or 100_000)
+        text = (f"retired cases {result['retired_cases']:,} (open {result['open_cases']}): "
+                f"{result['held_bytes_per_case']:,.0f} bytes held per retired case, of which "
+                f"{result['compressed_bytes_per_case']:,.0f} bytes the compressed state")
     else:
         result = sustained(args.cases or 1_000_000)
         rows = [f"  {n:>9,} cases  {t:7.1f} s  {2 * n / t:8,.0f} events/s  RSS {r / 2**20:8,.0f} MiB"

@@ -10,6 +10,7 @@ from alerts.engine import Engine
 from models.calendar import load_calendar
 from models.catalog import Catalog, load_catalog
 from models.settings import RuleSettings, load_settings
+from streams.retired import CompactCases
 
 
 def load_reference(
@@ -24,4 +25,4 @@ def load_reference(
 
 def build_engine(catalog: Path | None, calendars: Sequence[Path] = (), settings: Path | None = None) -> Engine:
     items, calendar, rule_settings = load_reference(catalog, calendars, settings)
-    return Engine(items.by_code(), calendar, rule_settings)
+    return Engine(items.by_code(), calendar, rule_settings, retired=CompactCases())

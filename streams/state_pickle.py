@@ -3,8 +3,9 @@ only the classes that state is made of.
 
 `pickle.loads` calls whatever callable a pickle names: anyone who can write a changelog topic or
 the checkpoint file could run code in every worker or monitor that reads it. Loading here
-resolves a name only if it is a class defined in the domain packages (`alerts`, `models`) or the
-Kafka stages' stored records, or one of the few standard-library types the state holds; anything
+resolves a name only if it is a class defined in the domain packages (`alerts`, `models`), the
+Kafka stages' stored records or the retired-case store, or one of the few standard-library types
+the state holds; anything
 else is refused with `UnsafeState` before it is called (the "restricting globals" recipe of the
 `pickle` documentation).
 """
@@ -17,7 +18,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 _DOMAIN = ("alerts.", "models.")
-_STAGES = "streams.kafka.stages"
+_RUNTIME = ("streams.kafka.stages", "streams.retired")
 _STANDARD = {
     "builtins": {"set", "frozenset"},
     "collections": {"Counter", "OrderedDict", "defaultdict", "deque"},
@@ -46,7 +47,7 @@ class _StateUnpickler(pickle.Unpickler):
             return _zoneinfo_getattr
         if name in _STANDARD.get(module, ()):
             return super().find_class(module, name)
-        if (module.startswith(_DOMAIN) or module == _STAGES) and "." not in name:
+        if (module.startswith(_DOMAIN) or module in _RUNTIME) and "." not in name:
             found = super().find_class(module, name)
             if isinstance(found, type) and found.__module__ == module:
                 return found

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from models.common import json_line
 from models.settings import RuleSettings
 from tests.factory import CaseEvents, catalog, moment
-from tests.harness import active, engine_for, run
+from tests.harness import active, engine_for, rules, run
 
 ITEMS = catalog(
     {"item_code": "ITEM-Q", "name": "q", "department": "D", "quantity_limited": True, "promised_limit": {"value": 8},
@@ -135,7 +135,25 @@ def test_timers_fire_in_deadline_order_across_cases():
     assert [(x.case_id, x.rule) for x in alerts if x.rule == "PW-001"] == [("SZ-A", "PW-001"), ("SZ-B", "PW-001")]
 
 
-def test_closed_cases_are_forgotten_after_their_last_timer_and_retention():
+def test_a_retired_case_is_judged_against_its_history_when_an_event_for_it_comes():
+    """EVENTS.md, old cases: a late licence months after the case left memory is the licence of
+    its grant (before: a new case, "licence without a grant"), a re-delivered submission is a
+    duplicate, and its officers are still known."""
+    engine = engine_for()
+    c = CaseEvents()
+    submitted = c.submitted("2026-03-02")
+    alerts = run([submitted, c.accepted("2026-03-03"), c.decided("2026-03-10"), c.published("2026-03-12")],
+                 engine=engine, until="2026-07-01")
+    assert engine.open_cases == 0 and engine.stats.cases_retired == 1 and rules(alerts) == {"PW-010"}
+    later = engine.process(c.licence("2026-07-15")).alerts + engine.process(submitted).alerts
+    later += engine.advance(moment("2026-08-01")).alerts + engine.finish().alerts
+    assert later == [] and engine.stats.cases_restored == 1 and engine.stats.duplicates == 1
+    assert engine.cases[c.case_id].officer("approver") == "o-approver"
+    engine.advance(moment("2026-10-01"))
+    assert engine.open_cases == 0 and engine.stats.cases_retired == 2
+
+
+def test_closed_cases_are_retired_after_their_last_timer_and_retention():
     engine = engine_for()
     c = CaseEvents()
     run([c.submitted("2026-03-02"), c.accepted("2026-03-03"), c.decided("2026-03-10"), c.licence("2026-03-11"),
@@ -144,7 +162,7 @@ def test_closed_cases_are_forgotten_after_their_last_timer_and_retention():
     engine.advance(moment("2026-04-05"))  # the publication and licence timers have passed
     assert engine.open_cases == 1  # kept 30 days so a late event can still retract
     engine.advance(moment("2026-06-01"))
-    assert engine.open_cases == 0 and engine.stats.cases_dropped == 1 and len(engine.timers) == 0
+    assert engine.open_cases == 0 and engine.stats.cases_retired == 1 and len(engine.timers) == 0
 
 
 def test_open_case_with_nothing_pending_is_forgotten_after_idle_retention():

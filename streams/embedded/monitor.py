@@ -34,6 +34,7 @@ from streams import state_pickle
 from streams.clocks import Clock
 from streams.embedded.store import Store, StoreError
 from streams.metrics import Metrics
+from streams.retired import CompactCases
 
 log = logging.getLogger("permitwatch.embedded")
 
@@ -111,7 +112,8 @@ class EmbeddedMonitor:
 
     def _new_engine(self) -> Engine:
         # The journal knows every event the monitor accepted (the engine need not keep their ids).
-        return Engine(self.catalog.by_code(), WorkingCalendar(self.calendars), self.settings, log_wide_ids=False)
+        return Engine(self.catalog.by_code(), WorkingCalendar(self.calendars), self.settings, log_wide_ids=False,
+                      retired=CompactCases())
 
     def _reference_raw(self) -> tuple[bytes, bytes]:
         return (orjson.dumps(self.catalog.model_dump(mode="json")),

@@ -64,6 +64,7 @@ from streams.kafka.reference import ReferenceData
 from streams.kafka.topology import Topology
 from streams.kafka.wire import (
     MARKER_PREFIX,
+    RETIRED_PREFIX,
     CityWork,
     Continue,
     Marker,
@@ -78,11 +79,13 @@ from streams.kafka.wire import (
     decode_city_input,
     decode_marker,
     decode_queued,
+    decode_retired,
     decode_state,
     encode_case,
     encode_city_input,
     encode_marker,
     encode_queued,
+    encode_retired,
     encode_state,
     marker_key,
     read_control,
@@ -321,20 +324,67 @@ class TableCases(MutableMapping[str, CaseState]):
         return len(self.ids)
 
 
+class TableRetired(MutableMapping[str, CaseState]):
+    """The retired cases of one partition (`CaseBook.retired`): compressed entries of the case table
+    under their own key prefix, read only when an event for one comes."""
+
+    def __init__(self, table: StateTable, partition: int):
+        self.table = table
+        self.partition = partition
+        self.touched: dict[str, CaseState | None] = {}
+
+    def __getitem__(self, case_id: str) -> CaseState:
+        if case_id in self.touched:
+            case = self.touched[case_id]
+            if case is None:
+                raise KeyError(case_id)
+            return case
+        raw = self.table.get(RETIRED_PREFIX + case_id.encode())
+        if raw is None:
+            raise KeyError(case_id)
+        try:
+            return decode_retired(raw)
+        except Exception as exc:
+            raise UnreadableCase(case_id, f"retired: {type(exc).__name__}: {exc}") from exc
+
+    def __setitem__(self, case_id: str, case: CaseState) -> None:
+        self.touched[case_id] = case
+
+    def __delitem__(self, case_id: str) -> None:
+        self[case_id]  # KeyError when absent
+        self.touched[case_id] = None
+
+    def __iter__(self) -> Iterator[str]:
+        raise NotImplementedError("retired cases are looked up by id, not listed")
+
+    def __len__(self) -> int:
+        raise NotImplementedError("retired cases are looked up by id, not counted")
+
+    def flush(self) -> list[Write]:
+        writes = [Write(self.table, RETIRED_PREFIX + case_id.encode(),
+                        None if case is None else encode_retired(self.partition, case))
+                  for case_id, case in self.touched.items()]
+        self.touched = {}
+        return writes
+
+
 class PartitionBook:
     """A `CaseBook` over the cases of one partition of the events topic. Timers are kept in memory
     and rebuilt from the table when the partition is (re)assigned; the clock is in the marker."""
 
-    def __init__(self, partition: int, book: CaseBook, cases: TableCases):
+    def __init__(self, partition: int, book: CaseBook, cases: TableCases, retired: TableRetired):
         self.partition = partition
         self.book = book
         self.cases = cases
+        self.retired = retired
 
     @classmethod
     def load(cls, partition: int, reference: ReferenceData, table: StateTable) -> PartitionBook:
         ids: set[str] = set()
         timers = TimerIndex()
         for key, raw in stored_items(table):
+            if key.startswith(RETIRED_PREFIX):
+                continue
             header = case_header(raw)
             if header.partition != partition:
                 continue  # another partition's case (a standby copy)
@@ -344,11 +394,11 @@ class PartitionBook:
                 timers.schedule(case_id, header.wake_at)
         marker = table.get(marker_key(partition))
         now = decode_marker(marker).clock if marker is not None else None
-        cases = TableCases(table, ids)
-        return cls(partition, CaseBook(reference.judge(), cases, timers, now), cases)
+        cases, retired = TableCases(table, ids), TableRetired(table, partition)
+        return cls(partition, CaseBook(reference.judge(), cases, timers, now, retired=retired), cases, retired)
 
     def flush(self, table: StateTable) -> list[Write]:
-        writes = []
+        writes = self.retired.flush()
         timers = self.book.timers
         for case_id, case in self.cases.touched.items():
             key = case_id.encode()

@@ -11,6 +11,7 @@ is refused rather than misread.
 from __future__ import annotations
 
 import struct
+import zlib
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
@@ -384,6 +385,19 @@ def case_header(raw: bytes) -> CaseHeader:
 def decode_case(raw: bytes) -> CaseState:
     case_header(raw)
     return state_pickle.loads(memoryview(raw)[_CASE_HEADER.size:])
+
+
+RETIRED_PREFIX = b"\x01retired/"
+"""Keys of the case table's retired cases (`CaseBook.retired`); case ids have no control characters."""
+
+
+def encode_retired(partition: int, case: CaseState) -> bytes:
+    """A retired case: a case entry (no wake-up), compressed."""
+    return zlib.compress(encode_case(partition, None, case), 6)
+
+
+def decode_retired(raw: bytes) -> CaseState:
+    return decode_case(zlib.decompress(raw))
 
 
 def encode_state(value: object) -> bytes:
