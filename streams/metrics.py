@@ -17,6 +17,9 @@ class Metrics:
         self.info.labels(runtime).set(1)
         self.events = Counter("permitwatch_events", "Events accepted, by type and department",
                               ["type", "department"], registry=r)
+        self.unknown_items = Counter("permitwatch_unknown_item_events",
+                                     "Events whose item the catalog does not know (judged with the law's defaults)",
+                                     registry=r)
         self.duplicates = Counter("permitwatch_duplicate_events", "Events received again (same id), ignored",
                                   registry=r)
         self.redelivered = Counter("permitwatch_redelivered_records",

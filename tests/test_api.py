@@ -88,6 +88,8 @@ def test_open_endpoints(runtime):
     metrics = runtime.client.get("/metrics").text
     assert 'permitwatch_alerts_total{rule="PW-007",signal="red",status="active"} 1.0' in metrics
     assert "permitwatch_open_cases 1.0" in metrics
+    runtime.post([CaseEvents("SZ-API-9", item="ITEM-NOT-IN-CATALOG").submitted("2026-03-03 11:00")])
+    assert "permitwatch_unknown_item_events_total 1.0" in runtime.client.get("/metrics").text
     assert runtime.client.get("/", follow_redirects=False).headers["location"] == "/console/"
     assert "permitwatch" in runtime.client.get("/console/").text
     assert "/alerts/stream" in runtime.client.get("/openapi.json").json()["paths"]

@@ -353,6 +353,7 @@ class EmbeddedMonitor:
             try:
                 with self.store.transaction() as tx:
                     emitted = self.engine.advance(now)
+                    unknown_before = self.engine.stats.unknown_items
                     # Source and id identify an event across the log (EVENTS.md): the journal says
                     # whether one came before, in any case, and with what content.
                     known = Store.known_events(tx, [e for _, e, _ in parsed])
@@ -425,6 +426,7 @@ class EmbeddedMonitor:
         for letter in letters:
             self.metrics.dead_letters.labels(letter.category).inc()
         self.metrics.duplicates.inc(result.duplicates)
+        self.metrics.unknown_items.inc(self.engine.stats.unknown_items - unknown_before)
         if result.accepted:
             self.metrics.engine_seconds.observe(engine_time / result.accepted)
         self.metrics.batch_seconds.observe(time.perf_counter() - started)

@@ -504,13 +504,14 @@ class CaseStage(Stage):
         if isinstance(event, ExemptionRecorded):
             return book.book.advance(event.time), ExemptionInput(event.subject, exemption_of(event), event.time,
                                                                  record.origin, raw)
-        duplicates = book.book.stats.duplicates
+        duplicates, unknown = book.book.stats.duplicates, book.book.stats.unknown_items
         try:
             # Per case: the events topic is keyed by case, so a case's events meet on one partition.
             outcomes = book.book.process(event, content_digest(raw))
         except ConflictingDuplicate as conflict:
             step.outputs.append(self._refuse(record, "conflicting_duplicate", str(conflict)))
             return [], None
+        self.metrics.unknown_items.inc(book.book.stats.unknown_items - unknown)
         if book.book.stats.duplicates > duplicates:
             self.metrics.duplicates.inc()
         else:
