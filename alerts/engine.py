@@ -659,7 +659,7 @@ class EngineState:
 def exemption_of(record: ExemptionRecorded) -> Exemption:
     data = record.data
     return Exemption(ground=data.ground, basis=SZ_XK_15[data.ground].cite, reason=data.reason,
-                     recorded_by=data.recorded_by, recorded_at=record.time)
+                     recorded_by=data.recorded_by, recorded_at=record.time, decided_at=data.decided_at)
 
 
 def calendar_changed(calendar: WorkingCalendar) -> Message:

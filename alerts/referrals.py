@@ -242,6 +242,8 @@ class ReferralBook:
         working = self.referrals.get(case_id)
         if working is None:
             raise NoReferral(case_id)
+        if working.exemption is not None and working.exemption.same_decision(exemption):
+            return []
         working.exemption = exemption
         return self._revise(working, at)
 

@@ -4,18 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import FastAPI, Request, status
+from fastapi import Depends, FastAPI, Request, status
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from fastapi.staticfiles import StaticFiles
 
+from api.problems import known_query
 from api.routes import alerts, cases, health, ingest, reference, referrals, scorecards
 from api.routes.alerts import Hub
 from api.services import Services
+from models.events import EVENT_ADAPTER
 
 log = logging.getLogger("permitwatch.api")
 CONSOLE = Path(__file__).resolve().parent / "console"
@@ -50,6 +55,7 @@ def create_app(services: Services, background: Callable[[], list] | None = None)
         version="0.1.0",
         summary="E-supervision of administrative licensing (行政审批电子监察): alerts, cases, referrals",
         lifespan=lifespan,
+        dependencies=[Depends(known_query)],
     )
     app.state.services = services
     app.state.hub = hub
@@ -61,16 +67,58 @@ def create_app(services: Services, background: Callable[[], list] | None = None)
     def root() -> RedirectResponse:
         return RedirectResponse("/console/")
 
+    def openapi() -> dict:
+        """FastAPI's description, plus the CloudEvent (a union of 18 event types) that POST /events
+        takes as a body it reads itself (three content types)."""
+        if app.openapi_schema is None:
+            schema = get_openapi(title=app.title, version=app.version, summary=app.summary, routes=app.routes)
+            event = EVENT_ADAPTER.json_schema(ref_template="#/components/schemas/{model}")
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            components.update(event.pop("$defs", {}))
+            components["CloudEvent"] = event
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi
+
+    templates: list[tuple[re.Pattern, set[str]]] = []
+
+    def allowed(path: str) -> list[str]:
+        """Every method some operation takes at `path`, from the OpenAPI description (Starlette
+        answers 405 with the methods of the first route that matched the path only)."""
+        if not templates:
+            for template, operations in app.openapi()["paths"].items():
+                pattern = re.compile("^" + re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(template)) + "$")
+                templates.append((pattern, {method.upper() for method in operations}))
+        methods = set().union(*(methods for pattern, methods in templates if pattern.match(path)))
+        return sorted(methods | {"OPTIONS"}) if methods else []
+
+    @app.middleware("http")
+    async def options_and_bugs(request: Request, call_next):
+        if request.method == "OPTIONS":
+            methods = allowed(request.url.path)
+            if methods:
+                return Response(status_code=status.HTTP_204_NO_CONTENT, headers={"Allow": ", ".join(methods)})
+        try:
+            return await call_next(request)
+        except Exception:
+            # Answered here, once: an exception handler would be called by Starlette's error
+            # middleware, which then re-raises for the server to log the same traceback again.
+            # Never a stack trace to a client; the log has it.
+            log.exception("unhandled error on %s %s", request.method, request.url.path)
+            return JSONResponse({"detail": "internal error; the monitor logged it"},
+                                status_code=status.HTTP_500_INTERNAL_SERVER_ERROR)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        headers = dict(exc.headers or {})
+        if exc.status_code == status.HTTP_405_METHOD_NOT_ALLOWED:
+            headers["Allow"] = ", ".join(allowed(request.url.path))
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=headers)
+
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
         problems = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
         return JSONResponse({"detail": "; ".join(problems)}, status_code=422)
-
-    @app.exception_handler(Exception)
-    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
-        # Never a stack trace to a client; the log has it.
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return JSONResponse({"detail": "internal error; the monitor logged it"},
-                            status_code=status.HTTP_500_INTERNAL_SERVER_ERROR)
 
     return app

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 
 from models.files import load_structured
@@ -65,9 +66,15 @@ class Authenticator:
         return Principal(name=found.name, roles=found.roles) if found else None
 
 
-async def _principal(request: Request) -> Principal:
+BEARER = HTTPBearer(auto_error=False, description="A token from `permitwatch token` (or shown once at the first "
+                    "start): roles operator, ingest, admin")
+
+
+async def _principal(request: Request,
+                     _: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)] = None) -> Principal:
     # async (it does no I/O): FastAPI runs a plain `def` dependency in its thread pool, two thread
-    # hops on every request for a hash and a comparison.
+    # hops on every request for a hash and a comparison. `BEARER` only declares the scheme in the
+    # OpenAPI description; the header is read here, with this API's own 401 answers.
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token:

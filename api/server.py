@@ -86,7 +86,7 @@ def build_embedded(settings: ServerSettings, clock: Clock | None = None) -> Embe
     scheduler = DeadlineScheduler(monitor, clock)
     demo_run = _next_demo_run(store) if settings.demo else ""
     services = Services(store=store, monitor=monitor, auth=auth, metrics=metrics,
-                        max_body_bytes=settings.max_body_bytes)
+                        max_body_bytes=settings.max_body_bytes, exemption_wait_seconds=settings.exemption_wait_seconds)
 
     def background() -> list:
         jobs = [scheduler.run()]
@@ -127,7 +127,7 @@ def build_kafka_api(settings: ServerSettings) -> KafkaApi:
                            settings.make_clock(), metrics, settings.producer_options)
     auth, created = ensure_tokens(settings)
     services = Services(store=store, monitor=monitor, auth=auth, metrics=metrics,
-                        max_body_bytes=settings.max_body_bytes)
+                        max_body_bytes=settings.max_body_bytes, exemption_wait_seconds=settings.exemption_wait_seconds)
     return KafkaApi(create_app(services, monitor.jobs), monitor, created, lock)
 
 

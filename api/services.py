@@ -51,6 +51,7 @@ class Services:
     auth: Authenticator
     metrics: Metrics
     max_body_bytes: int = 16 * 1024 * 1024
+    exemption_wait_seconds: float = 15
     read: ReadModel = field(init=False)
 
     def __post_init__(self) -> None:

@@ -27,6 +27,8 @@ class ServerSettings(RuntimeSettings, KafkaSettings):
     synchronous: Literal["FULL", "NORMAL"] = Field(
         "FULL", description="SQLite durability: FULL survives power loss, NORMAL only a process crash")
     max_body_bytes: int = Field(16 * 1024 * 1024, ge=1024)
+    exemption_wait_seconds: float = Field(15, ge=0, description=(
+        "How long POST /referrals/{id}/exemption waits for the new version before answering 202"))
     checkpoint_every_seconds: float = Field(300, gt=0)
     demo: bool = False
     demo_seed: int = 1

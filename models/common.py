@@ -54,6 +54,8 @@ runtime keeps its own bookkeeping under keys that start with one."""
 Code = Annotated[str, Field(min_length=1, max_length=128, pattern=PRINTABLE)]
 Identifier = Annotated[str, Field(min_length=1, max_length=256, pattern=PRINTABLE)]
 Text = Annotated[str, Field(max_length=4000)]
+Prose = Annotated[str, Field(min_length=1, max_length=4000, pattern=r"^[^\x00-\x08\x0b-\x1f\x7f]+$")]
+"""Free text a person wrote (a reason): lines and tabs, but no other control characters."""
 
 TimeUnit = Literal["working_days", "calendar_days"]
 
@@ -98,6 +100,7 @@ __all__ = [
     "Identifier",
     "Instant",
     "LegalInstant",
+    "Prose",
     "Text",
     "TimeUnit",
     "json_line",

@@ -15,7 +15,7 @@ from typing import Annotated, Literal, Union
 import orjson
 from pydantic import Field, TypeAdapter, ValidationError
 
-from models.common import Code, Contract, Identifier, Instant, LegalInstant, Text
+from models.common import Code, Contract, Identifier, Instant, LegalInstant, Prose, Text
 
 TYPE_PREFIX = "cn.gov.licensing."
 SUPERVISION_PREFIX = "cn.gov.permitwatch."
@@ -233,8 +233,10 @@ class ApplicationWithdrawn(CloudEvent):
 
 class ExemptionRecordedData(EventData):
     ground: Literal["applicant_fraud", "conflicting_rules", "force_majeure", "other"]
-    reason: Annotated[str, Field(min_length=1, max_length=4000)]
+    reason: Prose
     recorded_by: Identifier
+    decided_at: Instant | None = Field(None, description="When the exemption was decided, if not when recorded "
+                                                         "(the event's time)")
 
 
 class ExemptionRecorded(CloudEvent):

@@ -10,10 +10,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from models.alerts import LegalBasis, Message, RuleId
-from models.common import Contract, Identifier, Instant, Text
+from models.common import Contract, Identifier, Instant, Prose, Text
 
 REFERRAL_SCHEMA_VERSION = "2.0"
 """2.0 (2026-11-30): an aggravation cites the referral that establishes it and no longer counts
@@ -77,7 +77,17 @@ class Exemption(Contract):
     basis: str = Field(description="SZ-XK art. 15(1)…(4)")
     reason: Text
     recorded_by: Identifier
-    recorded_at: datetime
+    recorded_at: datetime = Field(description="When the monitor recorded it (its clock; never set by a client)")
+    decided_at: datetime | None = Field(None, description="When it was decided, as the operator stated: not "
+                                                          "before the referral's first red alert, not after "
+                                                          "`recorded_at`")
+
+    def same_decision(self, other: Exemption) -> bool:
+        """The same exemption recorded again (a repeated request): it makes no new version."""
+        return self.states(other.ground, other.reason, other.recorded_by, other.decided_at)
+
+    def states(self, ground: str, reason: str, recorded_by: str, decided_at: datetime | None) -> bool:
+        return (self.ground, self.reason, self.recorded_by, self.decided_at) == (ground, reason, recorded_by, decided_at)
 
 
 class Measure(Contract):
@@ -113,9 +123,14 @@ class Referral(Contract):
 
 
 class ExemptionRequest(Contract):
-    """What an operator submits to record an art. 15 exemption (API body, replay record data)."""
+    """What an operator submits to record an art. 15 exemption (API body). The monitor stamps when
+    it was recorded; the operator may say when it was decided. Unknown fields are refused: a
+    client that sends `recorded_at` must learn it is not honoured."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     ground: ExemptionGround
-    reason: Annotated[str, Field(min_length=1, max_length=4000)]
+    reason: Prose
     recorded_by: Identifier | None = Field(None, description="Defaults to the caller; must be the caller")
-    recorded_at: Instant | None = Field(None, description="Defaults to now")
+    decided_at: Instant | None = Field(None, description="When the exemption was decided, if earlier than now: not "
+                                                         "before the referral's first red alert")

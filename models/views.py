@@ -80,6 +80,14 @@ class IngestReport(Contract):
     rejected: list[dict[str, Any]] = Field(description="index, category and reason of each refused input")
 
 
+class ReferenceChange(Contract):
+    """What replacing the catalog or adding a calendar did."""
+
+    applied: Literal["catalog", "calendar"]
+    alert_records: int = Field(description="Alert records the re-judging of open cases emitted")
+    retracted: int = Field(description="Of them, retractions")
+
+
 class CalendarView(Contract):
     version: str
     published_years: list[int]

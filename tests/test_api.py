@@ -147,6 +147,33 @@ def test_exemption_makes_a_new_referral_version(runtime):
                                headers=headers).status_code == 404
 
 
+def test_an_exemption_is_dated_by_the_monitor_and_a_repeat_makes_no_version(runtime):
+    """The monitor stamps when an exemption is recorded (a client cannot back-date a version);
+    when it was decided may be stated, between the referral's first red alert and now."""
+    headers = runtime.auth()
+    referral = runtime.client.get("/referrals", headers=headers).json()["items"][0]
+    path = f"/referrals/{referral['referral_id']}/exemption"
+    back_dated = runtime.client.post(path, json={"ground": "other", "reason": "x", "recorded_at": "2020-01-01T00:00:00Z"},
+                                     headers=headers)
+    assert back_dated.status_code == 422 and "recorded_at" in back_dated.json()["detail"]
+    too_early = runtime.client.post(path, json={"ground": "other", "reason": "x", "decided_at": "2026-03-01T00:00:00+08:00"},
+                                    headers=headers)
+    assert too_early.status_code == 422 and "first red alert" in too_early.json()["detail"]
+    control = runtime.client.post(path, json={"ground": "other", "reason": "ok\x1b[31m"}, headers=headers)
+    assert control.status_code == 422
+    body = {"ground": "force_majeure", "reason": "台风停工\n三日", "decided_at": "2026-03-03T11:00:00+08:00"}
+    moving = threading.Timer(0.5, runtime.advance, ["2026-03-03 12:00:01"])
+    moving.start()
+    made = runtime.client.post(path, json=body, headers=headers)
+    moving.join()
+    assert made.status_code == 201
+    exemption = made.json()["exemption"]
+    assert exemption["recorded_at"] == "2026-03-03T12:00:00+08:00" and exemption["decided_at"] == body["decided_at"]
+    again = runtime.client.post(path, json=body, headers=headers)
+    assert again.status_code == 200 and again.json()["version"] == made.json()["version"]
+    assert len(runtime.client.get(f"/referrals/{referral['referral_id']}", headers=headers).json()) == 2
+
+
 def test_admin_replaces_the_calendar_and_open_deadlines_are_recomputed(runtime):
     answer = runtime.client.put("/calendar", content=CALENDAR, headers=runtime.auth("admin"))
     assert answer.status_code == 200 and answer.json()["applied"] == "calendar"
@@ -219,3 +246,46 @@ def test_stream_delivers_a_new_alert_within_a_second_and_resumes(runtime):
                           timeout=10) as response:
             again = read_events(response, 1, timeout=5)
         assert [e["id"] for e in again] == [last]
+
+
+def test_a_cursor_beyond_sqlite_integers_is_refused_not_a_500(runtime):
+    headers = runtime.auth()
+    for path in ("/alerts", "/referrals"):
+        answer = runtime.client.get(path, params={"cursor": 2**63}, headers=headers)
+        assert answer.status_code == 422 and "cursor" in answer.json()["detail"]
+    assert runtime.client.get("/alerts/stream", params={"after": 2**63}, headers=headers).status_code == 422
+
+
+def test_options_and_405_name_every_method_of_a_path(runtime):
+    options = runtime.client.options("/catalog")
+    assert options.status_code == 204 and options.headers["allow"] == "GET, OPTIONS, PUT"
+    refused = runtime.client.delete("/catalog", headers=runtime.auth("admin"))
+    assert refused.status_code == 405 and refused.headers["allow"] == "GET, OPTIONS, PUT"
+
+
+def test_an_unknown_query_parameter_is_refused_not_ignored(runtime):
+    typo = runtime.client.get("/referrals", params={"stauts": "open"}, headers=runtime.auth())
+    assert typo.status_code == 422 and "unknown query parameter 'stauts'" in typo.json()["detail"]
+
+
+def test_the_openapi_description_declares_bodies_errors_and_the_bearer_scheme(runtime):
+    spec = runtime.client.get("/openapi.json").json()
+    assert spec["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
+    events = spec["paths"]["/events"]["post"]
+    assert set(events["requestBody"]["content"]) == {"application/cloudevents+json",
+                                                      "application/cloudevents-batch+json", "application/x-ndjson"}
+    assert {"400", "401", "403", "413", "415", "422", "503"} <= set(events["responses"])
+    assert set(spec["paths"]["/catalog"]["put"]["requestBody"]["content"]) == {"application/json", "application/yaml"}
+    assert "404" in spec["paths"]["/alerts/{alert_id}/actions"]["get"]["responses"]
+
+
+def test_a_bug_is_a_500_with_no_trace_for_the_client_and_one_in_the_log(runtime, caplog, monkeypatch):
+    def broken(*_):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(runtime.embedded.app.state.services.read, "alerts", broken)
+    with caplog.at_level("ERROR"):
+        answer = runtime.client.get("/alerts", headers=runtime.auth())
+    assert answer.status_code == 500 and answer.json() == {"detail": "internal error; the monitor logged it"}
+    traces = [r for r in caplog.records if r.exc_info]
+    assert len(traces) == 1 and "GET /alerts" in traces[0].getMessage()

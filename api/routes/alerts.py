@@ -11,14 +11,15 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from api.auth import Principal, requires
+from api.problems import AUTHENTICATED, BAD_BODY, CURSOR_MAX, NOT_FOUND, UNAVAILABLE, QueryInstant
 from api.read_model import AlertFilter
 from models.views import ActionRecord, AlertPage, AlertView
 from streams.embedded.store import StoreError
 
-router = APIRouter(tags=["alerts"])
+router = APIRouter(tags=["alerts"], responses=AUTHENTICATED)
 Operator = Annotated[Principal, Depends(requires("operator"))]
 
 
@@ -33,11 +34,11 @@ def list_alerts(
     item: str | None = None,
     officer: str | None = None,
     case: str | None = None,
-    detected_from: Annotated[datetime | None, Query(alias="from")] = None,
-    detected_to: Annotated[datetime | None, Query(alias="to")] = None,
+    detected_from: Annotated[QueryInstant | None, Query(alias="from")] = None,
+    detected_to: Annotated[QueryInstant | None, Query(alias="to")] = None,
     acknowledged: bool | None = None,
     dismissed: bool | None = None,
-    cursor: int | None = None,
+    cursor: Annotated[int | None, Query(ge=0, le=CURSOR_MAX)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> AlertPage:
     where = AlertFilter(rule, signal, status_, department, item, officer, case, detected_from, detected_to,
@@ -51,12 +52,13 @@ async def stream_alerts(
     request: Request,
     _: Operator,
     last_event_id: Annotated[str | None, Header()] = None,
-    after: Annotated[int | None, Query(description="resume after this record (instead of Last-Event-ID)")] = None,
+    after: Annotated[int | None, Query(ge=0, le=CURSOR_MAX,
+                                       description="resume after this record (instead of Last-Event-ID)")] = None,
 ) -> StreamingResponse:
     services = request.app.state.services
     hub = request.app.state.hub
     start = after if after is not None else (int(last_event_id) if last_event_id and last_event_id.isdigit()
-                                             else None)
+                                             and int(last_event_id) <= CURSOR_MAX else None)
     if start is None:
         start = await run_in_threadpool(services.read.last_alert_seq)
 
@@ -76,7 +78,8 @@ async def stream_alerts(
                              headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 
 
-@router.get("/alerts/{alert_id}", response_model=list[AlertView], summary="Every record of one alert")
+@router.get("/alerts/{alert_id}", response_model=list[AlertView], summary="Every record of one alert",
+            responses=NOT_FOUND)
 def alert_history(request: Request, alert_id: str, _: Operator) -> list[AlertView]:
     history = request.app.state.services.read.alert_history(alert_id)
     if not history:
@@ -84,16 +87,24 @@ def alert_history(request: Request, alert_id: str, _: Operator) -> list[AlertVie
     return history
 
 
-@router.get("/alerts/{alert_id}/actions", response_model=list[ActionRecord], summary="The audit trail of one alert")
+@router.get("/alerts/{alert_id}/actions", response_model=list[ActionRecord], summary="The audit trail of one alert",
+            responses=NOT_FOUND)
 def alert_actions(request: Request, alert_id: str, _: Operator) -> list[ActionRecord]:
-    return request.app.state.services.read.actions("alert", alert_id)
+    read = request.app.state.services.read
+    if not read.alert_exists(alert_id):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no alert {alert_id!r}")
+    return read.actions("alert", alert_id)
 
 
 class AssignBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     assignee: str = Field(min_length=1, max_length=256)
 
 
 class DismissBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     reason: str = Field(min_length=3, max_length=4000, description="Why the alert needs no action (required)")
 
 
@@ -110,17 +121,20 @@ def _act(request: Request, alert_id: str, principal: Principal, action: str, rea
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, f"not recorded, retry later: {exc}") from None
 
 
-@router.post("/alerts/{alert_id}/ack", response_model=ActionRecord, summary="Acknowledge (audited)")
+@router.post("/alerts/{alert_id}/ack", response_model=ActionRecord, summary="Acknowledge (audited)",
+             responses={**NOT_FOUND, **UNAVAILABLE})
 def acknowledge(request: Request, alert_id: str, principal: Operator) -> ActionRecord:
     return _act(request, alert_id, principal, "acknowledge")
 
 
-@router.post("/alerts/{alert_id}/assign", response_model=ActionRecord, summary="Assign to someone (audited)")
+@router.post("/alerts/{alert_id}/assign", response_model=ActionRecord, summary="Assign to someone (audited)",
+             responses={**BAD_BODY, **NOT_FOUND, **UNAVAILABLE})
 def assign(request: Request, alert_id: str, body: AssignBody, principal: Operator) -> ActionRecord:
     return _act(request, alert_id, principal, "assign", assignee=body.assignee)
 
 
-@router.post("/alerts/{alert_id}/dismiss", response_model=ActionRecord, summary="Dismiss with a reason (audited)")
+@router.post("/alerts/{alert_id}/dismiss", response_model=ActionRecord, summary="Dismiss with a reason (audited)",
+             responses={**BAD_BODY, **NOT_FOUND, **UNAVAILABLE})
 def dismiss(request: Request, alert_id: str, body: DismissBody, principal: Operator) -> ActionRecord:
     return _act(request, alert_id, principal, "dismiss", reason=body.reason)
 

@@ -12,11 +12,12 @@ from alerts.clock import LegalClock, WorkingCalendar
 from alerts.rules.base import Context
 from alerts.timeline import case_deadlines
 from api.auth import Principal, requires
+from api.problems import AUTHENTICATED, NOT_FOUND
 from api.read_model import redact
 from models.events import ExemptionRecorded, parse_event
 from models.views import CaseTimeline, TimelineEvent
 
-router = APIRouter(tags=["cases"])
+router = APIRouter(tags=["cases"], responses=AUTHENTICATED)
 
 
 def deadline_context(monitor) -> Context:
@@ -26,7 +27,8 @@ def deadline_context(monitor) -> Context:
     return ctx
 
 
-@router.get("/cases/{case_id}", response_model=CaseTimeline, summary="A case: events, deadlines, alerts, referral")
+@router.get("/cases/{case_id}", response_model=CaseTimeline, summary="A case: events, deadlines, alerts, referral",
+            responses=NOT_FOUND)
 def case_timeline(request: Request, case_id: str, _: Annotated[Principal, Depends(requires("operator"))]):
     services = request.app.state.services
     journal = services.read.case_journal(case_id)

@@ -9,12 +9,13 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from api.auth import Principal, requires
+from api.problems import AUTHENTICATED, BAD_BODY, UNAVAILABLE, Problem, problem
 from models.files import ReferenceFileError
 from models.views import IngestReport
 from streams.embedded.monitor import RawInput, batch_of, lines_of
 from streams.embedded.store import StoreError
 
-router = APIRouter(tags=["ingest"])
+router = APIRouter(tags=["ingest"], responses=AUTHENTICATED)
 
 SINGLE = {"application/cloudevents+json", "application/json"}
 BATCH = {"application/cloudevents-batch+json"}
@@ -41,10 +42,18 @@ async def read_body(request: Request, limit: int) -> bytes:
     "/events",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=IngestReport,
-    responses={400: {"description": "not JSON"}, 413: {"description": "too large"},
-               415: {"description": "unsupported content type"}, 422: {"description": "no valid event"},
-               503: {"description": "the database cannot be written; retry"}},
+    responses={**BAD_BODY, 400: {"model": IngestReport | Problem,
+                                 "description": "no input of the body was JSON (a report: each refusal says why), "
+                                                "or the body was no JSON batch or held no events (a problem)"},
+               415: problem("unsupported content type"), **UNAVAILABLE,
+               422: {"model": IngestReport, "description": "no event of the body was valid: each refusal says why"}},
     summary="Send events (journalled before 202)",
+    openapi_extra={"requestBody": {"required": True, "content": {
+        "application/cloudevents+json": {"schema": {"$ref": "#/components/schemas/CloudEvent"}},
+        "application/cloudevents-batch+json": {"schema": {"type": "array", "minItems": 1,
+                                                          "items": {"$ref": "#/components/schemas/CloudEvent"}}},
+        "application/x-ndjson": {"schema": {"type": "string", "description": "one CloudEvent JSON per line"}},
+    }}},
 )
 async def post_events(request: Request, principal: Annotated[Principal, Depends(requires("ingest"))]):
     services = request.app.state.services

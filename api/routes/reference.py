@@ -11,13 +11,25 @@ from fastapi.concurrency import run_in_threadpool
 
 from alerts.clock import WorkingCalendar
 from api.auth import Principal, requires
+from api.problems import AUTHENTICATED, BAD_BODY, UNAVAILABLE
 from api.routes.ingest import read_body
+from models.calendar import CalendarOverride
 from models.catalog import Catalog
 from models.files import ReferenceFileError
-from models.views import CalendarView
+from models.views import CalendarView, ReferenceChange
 from streams.embedded.store import StoreError
 
-router = APIRouter(tags=["reference data"])
+router = APIRouter(tags=["reference data"], responses=AUTHENTICATED)
+
+
+def _file_body(model: type, *alternatives: dict) -> dict:
+    """The OpenAPI request body of an uploaded reference file: JSON of `model` (or of one of the
+    `alternatives`), or the same as YAML."""
+    schema: dict = {"$ref": f"#/components/schemas/{model.__name__}"}
+    if alternatives:
+        schema = {"oneOf": [schema, *alternatives]}
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema},
+                                                          "application/yaml": {"schema": schema}}}}
 
 
 @router.get("/catalog", response_model=Catalog, summary="The item catalog in effect")
@@ -40,7 +52,7 @@ def get_calendar(request: Request, _: Annotated[Principal, Depends(requires("ope
                         overrides=[o.model_dump(mode="json") for o in overrides], days=days)
 
 
-async def _replace(request: Request, kind: str) -> dict:
+async def _replace(request: Request, kind: str) -> ReferenceChange:
     services = request.app.state.services
     raw = await read_body(request, services.max_body_bytes)
     try:
@@ -50,15 +62,20 @@ async def _replace(request: Request, kind: str) -> dict:
     except StoreError as exc:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from None
     alerts = getattr(emitted, "alerts", [])
-    return {"applied": kind, "alert_records": len(alerts),
-            "retracted": sum(1 for a in alerts if a.status == "retracted")}
+    return ReferenceChange(applied=kind, alert_records=len(alerts),
+                           retracted=sum(1 for a in alerts if a.status == "retracted"))
 
 
-@router.put("/catalog", summary="Replace the item catalog (JSON or YAML body); open deadlines are recomputed")
-async def put_catalog(request: Request, _: Annotated[Principal, Depends(requires("admin"))]) -> dict:
+@router.put("/catalog", summary="Replace the item catalog (JSON or YAML body); open deadlines are recomputed",
+            response_model=ReferenceChange, responses={**BAD_BODY, **UNAVAILABLE},
+            openapi_extra=_file_body(Catalog, {"type": "array", "items": {"$ref": "#/components/schemas/CatalogEntry"},
+                                               "description": "a bare list of entries"}))
+async def put_catalog(request: Request, _: Annotated[Principal, Depends(requires("admin"))]) -> ReferenceChange:
     return await _replace(request, "catalog")
 
 
-@router.put("/calendar", summary="Add or replace a calendar override file (JSON or YAML body)")
-async def put_calendar(request: Request, _: Annotated[Principal, Depends(requires("admin"))]) -> dict:
+@router.put("/calendar", summary="Add or replace a calendar override file (JSON or YAML body)",
+            response_model=ReferenceChange, responses={**BAD_BODY, **UNAVAILABLE},
+            openapi_extra=_file_body(CalendarOverride))
+async def put_calendar(request: Request, _: Annotated[Principal, Depends(requires("admin"))]) -> ReferenceChange:
     return await _replace(request, "calendar")

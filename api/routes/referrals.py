@@ -13,14 +13,14 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from api.auth import Principal, requires
+from api.problems import AUTHENTICATED, BAD_BODY, CURSOR_MAX, NOT_FOUND, UNAVAILABLE, problem
 from models.referrals import ExemptionRequest, Referral
 from models.views import ActionRecord, ReferralPage
 from streams.embedded.monitor import RawInput
 from streams.embedded.store import StoreError
 
-router = APIRouter(tags=["referrals"])
+router = APIRouter(tags=["referrals"], responses=AUTHENTICATED)
 Operator = Annotated[Principal, Depends(requires("operator"))]
-EXEMPTION_WAIT_SECONDS = 15
 
 
 @router.get("/referrals", response_model=ReferralPage, summary="Referrals, latest version of each, newest first")
@@ -29,13 +29,14 @@ def list_referrals(
     _: Operator,
     status_: Annotated[Literal["open", "withdrawn", "exempt"] | None, Query(alias="status")] = None,
     department: str | None = None,
-    cursor: int | None = None,
+    cursor: Annotated[int | None, Query(ge=0, le=CURSOR_MAX)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> ReferralPage:
     return request.app.state.services.read.referrals(status_, department, cursor, limit)
 
 
-@router.get("/referrals/{referral_id}", response_model=list[Referral], summary="Every version of one referral")
+@router.get("/referrals/{referral_id}", response_model=list[Referral], summary="Every version of one referral",
+            responses=NOT_FOUND)
 def referral_versions(request: Request, referral_id: str, _: Operator) -> list[Referral]:
     versions = request.app.state.services.read.referral_versions(referral_id)
     if not versions:
@@ -44,7 +45,11 @@ def referral_versions(request: Request, referral_id: str, _: Operator) -> list[R
 
 
 @router.post("/referrals/{referral_id}/exemption", status_code=status.HTTP_201_CREATED, response_model=Referral,
-             responses={202: {"description": "recorded; on Kafka, the new version was not out within 15 s"}},
+             responses={200: {"model": Referral, "description": "the same exemption was recorded before: no new "
+                                                             "version; the latest one"},
+                        202: problem("recorded; the new version was not out in time (on Kafka, the workers make "
+                                     "it; embedded, the clock must pass the instant it was recorded)"),
+                        **BAD_BODY, **NOT_FOUND, **UNAVAILABLE},
              summary="Record an SZ-XK art. 15 exemption (a new version, marked exempt)")
 async def record_exemption(request: Request, referral_id: str, body: ExemptionRequest, principal: Operator):
     services = request.app.state.services
@@ -53,16 +58,28 @@ async def record_exemption(request: Request, referral_id: str, body: ExemptionRe
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no referral {referral_id!r}")
     if body.recorded_by not in (None, principal.name):
         raise HTTPException(status.HTTP_403_FORBIDDEN, f"recorded_by must be you ({principal.name!r})")
-    before = services.read.referral_versions(case_id)[-1].version
+    latest = services.read.referral_versions(case_id)[-1]
+    now = services.monitor.now()
+    if body.decided_at is not None:
+        first = min(alert.detected_at for alert in latest.alerts)
+        if not first <= body.decided_at <= now:
+            raise HTTPException(422, f"decided_at: must lie between the referral's first red alert "
+                                     f"({first.isoformat()}) and now ({now.isoformat()})")
+    ground = {"ground": body.ground, "reason": body.reason, "recorded_by": principal.name,
+              "decided_at": body.decided_at.isoformat() if body.decided_at else None}
+    if latest.exemption is not None and latest.exemption.states(body.ground, body.reason, principal.name,
+                                                               body.decided_at):
+        return JSONResponse(latest.model_dump(mode="json"), status_code=status.HTTP_200_OK)
     record = {
         "specversion": "1.0",
         "id": f"exemption-{uuid.uuid4()}",
         "source": "/permitwatch/api",
         "type": "cn.gov.permitwatch.exemption.recorded",
-        "time": (body.recorded_at or services.monitor.now()).isoformat(),
+        "time": now.isoformat(),  # the monitor's clock: a client cannot date a version
         "subject": case_id,
-        "data": {"ground": body.ground, "reason": body.reason, "recorded_by": principal.name},
+        "data": ground,
     }
+    before = latest.version
     try:
         result = await run_in_threadpool(services.monitor.ingest, [RawInput(f"api:{principal.name}",
                                                                             orjson.dumps(record))])
@@ -74,7 +91,7 @@ async def record_exemption(request: Request, referral_id: str, body: ExemptionRe
         seq=0, target_kind="referral", target_id=referral_id, action="exempt", actor=principal.name,
         at=services.monitor.now(), reason=body.reason))
     # On Kafka the workers make the new version after the event is on the topic; wait for it.
-    deadline = time.monotonic() + EXEMPTION_WAIT_SECONDS
+    deadline = time.monotonic() + services.exemption_wait_seconds
     while True:
         latest = services.read.referral_versions(case_id)[-1]
         exempted = latest.version > before and latest.exemption is not None

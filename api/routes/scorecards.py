@@ -9,19 +9,20 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 
 from alerts.scorecard import case_states, scorecards
 from api.auth import Principal, requires
+from api.problems import AUTHENTICATED, QueryInstant
 from api.routes.cases import deadline_context
 from models.events import parse_event
 from models.scorecard import ScorecardRow
 
-router = APIRouter(tags=["scorecards"])
+router = APIRouter(tags=["scorecards"], responses=AUTHENTICATED)
 
 
 @router.get("/scorecards", response_model=list[ScorecardRow], summary="Scorecards over [from, to)")
 def get_scorecards(
     request: Request,
     _: Annotated[Principal, Depends(requires("operator"))],
-    start: Annotated[datetime, Query(alias="from")],
-    end: Annotated[datetime, Query(alias="to")],
+    start: Annotated[QueryInstant, Query(alias="from")],
+    end: Annotated[QueryInstant, Query(alias="to")],
     department: str | None = None,
 ) -> list[ScorecardRow]:
     if start.tzinfo is None or end.tzinfo is None:
