@@ -5,7 +5,6 @@ An action (acknowledge, assign, dismiss) is recorded with who and when; it never
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, status
