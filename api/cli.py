@@ -201,14 +201,32 @@ def _announce(settings, new_tokens: dict[str, str]) -> None:
         print(f"Console: {base}/console/ (log in with an operator token from {settings.token_path})")
 
 
+class Terminated(Exception):
+    """SIGTERM (`docker stop`, Kubernetes) arrived: shut down as for ^C."""
+
+
+def _terminated(signum, frame) -> None:
+    raise Terminated
+
+
 def _serve(settings, runtime) -> int:
-    """Serve `runtime.app` until stopped, then close the runtime."""
+    """Serve `runtime.app` until stopped (SIGINT or SIGTERM, the same way), then close the runtime
+    (the shutdown checkpoint)."""
+    import signal
+
     import uvicorn
 
+    # uvicorn shuts down gracefully on either signal, then restores the handler it found and raises
+    # the signal again: with the default SIGTERM handler the process died there, before the
+    # checkpoint below (SIGINT raised KeyboardInterrupt and came through).
+    previous = signal.signal(signal.SIGTERM, _terminated)
     try:
         uvicorn.Server(uvicorn.Config(runtime.app, host=settings.host, port=settings.port, log_level="warning",
                                       timeout_graceful_shutdown=5)).run()
+    except Terminated:
+        pass
     finally:
+        signal.signal(signal.SIGTERM, previous)
         runtime.close()
     return 0
 

@@ -166,3 +166,23 @@ def kill_during_ingest(tmp_path: Path, kills: list[tuple[int, float]]) -> None:
         assert len(stored) > 100
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
+def test_sigterm_shuts_down_like_sigint_with_the_checkpoint(tmp_path, stop):
+    """`docker stop` and Kubernetes send SIGTERM: uvicorn re-raised it with the default handler
+    after its graceful shutdown and the process died before the shutdown checkpoint (exit 143),
+    so the next start replayed the whole journal."""
+    token, tokens = loader_tokens(tmp_path)
+    server = Server(tmp_path, free_port(), tokens)
+    server.start()
+    lines = [raw for _, raw in CitySimulator(seed=4).events(cases=50)]
+    assert post(server.url, token, lines)["accepted"] == len(lines)
+    checkpoint = tmp_path / "permitwatch.checkpoint"
+    assert not checkpoint.exists()
+    server.process.send_signal(stop)
+    assert server.process.wait(timeout=30) == (0 if stop == signal.SIGTERM else 130)
+    assert checkpoint.exists()
+    server.start()
+    server.stop()
+    assert f"{len(lines)}, 0 rows replayed" in server.log.read_text().replace("checkpoint at journal ", "")
