@@ -97,6 +97,15 @@ class TestPW001DecisionOverdue:
         # Arriving ten days late and undoing a red card is itself a finding.
         assert [x.fact for x in active(alerts, "PW-018")] == ["retroactive:SZ-A-3"]
 
+    def test_a_late_event_recorded_promptly_was_delayed_not_back_dated(self):
+        """PW-018 rests on `recordedtime` when the event gives it (EVENTS.md): history loaded late,
+        or a slow feed, is not back-dating."""
+        a, b = CaseEvents("SZ-A"), CaseEvents("SZ-B")
+        decided = a.decided("2026-03-30 16:00", recorded="2026-03-30 16:05")
+        alerts = run([*standard(a), b.submitted("2026-04-10 10:00"), decided])
+        assert [x.status for x in alerts if x.rule == "PW-001"] == ["active", "retracted"]
+        assert "PW-018" not in rules(alerts)
+
     def test_late_decision_after_the_deadline_does_not_retract(self):
         a, b = CaseEvents("SZ-A"), CaseEvents("SZ-B")
         alerts = run([*standard(a), b.submitted("2026-04-10 10:00"), a.decided("2026-04-02 16:00")])

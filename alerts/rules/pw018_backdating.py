@@ -1,6 +1,10 @@
 """PW-018 疑似倒签: an event recorded much later than it claims to have happened, or one that
 reaches the monitor late and, by its claimed time, undoes an alert already raised: the pattern of
-a late decision entered with an earlier date to escape the red card."""
+a late decision entered with an earlier date to escape the red card.
+
+When the event says when its system recorded it (`recordedtime`), that is the evidence, and only
+that: an event recorded promptly that reaches the monitor late was delayed in transport (or is
+history being loaded), not back-dated. Without it, arriving late is the evidence left."""
 
 from __future__ import annotations
 
@@ -23,7 +27,7 @@ def on_event(event: ev.CloudEvent, view: CaseView):
             f"event claims {event.time:%Y-%m-%d %H:%M} but was recorded {delay:.0f} h later (threshold {hours:g} h): "
             f"suspected back-dating",
         )
-    elif view.retracted and view.now - event.time > lag:
+    elif recorded is None and view.retracted and view.now - event.time > lag:
         hours = view.settings.backdating_lag_hours
         delay = (view.now - event.time).total_seconds() / 3600
         undone = ", ".join(view.retracted)
