@@ -1,7 +1,8 @@
 """The operator console and the API docs in a real headless browser (Debian's chromium, driven by
 Playwright), with no network beyond the server under test.
 
-The tests install chromium with apt when it is missing and they may (root); they skip, saying why,
+The tests install chromium with apt when it is missing and they may (root), and add Debian's
+WenQuanYi Micro Hei where no installed font covers Chinese (tests/tools.py); they skip, saying why,
 only where no browser can be had. Set PERMITWATCH_SCREENSHOT=path to keep the console's screenshot
 (the one in docs/ was made so)."""
 
@@ -25,6 +26,7 @@ from streams.sample_catalog import SAMPLE_CATALOG
 from streams.simulate import CitySimulator
 from tests.factory import CaseEvents, moment
 from tests.live import free_port, serving
+from tests.tools import chinese_fonts
 
 CHROMIUM = "/usr/bin/chromium"
 
@@ -44,13 +46,15 @@ def chromium() -> str:
 
 @pytest.fixture(scope="module")
 def browser():
+    """(browser, families of the fonts that cover Chinese)."""
     executable = chromium()
     playwright = pytest.importorskip("playwright.sync_api")
+    fonts, families = chinese_fonts()
     with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=executable, headless=True, args=[
+        browser = p.chromium.launch(executable_path=executable, headless=True, env={**os.environ, **fonts}, args=[
             "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
             "--disable-component-update", "--disable-sync"])
-        yield browser
+        yield browser, families
         browser.close()
 
 
@@ -113,6 +117,7 @@ def server(tmp_path):
 
 
 def test_console_shows_a_live_alert_and_acknowledges_it(server, browser, tmp_path):
+    browser, chinese = browser
     embedded, clock, url = server
     tokens = embedded.new_tokens
     outside: list[str] = []
@@ -121,6 +126,9 @@ def test_console_shows_a_live_alert_and_acknowledges_it(server, browser, tmp_pat
     page.wait_for_selector("#alert-table tbody tr")
     page.wait_for_selector("#status.on")
     assert page.locator(".badge.red").count() > 0 and page.locator(".badge.warning").count() > 0
+    # Chinese is drawn with a font that has it, not as boxes.
+    assert fonts_drawing(page, "header h1 span") & chinese
+    assert fonts_drawing(page, "#alert-table tbody tr td .badge") & chinese
     # A new violation arrives over HTTP: the console shows it without reloading.
     case = CaseEvents("SZ-LIVE-0001", item="SZ-SAMR-001", department="SZ-SAMR")
     clock.set(moment("2026-03-20 09:00"))
@@ -155,6 +163,7 @@ def test_console_shows_a_live_alert_and_acknowledges_it(server, browser, tmp_pat
     ("/redoc", "[id^='operation/']"),
 ])
 def test_api_docs_render_every_operation_offline(quiet_server, browser, path, operation):
+    browser, _ = browser
     _, _, url = quiet_server
     spec = orjson.loads(urllib.request.urlopen(f"{url}/openapi.json", timeout=10).read())
     operations = sum(len(methods) for methods in spec["paths"].values())
@@ -172,3 +181,15 @@ def test_api_docs_render_every_operation_offline(quiet_server, browser, path, op
     # The pages' policy refuses, before any request, a decoration from outside (ReDoc's logo); it
     # must refuse nothing they run on, and nothing else may fail.
     assert [f for f in failed if not (f[0] == "image" and "csp" in f[2].lower())] == []
+
+
+def fonts_drawing(page, selector: str) -> set[str]:
+    """The families of the fonts the browser drew `selector`'s own text with."""
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("DOM.enable")
+    cdp.send("CSS.enable")
+    root = cdp.send("DOM.getDocument")["root"]["nodeId"]
+    node = cdp.send("DOM.querySelector", {"nodeId": root, "selector": selector})["nodeId"]
+    fonts = cdp.send("CSS.getPlatformFontsForNode", {"nodeId": node})["fonts"]
+    cdp.detach()
+    return {font["familyName"] for font in fonts}
