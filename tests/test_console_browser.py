@@ -150,12 +150,44 @@ def test_console_shows_a_live_alert_and_acknowledges_it(server, browser, tmp_pat
     page.locator(".case-link", has_text="SZ-LIVE-0001").first.click()
     page.wait_for_selector("svg#timeline .deadline-line.decision_deadline", state="attached")
     assert "decision_deadline" in page.locator("#deadline-table").inner_text()
+    assert_labels_apart(page)
     page.context.close()
     assert outside == []
     actions = embedded.monitor.store.reader.execute("SELECT action, actor FROM actions").fetchall()
     assert actions == [("acknowledge", "operator")]
     assert shot.stat().st_size > 10_000
     assert timedelta(0) <= clock.now() - moment("2026-03-20 09:00")
+
+
+def test_case_timeline_labels_stay_apart_when_events_crowd(quiet_server, browser, tmp_path):
+    """Seven events within an hour and four deadlines within three weeks, on a timeline of weeks:
+    each label gets a place of its own inside the drawing."""
+    browser, _ = browser
+    embedded, clock, url = quiet_server
+    case = CaseEvents("SZ-CROWD-0001", item="SZ-SAMR-004", department="SZ-SAMR")
+    events = [case.submitted("2026-03-02 08:30"), case.correction("2026-03-02 08:40", ("SITE",)),
+              case.supplied("2026-03-02 09:05", ("SITE",)), case.accepted("2026-03-02 09:20", receipt_no=""),
+              case.fee("2026-03-02 09:30", "100.00", fee_code="FEE-SAMR-004"),
+              case.step("2026-03-02 09:45", "review", "o-reviewer"), case.step("2026-03-02 10:00", "approve", "o-approver")]
+    clock.set(moment("2026-03-05 12:00"))
+    embedded.monitor.ingest([RawInput("browser-test", orjson.dumps(e.model_dump(mode="json"))) for e in events])
+    outside: list[str] = []
+    page = offline_page(browser, url, outside)
+    page.goto(f"{url}/console/#token={embedded.new_tokens['operator']}")
+    page.locator(".case-link", has_text="SZ-CROWD-0001").first.click()
+    page.wait_for_selector("svg#timeline .deadline-line.decision_deadline", state="attached")
+    labels = assert_labels_apart(page)
+    assert len(labels) == len(events) + 4 + 1  # events, deadlines, "now"
+    page.locator("svg#timeline").screenshot(path=str(tmp_path / "timeline.png"))
+    # On a narrow screen the deadlines, weeks apart, crowd too.
+    page.set_viewport_size({"width": 640, "height": 950})
+    page.eval_on_selector("svg#timeline", "svg => { svg.innerHTML = ''; }")
+    page.locator("#case-alerts .case-link").first.click()
+    page.wait_for_selector("svg#timeline .deadline-line.decision_deadline", state="attached")
+    assert_labels_apart(page)
+    page.locator("svg#timeline").screenshot(path=str(tmp_path / "timeline-narrow.png"))
+    page.context.close()
+    assert outside == []
 
 
 @pytest.mark.parametrize(("path", "operation"), [
@@ -193,3 +225,20 @@ def fonts_drawing(page, selector: str) -> set[str]:
     fonts = cdp.send("CSS.getPlatformFontsForNode", {"nodeId": node})["fonts"]
     cdp.detach()
     return {font["familyName"] for font in fonts}
+
+
+def assert_labels_apart(page) -> list[dict]:
+    """No two labels of the case timeline overlap, and each lies inside the drawing."""
+    frame = page.locator("svg#timeline").bounding_box()
+    labels = page.eval_on_selector_all("svg#timeline text", """texts => texts.map((t) => {
+        const r = t.getBoundingClientRect();
+        return {text: t.textContent, left: r.left, right: r.right, top: r.top, bottom: r.bottom};
+    })""")
+    for label in labels:
+        assert frame["x"] <= label["left"] and label["right"] <= frame["x"] + frame["width"], (label, frame)
+        assert frame["y"] <= label["top"] and label["bottom"] <= frame["y"] + frame["height"], (label, frame)
+    for n, a in enumerate(labels):
+        for b in labels[n + 1:]:
+            apart = a["right"] <= b["left"] or b["right"] <= a["left"] or a["bottom"] <= b["top"] or b["bottom"] <= a["top"]
+            assert apart, (a, b)
+    return labels
