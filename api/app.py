@@ -11,19 +11,32 @@ from pathlib import Path
 
 from fastapi import Depends, FastAPI, Request, status
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from pydantic import TypeAdapter
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.problems import known_query
 from api.routes import alerts, cases, health, ingest, reference, referrals, scorecards
 from api.routes.alerts import Hub
 from api.services import Services
+from models.calendar import CalendarOverride
+from models.catalog import Catalog
 from models.events import EVENT_ADAPTER
 
 log = logging.getLogger("permitwatch.api")
 CONSOLE = Path(__file__).resolve().parent / "console"
+# Swagger UI and ReDoc from the package, not FastAPI's default CDN: supervision centres run
+# air-gapped (versions and licences in api/static/README.md).
+STATIC = Path(__file__).resolve().parent / "static"
+# What the docs pages may load: the server's own files, so a browser asks nothing of the internet
+# even where a bundle would (ReDoc's sidebar footer shows Redocly's logo from their CDN; refused
+# here, the link shows without it). The inline script and styles are the pages' own: FastAPI's
+# Swagger UI start-up, ReDoc's generated styles; ReDoc's search runs in a worker made from a blob.
+DOCS_POLICY = ("default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+               "img-src 'self' data:; worker-src 'self' blob:")
 
 
 def create_app(services: Services, background: Callable[[], list] | None = None) -> FastAPI:
@@ -56,26 +69,58 @@ def create_app(services: Services, background: Callable[[], list] | None = None)
         summary="E-supervision of administrative licensing (行政审批电子监察): alerts, cases, referrals",
         lifespan=lifespan,
         dependencies=[Depends(known_query)],
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.services = services
     app.state.hub = hub
     for module in (ingest, alerts, cases, referrals, scorecards, reference, health):
         app.include_router(module.router)
     app.mount("/console", StaticFiles(directory=CONSOLE, html=True), name="console")
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    def prefix(request: Request) -> str:
+        # Behind a proxy that mounts the app under a path, as FastAPI's own docs pages do.
+        return request.scope.get("root_path", "").rstrip("/")
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger_ui(request: Request) -> HTMLResponse:
+        base = prefix(request)
+        page = get_swagger_ui_html(
+            openapi_url=base + app.openapi_url, title=f"{app.title} - Swagger UI",
+            swagger_js_url=f"{base}/static/swagger-ui-bundle.js", swagger_css_url=f"{base}/static/swagger-ui.css",
+            swagger_favicon_url=f"{base}/static/favicon-32x32.png",
+            # No validator badge: an image that validator.swagger.io draws for the spec's URL.
+            swagger_ui_parameters={"validatorUrl": None})
+        page.headers["Content-Security-Policy"] = DOCS_POLICY
+        return page
+
+    @app.get("/redoc", include_in_schema=False)
+    async def redoc(request: Request) -> HTMLResponse:
+        base = prefix(request)
+        page = get_redoc_html(
+            openapi_url=base + app.openapi_url, title=f"{app.title} - ReDoc",
+            redoc_js_url=f"{base}/static/redoc.standalone.js", redoc_favicon_url=f"{base}/static/favicon-32x32.png",
+            with_google_fonts=False)
+        page.headers["Content-Security-Policy"] = DOCS_POLICY
+        return page
 
     @app.get("/", include_in_schema=False)
     def root() -> RedirectResponse:
         return RedirectResponse("/console/")
 
     def openapi() -> dict:
-        """FastAPI's description, plus the CloudEvent (a union of 18 event types) that POST /events
-        takes as a body it reads itself (three content types)."""
+        """FastAPI's description, plus the bodies the routes read themselves (to accept several
+        content types): the CloudEvent (a union of 18 event types) of POST /events, the catalog
+        and calendar files of PUT /catalog and /calendar."""
         if app.openapi_schema is None:
             schema = get_openapi(title=app.title, version=app.version, summary=app.summary, routes=app.routes)
-            event = EVENT_ADAPTER.json_schema(ref_template="#/components/schemas/{model}")
             components = schema.setdefault("components", {}).setdefault("schemas", {})
-            components.update(event.pop("$defs", {}))
-            components["CloudEvent"] = event
+            for name, adapter in (("CloudEvent", EVENT_ADAPTER), ("Catalog", TypeAdapter(Catalog)),
+                                  ("CalendarOverride", TypeAdapter(CalendarOverride))):
+                body = adapter.json_schema(ref_template="#/components/schemas/{model}")
+                components.update(body.pop("$defs", {}))
+                components[name] = body
             app.openapi_schema = schema
         return app.openapi_schema
 

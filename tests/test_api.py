@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 
@@ -93,6 +94,32 @@ def test_open_endpoints(runtime):
     assert runtime.client.get("/", follow_redirects=False).headers["location"] == "/console/"
     assert "permitwatch" in runtime.client.get("/console/").text
     assert "/alerts/stream" in runtime.client.get("/openapi.json").json()["paths"]
+
+
+DOCS_ASSET = re.compile(r"""(?:src|href|spec-url)="([^"]*)"|url: '([^']*)'""")
+JS_TYPES = ("text/javascript", "application/javascript")
+
+
+@pytest.mark.parametrize("page", ["/docs", "/redoc"])
+def test_api_docs_load_nothing_from_outside_the_server(runtime, page):
+    """Supervision centres run air-gapped: the docs pages name only the server's own paths (the
+    browser test checks that nothing else is asked for once they run)."""
+    answer = runtime.client.get(page)
+    assert answer.status_code == 200 and answer.headers["content-type"].startswith("text/html")
+    html = answer.text
+    assert not re.search(r"https?:|//", html), html
+    policy = answer.headers["content-security-policy"]
+    assert "default-src 'self'" in policy and not re.search(r"https?:|\*", policy), policy
+    assets = {a or b for a, b in DOCS_ASSET.findall(html)}
+    assert "/openapi.json" in assets and len(assets) >= 3, assets
+    for path in assets:
+        assert path.startswith("/"), path
+        fetched = runtime.client.get(path)
+        assert fetched.status_code == 200, path
+        kind = fetched.headers["content-type"].split(";")[0]
+        expected = {"js": JS_TYPES, "css": ("text/css",), "png": ("image/png",), "json": ("application/json",)}
+        assert kind in expected[path.rsplit(".", 1)[-1]], (path, kind)
+        assert len(fetched.content) > 500, path
 
 
 def test_operator_actions_are_audited_and_never_edit_the_alert(runtime):
@@ -289,3 +316,11 @@ def test_a_bug_is_a_500_with_no_trace_for_the_client_and_one_in_the_log(runtime,
     assert answer.status_code == 500 and answer.json() == {"detail": "internal error; the monitor logged it"}
     traces = [r for r in caplog.records if r.exc_info]
     assert len(traces) == 1 and "GET /alerts" in traces[0].getMessage()
+
+
+def test_every_reference_in_the_openapi_description_resolves(runtime):
+    """ReDoc stopped drawing anything at a dangling `$ref` (CalendarOverride, used by no response)."""
+    spec = runtime.client.get("/openapi.json").json()
+    text = orjson.dumps(spec).decode()
+    referenced = set(re.findall(r'"#/components/schemas/([^"]+)"', text))
+    assert referenced and referenced <= set(spec["components"]["schemas"])

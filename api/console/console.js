@@ -172,29 +172,76 @@ async function showReferral(id) {
 
 // ---------------------------------------------------------------- case timeline
 
+let measuring = null;
+
+function textWidth(text, size, family) {
+  measuring ??= document.createElement("canvas").getContext("2d");
+  measuring.font = `${size}px ${family}`;
+  return measuring.measureText(text).width;
+}
+
+// Events minutes apart on a timeline of weeks, or deadlines on the same day, would print over one
+// another: each label goes in the first row where it clears the labels already there, kept inside
+// the drawing. Returns the number of rows used.
+function placeInRows(labels, width) {
+  const gap = 8;
+  for (const label of labels) label.left = Math.max(4, Math.min(label.left, width - 4 - label.width));
+  labels.sort((a, b) => a.left - b.left);
+  const ends = [];
+  for (const label of labels) {
+    let row = ends.findIndex((end) => end + gap <= label.left);
+    if (row < 0) row = ends.push(0) - 1;
+    ends[row] = label.left + label.width;
+    label.row = row;
+  }
+  return ends.length;
+}
+
 function drawTimeline(caseView) {
   const svg = $("#timeline");
   const width = svg.clientWidth || 900;
+  const family = getComputedStyle(svg).fontFamily;
   const times = caseView.events.map((e) => Date.parse(e.time));
   const marks = caseView.deadlines.map((d) => Date.parse(d.instant));
   const now = caseView.clock ? Date.parse(caseView.clock) : Date.now();
-  const lo = Math.min(...times, now);
+  const lo = Math.min(...times, ...marks, now);
   const hi = Math.max(...times, ...marks, now);
   const x = (t) => 30 + ((t - lo) / Math.max(hi - lo, 1)) * (width - 60);
-  const parts = [`<line x1="20" y1="110" x2="${width - 20}" y2="110" stroke="#57606a"/>`];
-  caseView.deadlines.forEach((d, i) => {
+  const label = (text, size, at, centred, extra) => {
+    const w = textWidth(text, size, family);
+    // An event's label is centred under its dot; a deadline's reads from its line, or ends at it
+    // near the right edge.
+    const left = centred ? at - w / 2 : at + 4 + w <= width - 4 ? at + 4 : at - 4 - w;
+    return { text, size, width: w, left, ...extra };
+  };
+  const above = caseView.deadlines.map((d) => label(`${d.name} ${d.last_day}${d.provisional ? " (暂定 provisional)" : ""}`,
+    11, x(Date.parse(d.instant)), false, { cls: "deadline-label" }));
+  above.push(label("现在 now", 10, x(now), false, { cls: "now-label" }));
+  const below = caseView.events.map((e) => label(e.type.split(".").slice(-2).join("."), 10, x(Date.parse(e.time)), true,
+    { cls: "event-label", title: `${e.type} ${when(e.time)}` }));
+  // Rows with room to spare over the text's line box, which a Chinese fallback font makes taller.
+  const pitch = (size) => Math.ceil(size * 1.45);
+  const axis = 8 + placeInRows(above, width) * pitch(11) + 14;
+  const height = axis + 14 + placeInRows(below, width) * pitch(10) + 4;
+  svg.setAttribute("height", height);
+  const parts = [`<line x1="20" y1="${axis}" x2="${width - 20}" y2="${axis}" stroke="#57606a"/>`];
+  caseView.deadlines.forEach((d) => {
     const kind = ["decision_deadline", "promised_deadline"].includes(d.name) ? d.name : "other";
     const px = x(Date.parse(d.instant));
-    parts.push(`<line class="deadline-line ${kind}" x1="${px}" y1="15" x2="${px}" y2="150"/>`,
-      `<text x="${px + 3}" y="${25 + (i % 4) * 13}" font-size="11">${escapeHtml(d.name)} ${d.last_day}${d.provisional ? " (暂定 provisional)" : ""}</text>`);
+    parts.push(`<line class="deadline-line ${kind}" x1="${px}" y1="4" x2="${px}" y2="${axis + 10}"/>`);
   });
-  caseView.events.forEach((e, i) => {
-    const px = x(Date.parse(e.time));
-    parts.push(`<circle cx="${px}" cy="110" r="5" fill="#0b3d6e"><title>${escapeHtml(e.type)} ${when(e.time)}</title></circle>`,
-      `<text x="${px}" y="${130 + (i % 2) * 13}" font-size="10" text-anchor="middle">${escapeHtml(e.type.split(".").slice(-2).join("."))}</text>`);
+  parts.push(`<line class="now-line" x1="${x(now)}" y1="4" x2="${x(now)}" y2="${axis + 10}"/>`);
+  caseView.events.forEach((e) => {
+    parts.push(`<circle cx="${x(Date.parse(e.time))}" cy="${axis}" r="5" fill="#0b3d6e"><title>${escapeHtml(e.type)} ${when(e.time)}</title></circle>`);
   });
-  const nx = x(now);
-  parts.push(`<line class="now-line" x1="${nx}" y1="10" x2="${nx}" y2="160"/><text x="${nx + 3}" y="158" font-size="10">现在 now</text>`);
+  // Labels last: their white outline keeps a line that runs behind them from crossing the text.
+  for (const l of above) {
+    parts.push(`<text class="${l.cls}" x="${l.left}" y="${4 + (l.row + 1) * pitch(11) - 4}" font-size="${l.size}">${escapeHtml(l.text)}</text>`);
+  }
+  for (const l of below) {
+    parts.push(`<text class="${l.cls}" x="${l.left}" y="${axis + 14 + (l.row + 1) * pitch(10) - 4}" font-size="${l.size}">`
+      + `<title>${escapeHtml(l.title)}</title>${escapeHtml(l.text)}</text>`);
+  }
   svg.innerHTML = parts.join("");
 }
 
