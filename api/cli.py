@@ -459,6 +459,10 @@ def _configure_send(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--url", default="http://127.0.0.1:8080", help="the monitor's base URL")
     parser.add_argument("--token", help="an ingest token (or PERMITWATCH_TOKEN)")
     parser.add_argument("--batch", type=int, default=1000, help="events per request")
+    parser.add_argument("--resume", action="store_true", help="continue a send that was cut short, after the "
+                        "last line the monitor acknowledged (kept in FILE.sent)")
+    parser.add_argument("--history-ok", action="store_true", help="send events far older than the monitor's "
+                        "clock anyway (they are judged at its clock; `permitwatch import` replays history)")
 
 
 @command("send", "post a JSON-lines event file to a running monitor", _configure_send)
@@ -472,11 +476,15 @@ def run_send(args: argparse.Namespace) -> int:
         raise UsageError("give an ingest token with --token or PERMITWATCH_TOKEN")
     if not args.file.is_file():
         raise UsageError(f"no such file: {args.file}")
-    report = send_file(args.file, args.url.rstrip("/"), token, args.batch, progress=sys.stderr)
-    print(f"sent {report.lines} lines: accepted {report.accepted}, duplicates {report.duplicates}, "
-          f"rejected {len(report.rejected)}")
+    if args.batch < 1:
+        raise UsageError("--batch must be at least 1")
+    report = send_file(args.file, args.url.rstrip("/"), token, args.batch, progress=sys.stderr,
+                       resume=args.resume, history_ok=args.history_ok)
+    print(f"sent {report.lines} lines: {report.summary()}")
     for line, reason in report.rejected[:20]:
         print(f"  line {line}: {reason}")
+    for warning in report.warnings:
+        print(f"  warning: {warning}")
     return 1 if report.rejected else 0
 
 

@@ -78,6 +78,8 @@ class IngestReport(Contract):
     accepted: int
     duplicates: int
     rejected: list[dict[str, Any]] = Field(description="index, category and reason of each refused input")
+    warnings: list[str] = Field(default=[], description="What the sender should know, e.g. that the events are "
+                                                        "history, judged at the monitor's clock")
 
 
 class ReferenceChange(Contract):

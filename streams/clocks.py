@@ -9,6 +9,22 @@ from typing import Protocol
 from models.common import LEGAL_TZ
 
 
+HISTORY_AFTER = timedelta(days=7)
+"""Events this much older than a running monitor's clock are history: judged live, every deadline
+they passed would fire at once, to be retracted by the events that follow."""
+
+
+def history_warning(times: list[datetime], now: datetime) -> str | None:
+    """What to tell the sender of events (their `times`) far older than the clock `now`."""
+    old = [moment for moment in times if moment < now - HISTORY_AFTER]
+    if not old:
+        return None
+    return (f"{len(old)} event(s) are more than {HISTORY_AFTER.days} days older than the monitor's clock "
+            f"({now.isoformat()}; the oldest {min(old).isoformat()}): a running monitor judges them at its clock, "
+            "so every deadline they passed fires at once and is retracted by the events that follow. Load "
+            "history with `permitwatch import` instead (it replays events on their own clock)")
+
+
 class Clock(Protocol):
     def now(self) -> datetime: ...
 

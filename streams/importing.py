@@ -45,7 +45,7 @@ def hold_data_dir(data_dir: Path) -> int:
     return handle
 
 
-HISTORY = MonitorOptions(max_future_skew=timedelta(days=36500))
+HISTORY = MonitorOptions(max_future_skew=timedelta(days=36500), warn_of_history=False)
 """Monitor options for loading history: events run ahead of the clock by design."""
 
 

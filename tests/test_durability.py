@@ -186,3 +186,54 @@ def test_sigterm_shuts_down_like_sigint_with_the_checkpoint(tmp_path, stop):
     server.start()
     server.stop()
     assert f"{len(lines)}, 0 rows replayed" in server.log.read_text().replace("checkpoint at journal ", "")
+
+
+def test_send_cut_short_says_what_was_done_and_resumes_where_it_stopped(tmp_path, monkeypatch, capsys):
+    from api.cli import main
+    from streams import sender
+
+    token, tokens = loader_tokens(tmp_path)
+    server = Server(tmp_path, free_port(), tokens)
+    server.start()
+    lines = [raw for _, raw in CitySimulator(seed=6).events(cases=60)]
+    events = tmp_path / "events.jsonl"
+    events.write_bytes(b"\n".join(lines) + b"\n")
+    real_post, calls = sender._post, []
+
+    def post_then_die(*args):
+        answer = real_post(*args)
+        calls.append(1)
+        if len(calls) == 3:
+            server.kill()
+        return answer
+
+    monkeypatch.setattr(sender, "_post", post_then_die)
+    send = ["send", str(events), "--url", server.url, "--token", token, "--batch", "100"]
+    assert main(send) == 2
+    err = capsys.readouterr().err
+    assert "cannot reach" in err and "Traceback" not in err
+    assert f"accepted 300, duplicates 0, rejected 0, not sent {len(lines) - 300} of {len(lines)}" in err
+    assert "--resume" in err and (tmp_path / "events.jsonl.sent").read_text() == "300"
+    server.start()
+    assert main([*send, "--resume"]) == 0
+    assert f"accepted {len(lines) - 300}, duplicates 0, rejected 0, not sent 0" in capsys.readouterr().out
+    assert not (tmp_path / "events.jsonl.sent").exists()
+    server.stop()
+    assert Store(tmp_path / "permitwatch.sqlite").count("journal") == len(lines)
+
+
+def test_send_refuses_history_unless_told_and_names_import(tmp_path, capsys):
+    from api.cli import main
+
+    token, tokens = loader_tokens(tmp_path)
+    server = Server(tmp_path, free_port(), tokens)
+    server.start()
+    old = tmp_path / "last-year.jsonl"
+    old.write_bytes(b"\n".join(raw for _, raw in CitySimulator(seed=6, start=datetime(2025, 3, 3).date())
+                               .events(cases=20)) + b"\n")
+    assert main(["send", str(old), "--url", server.url, "--token", token]) == 2
+    err = capsys.readouterr().err
+    assert "older than the monitor's clock" in err and "permitwatch import" in err and "Nothing was sent" in err
+    assert main(["send", str(old), "--url", server.url, "--token", token, "--history-ok"]) == 0
+    assert "warning:" in capsys.readouterr().out
+    server.stop()

@@ -13,7 +13,7 @@ def test_ingest_journal_alert_end_to_end_over_http(tmp_path, runtimes):
     c = CaseEvents()
     runtime.clock.set(runtime.clock.now().replace(day=3, hour=12))
     answer = runtime.post([c.submitted("2026-03-02 09:00"), c.accepted("2026-03-03 10:00", receipt_no="")])
-    assert answer.status_code == 202 and answer.json() == {"accepted": 2, "duplicates": 0, "rejected": []}
+    assert answer.status_code == 202 and answer.json() == {"accepted": 2, "duplicates": 0, "rejected": [], "warnings": []}
     page = runtime.client.get("/alerts", headers=runtime.auth()).json()
     assert [item["alert"]["rule"] for item in page["items"]] == ["PW-007"]
     store = runtime.embedded.monitor.store
@@ -28,7 +28,7 @@ def test_duplicates_are_accepted_idempotently(tmp_path, runtimes):
     c = CaseEvents()
     events = [c.submitted("2026-03-02 07:00"), c.accepted("2026-03-02 07:30")]
     assert runtime.post(events).json()["accepted"] == 2
-    assert runtime.post(events).json() == {"accepted": 0, "duplicates": 2, "rejected": []}
+    assert runtime.post(events).json() == {"accepted": 0, "duplicates": 2, "rejected": [], "warnings": []}
     assert runtime.embedded.monitor.store.count("journal") == 2
 
 
@@ -218,3 +218,14 @@ def test_the_scheduler_waits_for_a_busy_monitor_off_the_event_loop(tmp_path):
     finally:
         release.set()
         embedded.close()
+
+
+def test_history_posted_to_a_running_monitor_is_accepted_with_a_warning_naming_import(tmp_path, runtimes):
+    runtime = runtimes(tmp_path, now="2026-11-30 10:00")
+    c = CaseEvents("SZ-OLD")
+    answer = runtime.post([c.submitted("2026-03-02 09:00"), c.accepted("2026-03-03 10:00")]).json()
+    assert answer["accepted"] == 2 and len(answer["warnings"]) == 1
+    assert "more than 7 days older than the monitor's clock" in answer["warnings"][0]
+    assert "permitwatch import" in answer["warnings"][0]
+    fresh = CaseEvents("SZ-NEW")
+    assert runtime.post([fresh.submitted("2026-11-30 09:00")]).json()["warnings"] == []

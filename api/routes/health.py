@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Literal
 
 from fastapi import APIRouter, Request, Response, status
@@ -20,6 +21,7 @@ class Check(BaseModel):
 
 class Readiness(BaseModel):
     ready: bool
+    clock: datetime = Field(description="The runtime's clock (the real time, or the demo's)")
     checks: dict[str, Check] = Field(description="engine (on Kafka: the topics followed), database, deadlines (embedded)")
 
 
@@ -44,7 +46,9 @@ async def readyz(request: Request) -> JSONResponse:
     if scheduler is not None:
         checks["deadlines"] = (scheduler.running, "scheduler running" if scheduler.running else "scheduler stopped")
     ready = all(ok for ok, _ in checks.values())
-    return JSONResponse({"ready": ready, "checks": {k: {"ok": ok, "detail": d} for k, (ok, d) in checks.items()}},
+    answer = Readiness(ready=ready, clock=services.monitor.now(),
+                       checks={k: Check(ok=ok, detail=d) for k, (ok, d) in checks.items()})
+    return JSONResponse(answer.model_dump(mode="json"),
                         status_code=status.HTTP_200_OK if ready else status.HTTP_503_SERVICE_UNAVAILABLE)
 
 

@@ -84,6 +84,7 @@ async def post_events(request: Request, principal: Annotated[Principal, Depends(
         accepted=result.accepted,
         duplicates=result.duplicates,
         rejected=[{"index": r.index, "category": r.category, "reason": r.reason} for r in result.rejected],
+        warnings=result.warnings,
     )
     code = status.HTTP_202_ACCEPTED
     if result.rejected and not result.accepted and not result.duplicates:

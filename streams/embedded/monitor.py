@@ -31,7 +31,7 @@ from models.files import ReferenceFileError, parse_structured
 from models.settings import RuleSettings
 from models.views import ActionRecord
 from streams import state_pickle
-from streams.clocks import Clock
+from streams.clocks import Clock, history_warning
 from streams.embedded.store import Store, StoreError
 from streams.metrics import Metrics
 from streams.retired import CompactCases
@@ -67,6 +67,7 @@ class IngestResult:
     accepted: int = 0
     duplicates: int = 0
     rejected: list[Rejection] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -76,6 +77,8 @@ class MonitorOptions:
     clock past real deadlines and raise false alerts."""
     checkpoint_every_events: int = 200_000
     checkpoint_every_seconds: float = 300.0
+    warn_of_history: bool = True
+    """Warn when a batch holds events far older than the clock (not when importing history)."""
 
 
 class EmbeddedMonitor:
@@ -421,6 +424,10 @@ class EmbeddedMonitor:
                 raise
             self._since_checkpoint += result.accepted
             self._maybe_checkpoint()
+        if self.options.warn_of_history:
+            warning = history_warning([event.time for _, event, _ in parsed], now)
+            if warning:
+                result.warnings.append(warning)
         for (kind, department), count in counted.items():
             self.metrics.events.labels(kind, department).inc(count)
         for letter in letters:

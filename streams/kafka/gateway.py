@@ -27,7 +27,7 @@ from models.events import InvalidEvent, parse_event
 from models.files import parse_structured
 from models.settings import RuleSettings
 from models.views import ActionRecord
-from streams.clocks import Clock
+from streams.clocks import Clock, history_warning
 from streams.embedded.monitor import IngestResult, RawInput, Rejection
 from streams.embedded.store import Store, StoreError
 from streams.kafka.follower import Follower
@@ -151,6 +151,7 @@ class KafkaMonitor:
         result = IngestResult()
         outputs: list[Output] = []
         kinds: list[tuple[str, str]] = []
+        times: list[datetime] = []
         for index, item in enumerate(inputs):
             try:
                 event = parse_event(item.raw)
@@ -160,8 +161,12 @@ class KafkaMonitor:
                 continue
             outputs.append(Output(self.topology.events, event.subject.encode(), item.raw))
             kinds.append((event.kind, event.data.department or "unknown"))
+            times.append(event.time)
         self._call(self._produce(outputs))
         result.accepted = len(kinds)
+        warning = history_warning(times, self.clock.now())
+        if warning:
+            result.warnings.append(warning.replace("`permitwatch import`", "`permitwatch import --kafka`"))
         for kind, department in kinds:
             self.metrics.events.labels(kind, department).inc()
         for rejection in result.rejected:
