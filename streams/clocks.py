@@ -8,7 +8,6 @@ from typing import Protocol
 
 from models.common import LEGAL_TZ
 
-
 HISTORY_AFTER = timedelta(days=7)
 """Events this much older than a running monitor's clock are history: judged live, every deadline
 they passed would fire at once, to be retracted by the events that follow."""
