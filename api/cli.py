@@ -132,8 +132,21 @@ def _configure_replay(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--referrals-out", metavar="FILE", help="every referral version as JSON lines")
     parser.add_argument("--dead-letter", type=Path, metavar="FILE",
                         help="invalid input with reasons (default: next to the alerts, *.dead-letter.jsonl)")
+    _add_format_argument(parser)
+
+
+def _add_format_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", choices=["jsonl", "realdata-csv"], default="jsonl",
                         help="jsonl: CloudEvents, one per line; realdata-csv: the flat permit-log CSV")
+
+
+def _event_records(args: argparse.Namespace, files: list[Path], mapping=None):
+    """The records of event files in the format asked for."""
+    from streams.readers import RealdataMapping, read_jsonl, read_realdata_csv
+
+    if args.format == "jsonl":
+        return read_jsonl(files)
+    return read_realdata_csv(files, mapping if mapping is not None else RealdataMapping())
 
 
 def _dead_letter_path(alerts_out: str) -> Path:
@@ -147,7 +160,7 @@ def _dead_letter_path(alerts_out: str) -> Path:
 def run_replay(args: argparse.Namespace) -> int:
     from contextlib import ExitStack
 
-    from streams.readers import RealdataMapping, read_jsonl, read_realdata_csv
+    from streams.readers import RealdataMapping
     from streams.replay import replay
     from streams.setup import build_engine
 
@@ -156,7 +169,7 @@ def run_replay(args: argparse.Namespace) -> int:
         raise UsageError(f"no such file: {', '.join(missing)}")
     engine = build_engine(args.catalog, args.calendar, args.settings)
     mapping = RealdataMapping()
-    records = read_jsonl(args.files) if args.format == "jsonl" else read_realdata_csv(args.files, mapping)
+    records = _event_records(args, args.files, mapping)
     dead_letter_path = args.dead_letter or _dead_letter_path(args.alerts_out)
     with ExitStack() as stack:
         alerts_out = sys.stdout.buffer if args.alerts_out == "-" else stack.enter_context(open(args.alerts_out, "wb"))
@@ -198,7 +211,9 @@ def _announce(settings, new_tokens: dict[str, str]) -> None:
             print(f"  {name:<9} {token}")
         print(f"Console: {base}/console/#token={new_tokens['operator']}")
     else:
-        print(f"Console: {base}/console/ (log in with an operator token from {settings.token_path})")
+        print(f"Console: {base}/console/ (log in with an operator token: the one shown at the first start; "
+              f"{settings.token_path} keeps only hashes. `permitwatch token --name NAME --role operator` makes a "
+              "new one and prints the entry to add to that file)")
 
 
 class Terminated(Exception):
@@ -583,7 +598,8 @@ def _start_instant(text: str) -> datetime:
 
 def _configure_scorecard(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--events", type=Path, action="append", required=True, metavar="FILE",
-                        help="event log(s), JSON lines; repeatable")
+                        help="event log(s); repeatable")
+    _add_format_argument(parser)
     parser.add_argument("--alerts", type=Path, required=True, metavar="FILE", help="alerts from replay or run")
     parser.add_argument("--from", dest="start", type=_start_instant, required=True, help="period start (date or time)")
     parser.add_argument("--to", dest="end", type=_instant, required=True, help="period end, inclusive of a date")
@@ -610,11 +626,14 @@ def run_scorecard(args: argparse.Namespace) -> int:
         raise UsageError(f"no such file: {', '.join(missing)}")
     catalog, calendar, settings = load_reference(args.catalog, args.calendar, args.settings)
     events, skipped = [], 0
-    for record in read_jsonl(args.events):
+    for record in _event_records(args, args.events):
         try:
             events.append(parse_event(record.raw))
         except InvalidEvent:
             skipped += 1
+    if skipped and not events:
+        hint = "" if args.format != "jsonl" else " (a realdata CSV needs --format realdata-csv)"
+        raise UsageError(f"no valid event in {', '.join(map(str, args.events))}: {skipped} lines skipped{hint}")
     alerts = [Alert.model_validate_json(record.raw) for record in read_jsonl([args.alerts])]
     ctx = Context(LegalClock(calendar, settings.end_of_day_time), settings, catalog.by_code())
     rows = scorecards(case_states(events), alerts, args.start, args.end, ctx)

@@ -81,6 +81,10 @@ def build_embedded(settings: ServerSettings, clock: Clock | None = None) -> Embe
         clock = DemoClock(max(clock.start, datetime.fromisoformat(store.meta("clock"))), clock.speed)
         monitor.clock = clock
     monitor.recover()
+    if not monitor.catalog.items:
+        log.warning("no item catalog: every item is unknown, judged with the law's defaults (20 working days, no "
+                    "promise) and without the rules that need the catalog (PW-006, PW-009, PW-010, PW-013, PW-015); "
+                    "start with --catalog FILE or PUT /catalog")
     tune_gc()
     auth, created = ensure_tokens(settings)
     scheduler = DeadlineScheduler(monitor, clock)

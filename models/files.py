@@ -22,8 +22,17 @@ def describe_validation_error(exc: ValidationError) -> str:
     )
 
 
+BOM = b"\xef\xbb\xbf"
+
+
+def without_bom(data: bytes) -> bytes:
+    """Text editors on Windows start UTF-8 files with a byte-order mark, which JSON parsers refuse."""
+    return data[3:] if data.startswith(BOM) else data
+
+
 def parse_structured(text: bytes, model: type[M], source: str) -> M:
     """Parse JSON, or YAML when the text is not JSON, into `model`."""
+    text = without_bom(text)
     try:
         data = orjson.loads(text)
     except orjson.JSONDecodeError:

@@ -19,6 +19,7 @@ from typing import IO
 import orjson
 
 from models.events import TYPE_PREFIX
+from models.files import without_bom
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +39,8 @@ def read_jsonl(paths: Iterable[Path]) -> Iterator[Record]:
         with open_binary(path) as handle:
             for number, line in enumerate(handle, start=1):
                 line = line.rstrip(b"\r\n")
+                if number == 1:
+                    line = without_bom(line)
                 if line.strip():
                     yield Record(f"{path}:{number}", line)
 

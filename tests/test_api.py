@@ -324,3 +324,24 @@ def test_every_reference_in_the_openapi_description_resolves(runtime):
     text = orjson.dumps(spec).decode()
     referenced = set(re.findall(r'"#/components/schemas/([^"]+)"', text))
     assert referenced and referenced <= set(spec["components"]["schemas"])
+
+
+def test_acknowledging_twice_records_one_acknowledgement(runtime):
+    headers = runtime.auth()
+    alert = first_alert(runtime)["alert_id"]
+    first = runtime.client.post(f"/alerts/{alert}/ack", headers=headers).json()
+    assert runtime.client.post(f"/alerts/{alert}/ack", headers=headers).json() == first
+    assert [a["action"] for a in runtime.client.get(f"/alerts/{alert}/actions", headers=headers).json()] == [
+        "acknowledge"]
+
+
+def test_a_body_starting_with_a_utf8_bom_is_read(runtime):
+    event = CaseEvents("SZ-BOM").submitted("2026-03-03 11:00")
+    body = b"\xef\xbb\xbf" + orjson.dumps(event.model_dump(mode="json"))
+    answer = runtime.client.post("/events", content=body, headers={**runtime.auth("ingest"),
+                                                                  "Content-Type": "application/cloudevents+json"})
+    assert answer.status_code == 202 and answer.json()["accepted"] == 1
+
+
+def test_a_missing_alert_has_no_audit_trail_but_a_404(runtime):
+    assert runtime.client.get("/alerts/PW-001-nope/actions", headers=runtime.auth()).status_code == 404

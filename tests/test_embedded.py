@@ -229,3 +229,14 @@ def test_history_posted_to_a_running_monitor_is_accepted_with_a_warning_naming_i
     assert "permitwatch import" in answer["warnings"][0]
     fresh = CaseEvents("SZ-NEW")
     assert runtime.post([fresh.submitted("2026-11-30 09:00")]).json()["warnings"] == []
+
+
+def test_a_monitor_started_with_no_catalog_says_what_that_means(tmp_path, caplog):
+    from api.server import build_embedded
+    from api.settings import ServerSettings
+
+    with caplog.at_level("WARNING"):
+        embedded = build_embedded(ServerSettings(data_dir=tmp_path))
+    embedded.close()
+    assert any("no item catalog" in record.getMessage() and "--catalog" in record.getMessage()
+               for record in caplog.records)

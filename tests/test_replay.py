@@ -168,3 +168,23 @@ def test_source_and_id_identify_an_event_across_the_log(tmp_path, catalog_file, 
     assert [(d["category"], d["origin"].rsplit(":", 1)[1]) for d in letters] == [
         ("conflicting_duplicate", "3"), ("conflicting_duplicate", "4")]
     assert "applied before with other content" in letters[0]["reason"]
+
+
+def test_a_file_starting_with_a_utf8_bom_replays(tmp_path, catalog_file, capsys):
+    c = CaseEvents("SZ-BOM")
+    events = tmp_path / "bom.jsonl"
+    events.write_bytes(b"\xef\xbb\xbf" + orjson.dumps(c.submitted("2026-03-02 09:00").model_dump(mode="json")) + b"\n")
+    replay(tmp_path, catalog_file, events)
+    assert "events applied      1" in capsys.readouterr().out
+
+
+def test_scorecard_of_a_realdata_csv_needs_the_format_and_says_so(tmp_path, capsys):
+    source = REALDATA / "wabo_receipt_phase.events.csv.gz"
+    alerts = tmp_path / "alerts.jsonl"
+    assert main(["replay", str(source), "--format", "realdata-csv", "--alerts-out", str(alerts)]) == 0
+    period = ["--from", "2010-01-01", "--to", "2012-12-31"]
+    assert main(["scorecard", "--events", str(source), "--alerts", str(alerts), *period]) == 2
+    assert "--format realdata-csv" in capsys.readouterr().err
+    assert main(["scorecard", "--events", str(source), "--format", "realdata-csv", "--alerts", str(alerts),
+                 *period]) == 0
+    assert "WABO-RECEIPT-PHASE" in capsys.readouterr().out

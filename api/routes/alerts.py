@@ -112,6 +112,11 @@ def _act(request: Request, alert_id: str, principal: Principal, action: str, rea
     services = request.app.state.services
     if not services.read.alert_exists(alert_id):
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no alert {alert_id!r}")
+    if action == "acknowledge":
+        # Acknowledged is a state, not an event to count: a second click answers with the first.
+        done = next((a for a in services.read.actions("alert", alert_id) if a.action == "acknowledge"), None)
+        if done is not None:
+            return done
     try:
         return services.monitor.act(ActionRecord(seq=0, target_kind="alert", target_id=alert_id, action=action,
                                                  actor=principal.name, at=services.monitor.now(), reason=reason,

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 
 from api.auth import Principal, requires
 from api.problems import AUTHENTICATED, BAD_BODY, UNAVAILABLE, Problem, problem
-from models.files import ReferenceFileError
+from models.files import ReferenceFileError, without_bom
 from models.views import IngestReport
 from streams.embedded.monitor import RawInput, batch_of, lines_of
 from streams.embedded.store import StoreError
@@ -57,7 +57,7 @@ async def read_body(request: Request, limit: int) -> bytes:
 )
 async def post_events(request: Request, principal: Annotated[Principal, Depends(requires("ingest"))]):
     services = request.app.state.services
-    body = await read_body(request, services.max_body_bytes)
+    body = without_bom(await read_body(request, services.max_body_bytes))
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     origin = f"http:{principal.name}"
     try:
