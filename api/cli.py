@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
@@ -322,11 +323,15 @@ def worker_settings(args: argparse.Namespace):
 def run_worker(args: argparse.Namespace) -> int:
     import logging
 
+    from streams.kafka.worker import WorkerSetupError
     from streams.kafka.worker import run_worker as run
 
     settings = worker_settings(args)
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    run(settings)
+    try:
+        run(settings)
+    except WorkerSetupError as exc:
+        raise UsageError(str(exc)) from None
     return 0
 
 
@@ -408,61 +413,104 @@ def _configure_import(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", type=Path, default=Path("permitwatch-data"))
     _add_reference_arguments(parser)
     parser.add_argument("--until", type=_instant, help="advance the clock to this time at the end")
+    _add_kafka_arguments(parser)
 
 
-@command("import", "load history into a monitor's database (for an audit with `permitwatch run`)",
-         _configure_import)
+@command("import", "load history into a monitor's database (for an audit with `permitwatch run`), or with --kafka "
+         "into a Kafka deployment before its workers start", _configure_import)
 def run_import(args: argparse.Namespace) -> int:
-    import os
-
-    from models.files import load_structured
-    from models.mapping import FeedMapping
-    from streams.clocks import ManualClock
-    from streams.embedded.monitor import EmbeddedMonitor
-    from streams.embedded.store import Store
-    from streams.feeds import MappedCounts, map_records
-    from streams.importing import HISTORY, hold_data_dir, import_events, timed
-    from streams.readers import RealdataMapping, read_jsonl, read_realdata_csv
-    from streams.setup import load_reference
-
     missing = [str(p) for p in args.files if not p.is_file()]
     if missing:
         raise UsageError(f"no such file: {', '.join(missing)}")
     if args.format == "feed" and args.mapping is None:
         raise UsageError("--format feed needs --mapping FILE (e.g. deploy/mappings/gbt39046.yaml)")
+    if args.kafka or os.environ.get("PERMITWATCH_KAFKA"):
+        return _import_to_kafka(args)
+    return _import_to_database(args)
+
+
+def _history(args: argparse.Namespace) -> tuple[list, list]:
+    """The records of the history files with their event times, and the feed records no event came
+    from (with the reason)."""
+    from models.files import load_structured
+    from models.mapping import FeedMapping
+    from streams.feeds import MappedCounts, map_records
+    from streams.importing import timed
+    from streams.readers import RealdataMapping, read_jsonl, read_realdata_csv
+
+    unmapped: list = []
+    if args.format == "realdata-csv":
+        realdata = RealdataMapping()
+        events = timed(read_realdata_csv(args.files, realdata))
+        print(f"realdata rows {realdata.rows}: mapped {sum(realdata.mapped.values())}, "
+              f"skipped (no canonical mapping) {sum(realdata.skipped.values())}, unreadable {realdata.refused}")
+    elif args.format == "feed":
+        counts = MappedCounts()
+        events = list(map_records(read_jsonl(args.files), load_structured(args.mapping, FeedMapping), counts,
+                                  unmapped))
+        print(f"feed records {counts.records}: {counts.events} events, {counts.unmapped} unmapped")
+    else:
+        events = timed(read_jsonl(args.files))
+    return events, unmapped
+
+
+def _print_import(summary, unmapped: list, duplicates: str) -> None:
+    print(f"events {summary.events}: accepted {summary.accepted}, duplicates {duplicates}, "
+          f"rejected {len(summary.rejected)}")
+    for origin, reason in ([(record.origin, reason) for record, reason in unmapped] + summary.rejected)[:20]:
+        print(f"  {origin}: {reason}")
+
+
+def _import_to_database(args: argparse.Namespace) -> int:
+    from streams.clocks import ManualClock
+    from streams.embedded.monitor import EmbeddedMonitor
+    from streams.embedded.store import Store
+    from streams.importing import HISTORY, hold_data_dir, import_events
+    from streams.setup import load_reference
+
     lock = hold_data_dir(args.data_dir)
     try:
         catalog, calendar, settings = load_reference(args.catalog, args.calendar, args.settings)
-        errors: list = []
-        if args.format == "realdata-csv":
-            realdata = RealdataMapping()
-            events = timed(read_realdata_csv(args.files, realdata))
-            print(f"realdata rows {realdata.rows}: mapped {sum(realdata.mapped.values())}, "
-                  f"skipped (no canonical mapping) {sum(realdata.skipped.values())}, unreadable {realdata.refused}")
-        elif args.format == "feed":
-            counts = MappedCounts()
-            events = list(map_records(read_jsonl(args.files), load_structured(args.mapping, FeedMapping), counts,
-                                      errors))
-            print(f"feed records {counts.records}: {counts.events} events, {counts.unmapped} unmapped")
-        else:
-            events = timed(read_jsonl(args.files))
+        events, unmapped = _history(args)
         store = Store(args.data_dir / "permitwatch.sqlite")
         clock = ManualClock(min((t for t, _ in events if t is not None), default=datetime.now().astimezone()))
         monitor = EmbeddedMonitor(store, catalog, list(calendar.overrides), settings, clock, options=HISTORY,
                                   checkpoint_path=args.data_dir / "permitwatch.checkpoint")
         monitor.recover()
-        for record, reason in errors:
+        for record, reason in unmapped:
             monitor.dead_letter(record.origin, "unmapped", reason, record.raw)
         summary = import_events(monitor, clock, events, args.until)
         monitor.try_checkpoint()
-        print(f"events {summary.events}: accepted {summary.accepted}, duplicates {summary.duplicates}, "
-              f"rejected {len(summary.rejected)}")
-        for origin, reason in (errors + summary.rejected)[:20]:
-            print(f"  {getattr(origin, 'origin', origin)}: {reason}")
+        _print_import(summary, unmapped, str(summary.duplicates))
         print(f"period {summary.first} → {summary.last}; alerts stored {store.count('alerts')}; "
               f"serve with `permitwatch run --data-dir {args.data_dir}`")
     finally:
         os.close(lock)
+    return 0
+
+
+def _import_to_kafka(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from streams.kafka.history import HistoryRefused, import_history
+    from streams.kafka.worker import WorkerSettings
+
+    if args.catalog or args.calendar or args.settings:
+        raise UsageError("with --kafka the workers judge with the reference data on Kafka: publish the catalog and "
+                         "calendars with `permitwatch reference` (and give the workers --settings), then import "
+                         "without --catalog, --calendar and --settings")
+    settings = WorkerSettings(**_given(args, kafka="kafka", topic_prefix="topic_prefix", partitions="partitions"))
+    events, unmapped = _history(args)
+    try:
+        summary = asyncio.run(import_history(settings.bootstrap, settings.topology, events, unmapped, args.until,
+                                             producer_options=settings.producer_options))
+    except HistoryRefused as refused:
+        print(f"permitwatch import: {refused}", file=sys.stderr)
+        return 2
+    _print_import(summary, unmapped, "(the workers drop them)")
+    print(f"period {summary.first} → {summary.last}, written to {settings.topology.events} with the partitions' "
+          f"clocks; start the workers (`permitwatch worker --kafka {settings.bootstrap} --topic-prefix "
+          f"{settings.topology.prefix}`): they judge the history, then carry on live")
     return 0
 
 
@@ -482,8 +530,6 @@ def _configure_send(parser: argparse.ArgumentParser) -> None:
 
 @command("send", "post a JSON-lines event file to a running monitor", _configure_send)
 def run_send(args: argparse.Namespace) -> int:
-    import os
-
     from streams.sender import send_file
 
     token = args.token or os.environ.get("PERMITWATCH_TOKEN")
@@ -531,8 +577,6 @@ def run_simulate(args: argparse.Namespace) -> int:
         for _, raw in simulator.events(cases=args.cases):
             out.write(raw + b"\n")
     except BrokenPipeError:  # `| head`: the reader has what it wanted; nothing more to flush at exit
-        import os
-
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     finally:
@@ -682,6 +726,19 @@ def run_schemas(args: argparse.Namespace) -> int:
 
     for path in write_schemas(args.out):
         print(path)
+    return 0
+
+
+def _configure_asyncapi(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", type=Path, default=Path("docs/asyncapi.yaml"), help="file to write")
+
+
+@command("asyncapi", "write the AsyncAPI 3 document of the Kafka topics", _configure_asyncapi)
+def run_asyncapi(args: argparse.Namespace) -> int:
+    from streams.kafka.asyncapi import asyncapi_yaml
+
+    args.out.write_text(asyncapi_yaml())
+    print(args.out)
     return 0
 
 

@@ -15,6 +15,7 @@ from models.events import Event
 from models.referrals import ExemptionRequest, Referral
 from models.scorecard import ScorecardRow
 from models.settings import RuleSettings
+from models.views import ActionRecord
 
 SCHEMAS: dict[str, object] = {
     "event": Event,
@@ -26,6 +27,7 @@ SCHEMAS: dict[str, object] = {
     "exemption": ExemptionRequest,
     "deadletter": DeadLetter,
     "scorecard": ScorecardRow,
+    "action": ActionRecord,
 }
 
 
@@ -33,7 +35,7 @@ def render_schemas() -> dict[str, bytes]:
     """File name → schema bytes, stable across runs (sorted keys, fixed indentation)."""
     rendered = {}
     for name, model in SCHEMAS.items():
-        schema = TypeAdapter(model).json_schema(mode="serialization" if name in ("alert", "referral", "deadletter", "scorecard") else "validation")
+        schema = TypeAdapter(model).json_schema(mode="serialization" if name in ("alert", "referral", "deadletter", "scorecard", "action") else "validation")
         schema["$id"] = f"https://permitwatch.example/schemas/{name}.schema.json"
         rendered[f"{name}.schema.json"] = orjson.dumps(schema, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n"
     return rendered

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from streams.clocks import Clock, DemoClock, WallClock
@@ -50,12 +50,27 @@ class KafkaSettings(BaseSettings):
     partitions: int = Field(12, ge=1, le=10_000, description=(
         "Partitions of the events topic and of everything co-partitioned with it; fixed once created"))
     replication: int = Field(1, ge=1, description="Replication factor of the topics created (3 in production)")
+    events_retention_days: float = Field(90, description=(
+        "How long the events, dead-letter and city topics keep records (-1: for ever); set when the topics are "
+        "created. A read model rebuilt later has the events of this period in its case timelines"))
+    versions_kept_days: float = Field(30, description=(
+        "Every alert record and referral version stays on its compacted topic at least this long, then "
+        "compaction may leave only the latest of each (-1: no compaction, every version kept for ever); set when "
+        "the topics are created"))
     producer_max_batch_size: int | None = Field(None, ge=1, description=(
         "Largest producer batch in bytes; only for brokers that mishandle multi-record batches"))
 
     @property
     def topology(self) -> Topology:
-        return Topology(self.topic_prefix, self.partitions, self.replication)
+        return Topology(self.topic_prefix, self.partitions, self.replication, self.events_retention_days,
+                        self.versions_kept_days)
+
+    @field_validator("events_retention_days", "versions_kept_days")
+    @classmethod
+    def _days(cls, days: float) -> float:
+        if days != -1 and days <= 0:
+            raise ValueError("a number of days above 0, or -1 for ever")
+        return days
 
     @property
     def producer_options(self) -> dict:

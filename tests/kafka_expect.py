@@ -28,12 +28,14 @@ class Expected:
     alerts: set[bytes]
     last_alert: dict[str, bytes]
     referrals: set[bytes]
+    latest_referrals: set[bytes]
 
     @classmethod
     def of(cls, events: list, until: str = UNTIL) -> Expected:
         replayed = run_all(events, until=until, catalog=ITEMS)
+        latest = {r.referral_id: referral_value(r) for r in sorted(replayed.referrals, key=lambda r: r.version)}
         return cls({alert_value(a) for a in replayed.alerts}, {a.alert_id: alert_value(a) for a in replayed.alerts},
-                   {referral_value(r) for r in replayed.referrals})
+                   {referral_value(r) for r in replayed.referrals}, set(latest.values()))
 
     def differences(self, alerts: list[bytes], referrals: list[bytes]) -> list[str]:
         """What differs from replay: the same alert records and the same referral versions, byte

@@ -5,9 +5,12 @@ what is invalid, and fire deadlines while no event arrives."""
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import time
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import orjson
@@ -17,14 +20,27 @@ from models.views import ActionRecord
 from streams.embedded.store import Store
 from streams.kafka.reference import publish_reference
 from streams.kafka.stages import alert_value
-from streams.kafka.topology import Topology, ensure_topics
+from streams.kafka.topology import Topology, TopologyError, ensure_topics, topic_configs
+from streams.kafka.wire import CONTROL_HEADER
 from streams.metrics import Metrics
-from tests.brokers import Broker, WorkerProcess, produce, read_topic, start
+from tests.brokers import (
+    Broker,
+    WorkerProcess,
+    alter_configs,
+    free_port,
+    produce,
+    produce_records,
+    read_topic,
+    start,
+    stop_process,
+)
 from tests.factory import CaseEvents, moment
 from tests.harness import active, run
 from tests.kafka_expect import Expected, with_exemption
 from tests.test_engine import ITEMS, UNTIL, scenario
 
+REPO = Path(__file__).resolve().parent.parent
+DOCS_KAFKA = REPO / "docs" / "kafka.md"
 BROKERS = ["noida-db", "tansu"]
 PARTITIONS = 4
 INVALID = [b"{not json", b'{"specversion": "1.0", "type": "cn.gov.licensing.nonsense"}']
@@ -162,6 +178,189 @@ def test_a_deadline_fires_while_no_event_arrives(deployment):
     assert not [a for a in found if a["rule"] == "PW-001"], "PW-001 fired before its deadline"
     found = _wait_rule(deployment, "PW-001", 90)
     assert [a for a in found if a["rule"] == "PW-001"] == [orjson.loads(alert_value(overdue))]
+
+
+def test_imported_history_then_live_events_give_the_alerts_of_replay(deployment, tmp_path):
+    """`permitwatch import --kafka` before the workers start: last spring's cases are judged on
+    their own clock (not today's), then the deployment carries on live, and the alerts and referral
+    versions are those of replay of history and live events together. A second import, into a
+    deployment a worker has run on, is refused, and so is one into a deployment with no catalog."""
+    history = city(12, 40)
+    open_case = CaseEvents("SZ-OPEN", item="ITEM-STD")  # open when the deployment goes live
+    history += [open_case.submitted("2026-08-25 09:00"), open_case.accepted("2026-08-25 10:00")]
+    live_case = CaseEvents("SZ-LIVE", item="ITEM-STD")
+    go_live = moment("2026-09-01 12:00")
+    live = [live_case.submitted((go_live + timedelta(seconds=20)).isoformat()),
+            live_case.accepted((go_live + timedelta(seconds=40)).isoformat()),
+            open_case.decided((go_live + timedelta(seconds=60)).isoformat())]
+    history_file = tmp_path / "history.jsonl"
+    history_file.write_bytes(b"".join(orjson.dumps(e.model_dump(mode="json")) + b"\n" for e in history))
+
+    def import_history(prefix: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "api.cli", "import", "--kafka", deployment.broker.bootstrap,
+                               "--topic-prefix", prefix, "--partitions", str(PARTITIONS), "--format", "jsonl",
+                               str(history_file), "--until", go_live.isoformat()],
+                              env={**os.environ, **deployment.broker.worker_env}, capture_output=True, text=True,
+                              timeout=300)
+
+    imported = import_history(deployment.topology.prefix)
+    assert imported.returncode == 0, imported.stderr
+    assert f"accepted {len(history)}" in imported.stdout
+    worker = deployment.worker(go_live.isoformat())
+    _until(worker.partitions_loaded, "the worker judging")
+    deployment.send(live)
+    deployment.wait_for(Expected.of(history + live, until="2026-09-01 12:30"))
+    again = import_history(deployment.topology.prefix)
+    assert again.returncode == 2 and "already holds" in again.stderr and "new deployment" in again.stderr
+    bare = import_history(f"t{uuid.uuid4().hex[:8]}")
+    assert bare.returncode == 2 and "permitwatch reference --catalog" in bare.stderr
+
+
+def test_topics_are_created_with_their_retention_and_an_old_alerts_topic_is_refused(broker):
+    """Every topic gets the cleanup policy and retention of docs/kafka.md at creation; an alerts
+    topic made before alerts were keyed by alert id (delete policy) stops the process rather than
+    be compacted into one alert per case."""
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+    topology = Topology(f"t{uuid.uuid4().hex[:8]}", PARTITIONS)
+    old = Topology(f"t{uuid.uuid4().hex[:8]}", PARTITIONS)
+
+    async def check() -> None:
+        await ensure_topics(broker.bootstrap, topology)
+        configs = await topic_configs(broker.bootstrap, [spec.name for spec in topology.specs()])
+        for spec in topology.specs():
+            assert {k: configs[spec.name].get(k) for k in spec.configs} == spec.configs, spec.name
+        admin = AIOKafkaAdminClient(bootstrap_servers=broker.bootstrap)
+        await admin.start()
+        try:
+            await admin.create_topics([NewTopic(old.alerts, PARTITIONS, 1, topic_configs={"cleanup.policy": "delete"})])
+        finally:
+            await admin.close()
+        with pytest.raises(TopologyError, match=r"cleanup\.policy=delete, expected compact.*Upgrading the topics"):
+            await ensure_topics(broker.bootstrap, old)
+
+    asyncio.run(check())
+
+
+def test_a_read_model_rebuilt_after_retention_and_compaction_has_the_current_state_of_everything(
+        deployment, tmp_path):
+    """With the events' retention passed (seconds here) and the alerts and referrals compacted, an
+    API started on an empty data directory still shows the last record of every alert and the
+    latest version of every referral. noida-db applies retention and compaction; tansu 0.6.0
+    (memory storage) does neither."""
+    from fastapi.testclient import TestClient
+
+    from api.server import build_kafka_api
+    from api.settings import ServerSettings
+
+    if deployment.broker.name != "noida-db":
+        pytest.skip("tansu 0.6.0 keeps every record: no retention, no compaction")
+    events = city(13, 40)
+    expected = Expected.of(events)
+    deployment.send(events)
+    deployment.worker(moment(UNTIL).isoformat())
+    deployment.wait_for(expected)
+    topology = deployment.topology
+    produced = len(deployment.values(topology.alerts))
+    short = {topology.events: {"retention.ms": "1000"}, topology.dead_letter: {"retention.ms": "1000"},
+             topology.alerts: {"min.compaction.lag.ms": "0"}, topology.referrals: {"min.compaction.lag.ms": "0"}}
+    # AlterConfigs replaces a topic's whole config: the configs it was created with go along.
+    asyncio.run(alter_configs(deployment.broker, {spec.name: {**spec.configs, **short[spec.name], "segment.ms": "1000"}
+                                                  for spec in topology.specs() if spec.name in short}))
+    time.sleep(3)
+    # A repeat of each partition's last record (what a restarted worker may write) rolls the segment
+    # the rest sit in, so that compaction can reach them; readers drop it by its source header.
+    last = {(record.topic, record.partition): record for topic in (topology.alerts, topology.referrals)
+            for record in deployment.read(topic)}
+    asyncio.run(produce_records(deployment.broker, list(last.values())))
+    repeated = produced + sum(1 for topic, _ in last if topic == topology.alerts)
+    _until(lambda: len(deployment.values(topology.alerts)) < repeated, "the alerts topic compacted", 60)
+    _until(lambda: all(dict(r.headers).get(CONTROL_HEADER) for r in deployment.read(topology.events)),
+           "the events' retention passed (the workers' latest ticks remain)", 60)
+    settings = ServerSettings(kafka=deployment.broker.bootstrap, topic_prefix=topology.prefix, partitions=PARTITIONS,
+                              data_dir=tmp_path / "rebuilt", clock_start=moment(UNTIL),
+                              producer_max_batch_size=deployment.broker.max_batch_size)
+    rebuilt = build_kafka_api(settings)
+    try:
+        with TestClient(rebuilt.app) as client:
+            _until(lambda: client.get("/readyz").json()["ready"], "the rebuilt read model caught up")
+            rows = rebuilt.monitor.store.reader.execute("SELECT alert_id, record FROM alerts ORDER BY seq").fetchall()
+            assert {alert_id: record for alert_id, record in rows} == expected.last_alert
+            versions = rebuilt.monitor.store.reader.execute(
+                "SELECT referral_id, version, record FROM referrals").fetchall()
+            latest = {referral_id: record for referral_id, _, record in sorted(versions)}
+            assert set(latest.values()) == expected.latest_referrals
+    finally:
+        rebuilt.close()
+
+
+def test_the_documented_commands_run_a_deployment_on_one_host(broker, tmp_path):
+    """docs/kafka.md's "Running it" block, run as written (only the broker's address and the ports
+    replaced by free ones): reference data, history imported, two workers with their own metrics
+    ports and state directories, the API. The workers judge the history as replay does (at today's
+    clock: they run on the real time), both serve metrics, and the API becomes ready."""
+    import urllib.request
+
+    if broker.name != "noida-db":
+        pytest.skip("the commands are the same on every broker; one run is enough")
+    block = DOCS_KAFKA.read_text().split("<!-- running-it:", 1)[1].split("```sh\n", 1)[1].split("```", 1)[0]
+    ports = {"9464": free_port(), "9465": free_port(), "8080": free_port()}
+    block = block.replace("localhost:9092", broker.bootstrap)
+    for documented, port in ports.items():
+        block = block.replace(f"port {documented}", f"port {port}")
+    (tmp_path / "deploy").symlink_to(REPO / "deploy")
+    simulate = [sys.executable, "-m", "api.cli", "simulate", "--cases", "60", "--seed", "5", "--out", "history.jsonl"]
+    subprocess.run(simulate, cwd=tmp_path, check=True, capture_output=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+    log = tmp_path / "running-it.log"
+    env = {**os.environ, **broker.worker_env, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    with log.open("wb") as out:
+        shell = subprocess.Popen(["bash", "-e", "-c", block], cwd=tmp_path, env=env, stdout=out,
+                                 stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        def get(port: int, path: str) -> bytes:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as answer:
+                return answer.read()
+
+        def ready() -> bool:
+            if shell.poll() is not None:
+                raise AssertionError(f"the block exited {shell.returncode}: {log.read_text(errors='replace')[-3000:]}")
+            try:
+                return orjson.loads(get(ports["8080"], "/readyz"))["ready"]
+            except OSError:
+                return False
+
+        def metrics(port: int) -> bool:
+            try:
+                return b"permitwatch_events_total" in get(port, "/metrics")
+            except OSError:
+                return False
+
+        _until(ready, "the API ready", 180)
+        for worker_port in (ports["9464"], ports["9465"]):
+            _until(lambda port=worker_port: metrics(port), f"a worker's metrics on port {worker_port}", 120)
+
+        def judged_as_replay() -> bool:
+            replayed = subprocess.run(
+                [sys.executable, "-m", "api.cli", "replay", "history.jsonl", "--catalog", "deploy/reference/catalog.json",
+                 "--until", datetime.now(UTC).isoformat(), "--alerts-out", "replayed.jsonl"],
+                cwd=tmp_path, capture_output=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+            assert replayed.returncode == 0, replayed.stderr
+            expected = {orjson.loads(line)["alert_id"]: line
+                        for line in (tmp_path / "replayed.jsonl").read_bytes().splitlines()}
+            got = {orjson.loads(record.value)["alert_id"]: record.value
+                   for record in asyncio.run(read_topic(broker, "permitwatch.alerts"))}
+            differences[:] = [f"{len(expected)} alerts in replay, {len(got)} on the topic; differ: "
+                              f"{sorted(k for k in expected.keys() | got.keys() if expected.get(k) != got.get(k))[:5]}"]
+            return bool(expected) and got == expected
+
+        differences: list[str] = []
+        try:
+            _until(judged_as_replay, "the history judged as replay judges it", 180)
+        except AssertionError as failed:
+            raise AssertionError(f"{failed}: {differences}; logs in {tmp_path}") from None
+        assert "accepted" in log.read_text(errors="replace")
+    finally:
+        stop_process(shell, timeout=10, group=True)
 
 
 def _wait_rule(deployment: Deployment, rule: str, seconds: float) -> list[dict]:

@@ -72,3 +72,26 @@ def _families_of_chinese(env: dict[str, str]) -> set[str]:
     listed = subprocess.run([fc_list, ":lang=zh-cn", "family"], capture_output=True, text=True, timeout=120,
                             env={**os.environ, **env}).stdout
     return {family for line in listed.splitlines() for family in line.split(",") if family}
+
+
+def npm_package(name: str, version: str) -> Path:
+    """The npm registry's `name`@`version`, unpacked under .venv/tools (no Node.js needed: the
+    tarball is fetched over HTTPS). Skips, saying why, only when the registry cannot be reached."""
+    import tarfile
+    import urllib.request
+
+    root = CACHE / "npm" / f"{name.replace('/', '+')}@{version}"
+    if root.exists():
+        return root / "package"
+    tarball = f"https://registry.npmjs.org/{name}/-/{name.rsplit('/', 1)[-1]}-{version}.tgz"
+    partial = root.with_name(root.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    try:
+        with urllib.request.urlopen(tarball, timeout=120) as response, \
+                tarfile.open(fileobj=response, mode="r|gz") as archive:
+            archive.extractall(partial, filter="data")
+    except OSError as exc:
+        pytest.skip(f"cannot fetch {tarball}: {exc}")
+    partial.rename(root)
+    return root / "package"

@@ -145,6 +145,15 @@ def referral_value(referral: Referral) -> bytes:
     return record_bytes(referral)
 
 
+def alert_output(topology: Topology, alert: Alert) -> Output:
+    """Keyed by alert id: the compacted topic keeps the latest record of each alert."""
+    return Output(topology.alerts, alert.alert_id.encode(), alert_value(alert))
+
+
+def referral_output(topology: Topology, referral: Referral) -> Output:
+    return Output(topology.referrals, referral.referral_id.encode(), referral_value(referral))
+
+
 def dead_letter(topology: Topology, origin: str, category: str, reason: str, raw: bytes,
                 record: Record | None = None) -> Output:
     source = KafkaSource(topic=record.topic, partition=record.partition, offset=record.offset) if record else None
@@ -555,7 +564,7 @@ class CaseStage(Stage):
         metrics = self.metrics
         now = self.clock.now()
         for alert in outcome.alerts:
-            step.outputs.append(Output(topology.alerts, alert.case_id.encode(), alert_value(alert)))
+            step.outputs.append(alert_output(topology, alert))
             metrics.alerts.labels(alert.rule, alert.signal, alert.status).inc()
             lag = max((now - alert.detected_at).total_seconds(), 0.0)
             if alert.deadline is not None and alert.status == "active":
@@ -706,10 +715,10 @@ class CityStage(Stage):
     def _outputs(self, emitted: Emitted, step: Step) -> None:
         topology, metrics = self.topology, self.metrics
         for alert in emitted.alerts:
-            step.outputs.append(Output(topology.alerts, alert.case_id.encode(), alert_value(alert)))
+            step.outputs.append(alert_output(topology, alert))
             metrics.alerts.labels(alert.rule, alert.signal, alert.status).inc()
         for version in emitted.referrals:
-            step.outputs.append(Output(topology.referrals, version.referral_id.encode(), referral_value(version)))
+            step.outputs.append(referral_output(topology, version))
             metrics.referral_versions.labels(version.status).inc()
         for refused in emitted.refused:
             step.outputs.append(self._refused(refused))

@@ -1,18 +1,7 @@
-"""The Kafka topics of permitwatch, their partition counts, and creating them.
+"""The Kafka topics of permitwatch: names, partition counts, keys, retention, and creating them.
 
-    PREFIX.events          in: CloudEvents keyed by case id; also the workers' control records
-    PREFIX.dead-letter     out: what could not become an event, with its bytes, reason and source
-    PREFIX.alerts          out: alert records keyed by case id
-    PREFIX.referrals       out: referral versions keyed by referral id
-    PREFIX.catalog         reference: catalog entries keyed by item code (compacted)
-    PREFIX.calendar        reference: calendar overrides keyed by version (compacted)
-    PREFIX.actions         operators' actions (acknowledge, assign, dismiss, exempt), written
-                           by the API instances and read back by all of them (one partition:
-                           the audit trail has one order; kept without a time limit)
-    PREFIX.city            internal: what the case stage tells the city stage (cases' standings on
-                           PW-013 items, red alerts, case reports, exemptions) and the events
-                           partitions' clocks; one partition: PW-013 and art. 12(1) compare
-                           cases across the whole city, in event time
+`Topology.specs` is the one description of the topics: `ensure_topics` creates them from it,
+docs/kafka.md's table and the AsyncAPI document (docs/asyncapi.yaml, checked by a test) follow it.
 
 The events topic and the state co-partitioned with it (the case table's changelog) share one
 partition count; it is fixed once the topics exist. Faust creates its own changelog topics.
@@ -20,28 +9,36 @@ partition count; it is fixed once the topics exist. Faust creates its own change
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+from dataclasses import dataclass, field
 
 TOPIC_ALREADY_EXISTS = 36
+DAY_MS = 86_400_000
+
+log = logging.getLogger("permitwatch.kafka.topology")
 
 
 class TopologyError(RuntimeError):
     """The topics on the broker do not match the configuration (e.g. a partition count)."""
 
 
+def _milliseconds(days: float) -> str:
+    return "-1" if days < 0 else str(int(days * DAY_MS))
+
+
 @dataclass(frozen=True, slots=True)
 class TopicSpec:
     name: str
     partitions: int
-    compacted: bool = False
-    kept: bool = False
-    """Never deleted for age (an audit trail), whatever the broker's default retention."""
+    key: str
+    """What the record key is (every record of one key lands in one partition, in order)."""
+    what: str
+    configs: dict[str, str] = field(default_factory=dict)
+    """Topic configs set at creation: `cleanup.policy` always, and its retention."""
 
-    def configs(self) -> dict[str, str]:
-        configs = {"cleanup.policy": "compact" if self.compacted else "delete"}
-        if self.kept:
-            configs["retention.ms"] = "-1"
-        return configs
+    @property
+    def compacted(self) -> bool:
+        return self.configs["cleanup.policy"] == "compact"
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +46,11 @@ class Topology:
     prefix: str
     partitions: int
     replication: int = 1
+    events_retention_days: float = 90
+    """How long events, dead letters and the city stage's input are kept (-1: for ever)."""
+    versions_kept_days: float = 30
+    """Every alert record and referral version stays on its compacted topic at least this long;
+    after it, compaction may leave only the latest of each alert or referral (-1: never compacted)."""
 
     def _name(self, suffix: str) -> str:
         return f"{self.prefix}.{suffix}"
@@ -87,22 +89,37 @@ class Topology:
 
     def specs(self) -> list[TopicSpec]:
         n = self.partitions
+        retained = {"cleanup.policy": "delete", "retention.ms": _milliseconds(self.events_retention_days)}
+        if self.versions_kept_days < 0:
+            versions = {"cleanup.policy": "delete", "retention.ms": "-1"}
+        else:
+            versions = {"cleanup.policy": "compact", "min.compaction.lag.ms": _milliseconds(self.versions_kept_days)}
         return [
-            TopicSpec(self.events, n),
-            TopicSpec(self.dead_letter, n),
-            TopicSpec(self.alerts, n),
-            TopicSpec(self.referrals, n),
-            TopicSpec(self.catalog, 1, compacted=True),
-            TopicSpec(self.calendar, 1, compacted=True),
-            TopicSpec(self.actions, 1, kept=True),
-            TopicSpec(self.city, 1),
+            TopicSpec(self.events, n, "case id", "input: CloudEvents; the workers' control records (clock ticks, "
+                      "reference changes)", retained),
+            TopicSpec(self.dead_letter, n, "origin", "what could not become an event, with its bytes, reason and "
+                      "source", retained),
+            TopicSpec(self.alerts, n, "alert id", "alert records: the latest of each alert is its current state",
+                      versions),
+            TopicSpec(self.referrals, n, "referral id", "referral versions: the latest of each referral is its "
+                      "current state", versions),
+            TopicSpec(self.catalog, 1, "item code", "reference: the item catalog", {"cleanup.policy": "compact"}),
+            TopicSpec(self.calendar, 1, "calendar version", "reference: calendar overrides",
+                      {"cleanup.policy": "compact"}),
+            TopicSpec(self.actions, 1, "alert or referral id", "operators' actions (acknowledge, assign, dismiss, "
+                      "exempt), written and read back by every API instance: the audit trail, one order, kept for "
+                      "ever", {"cleanup.policy": "delete", "retention.ms": "-1"}),
+            TopicSpec(self.city, 1, "case id", "internal: what the cases tell the city stage (PW-013 standings, "
+                      "red alerts, case reports, exemptions) and the events partitions' clocks", retained),
         ]
 
 
 async def ensure_topics(bootstrap: str, topology: Topology) -> list[str]:
-    """Create the topics that are missing; fail when an existing one has another partition count
-    (a topic created by a producer with the broker's default would break co-partitioning).
-    Returns the names created."""
+    """Create the topics that are missing, with their configs; fail when an existing one has another
+    partition count (a topic created by a producer with the broker's default would break
+    co-partitioning) or another cleanup policy (an alerts topic from before alerts were keyed by
+    alert id: compacting it would drop records). Returns the names created; a retention that
+    differs from the settings is logged (an operator may have changed it on purpose)."""
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="permitwatch-admin")
@@ -113,7 +130,7 @@ async def ensure_topics(bootstrap: str, topology: Topology) -> list[str]:
         missing = [spec for spec in specs if spec.name not in existing]
         if missing:
             response = await admin.create_topics([
-                NewTopic(spec.name, spec.partitions, topology.replication, topic_configs=spec.configs())
+                NewTopic(spec.name, spec.partitions, topology.replication, topic_configs=spec.configs)
                 for spec in missing
             ])
             for name, code, *rest in response.topic_errors:
@@ -125,6 +142,45 @@ async def ensure_topics(bootstrap: str, topology: Topology) -> list[str]:
         if wrong:
             raise TopologyError("; ".join(wrong) + " (a topic's partition count is fixed once it exists: use "
                                 "--partitions to match it, or another --topic-prefix)")
+        _check_configs(specs, await _configs(admin, [spec.name for spec in specs]))
         return [spec.name for spec in missing]
     finally:
         await admin.close()
+
+
+async def _configs(admin, topics: list[str]) -> dict[str, dict[str, str]]:
+    from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+
+    found = {}
+    for response in await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, t) for t in topics]):
+        for resource in response.resources:
+            found[resource[3]] = {entry[0]: entry[1] for entry in resource[4]}
+    return found
+
+
+async def topic_configs(bootstrap: str, topics: list[str]) -> dict[str, dict[str, str]]:
+    """Topic name → its configs as the broker reports them."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="permitwatch-admin")
+    await admin.start()
+    try:
+        return await _configs(admin, topics)
+    finally:
+        await admin.close()
+
+
+def _check_configs(specs: list[TopicSpec], found: dict[str, dict[str, str]]) -> None:
+    policies = [f"{spec.name} has cleanup.policy={found[spec.name].get('cleanup.policy')}, expected "
+                f"{spec.configs['cleanup.policy']}" for spec in specs
+                if spec.name in found and found[spec.name].get("cleanup.policy") != spec.configs["cleanup.policy"]]
+    if policies:
+        raise TopologyError("; ".join(policies) + " (topics made by permitwatch before 2026-11-30 keyed alerts by "
+                            "case id, and compacting them would drop alert records: see docs/kafka.md, "
+                            "\"Upgrading the topics\")")
+    for spec in specs:
+        for name, value in spec.configs.items():
+            actual = found.get(spec.name, {}).get(name)
+            if actual is not None and actual != value:
+                log.warning("%s has %s=%s where the settings say %s; left as it is (change it with kafka-configs "
+                            "if the settings are right)", spec.name, name, actual, value)

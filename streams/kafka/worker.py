@@ -162,10 +162,19 @@ class Worker:
                 stages[tp.topic].reset(tp.partition)
 
 
+class WorkerSetupError(RuntimeError):
+    """The worker cannot start as configured; the message says why and what to do."""
+
+
 def run_worker(settings: WorkerSettings) -> None:
     """Create missing topics, read the reference data, then run until stopped (SIGTERM, ^C)."""
     from prometheus_client import start_http_server
 
+    try:
+        settings.state_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise WorkerSetupError(f"the state directory {settings.state_dir} cannot be made ({exc.strerror}): check "
+                               "the mount and permissions, or give another --state-dir") from None
     rule_settings = load_settings(settings.rule_settings)
     topology = settings.topology
     created = asyncio.run(ensure_topics(settings.bootstrap, topology))
@@ -179,7 +188,12 @@ def run_worker(settings: WorkerSettings) -> None:
     if settings.store == "rocksdb":
         discard_local_tables(worker.app.conf.tabledir)
     if settings.metrics_port:
-        start_http_server(settings.metrics_port, settings.metrics_host, registry=worker.metrics.registry)
+        try:
+            start_http_server(settings.metrics_port, settings.metrics_host, registry=worker.metrics.registry)
+        except OSError as exc:
+            raise WorkerSetupError(f"metrics cannot listen on {settings.metrics_host}:{settings.metrics_port} "
+                                   f"({exc.strerror}): every worker on a host needs its own --metrics-port "
+                                   "(0: none)") from None
     faust.Worker(worker.app, loglevel=settings.log_level, redirect_stdouts=False).execute_from_commandline()
 
 
