@@ -218,3 +218,17 @@ def test_the_scheduler_waits_for_a_busy_monitor_off_the_event_loop(tmp_path):
     finally:
         release.set()
         embedded.close()
+
+
+def test_metrics_expose_every_known_series_at_0_before_any_input(tmp_path, runtimes):
+    """A counter Prometheus first sees at 3 hides those 3 from `increase()`, and an absent one
+    makes `sum()` empty: the alerts on dead letters, engine errors and silence never fired."""
+    exposed = runtimes(tmp_path).client.get("/metrics").text.splitlines()
+    for series in ('permitwatch_dead_letters_total{reason="engine_error"}',
+                   'permitwatch_dead_letters_total{reason="schema"}',
+                   'permitwatch_alerts_total{rule="PW-019",signal="red",status="retracted"}',
+                   'permitwatch_events_total{type="application.submitted"}',
+                   'permitwatch_department_events_total{department="D-MARKET"}',  # the catalog's
+                   'permitwatch_referral_versions_total{status="exempt"}'):
+        assert f"{series} 0.0" in exposed
+

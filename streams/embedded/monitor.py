@@ -122,6 +122,7 @@ class EmbeddedMonitor:
     def _apply_reference(self, kind: str, raw: bytes) -> Emitted:
         if kind == "catalog":
             self.catalog = parse_structured(raw, Catalog, "catalog")
+            self.metrics.expect_departments(self.catalog.items)
             return self.engine.set_catalog(self.catalog.by_code())
         override = parse_structured(raw, CalendarOverride, "calendar")
         self.calendars = [c for c in self.calendars if c.version != override.version] + [override]
@@ -163,6 +164,7 @@ class EmbeddedMonitor:
 
     def _rebuild(self) -> None:
         watermark = self._load_checkpoint()
+        self.metrics.expect_departments(self.catalog.items)
         replayed = 0
         for row in self.store.journal_after(watermark):
             try:
@@ -362,7 +364,7 @@ class EmbeddedMonitor:
                     received = now.isoformat()
                     clock_seen, clock_text = None, ""
                     counted: Counter = Counter()
-                    applied: dict[str, tuple[int, int, tuple[str, str]]] = {}
+                    applied: dict[str, tuple[int, int, tuple[str, str | None]]] = {}
                     for index, event, item in parsed:
                         raw = item.raw
                         digest = content_digest(raw)
@@ -400,8 +402,8 @@ class EmbeddedMonitor:
                         if department is None:
                             case = self.engine.cases.get(event.subject)
                             department = case.department if case is not None else None
-                        counted[(event.kind, department or "unknown")] += 1
-                        applied[item.origin] = (index, len(journal) - 1, (event.kind, department or "unknown"))
+                        counted[(event.kind, department)] += 1
+                        applied[item.origin] = (index, len(journal) - 1, (event.kind, department))
                     # An exemption of a case without a referral is refused when the engine applies it:
                     # at once, unless it is dated at the clock's very instant (then at the next tick).
                     dropped = set()
@@ -422,7 +424,7 @@ class EmbeddedMonitor:
             self._since_checkpoint += result.accepted
             self._maybe_checkpoint()
         for (kind, department), count in counted.items():
-            self.metrics.events.labels(kind, department).inc(count)
+            self.metrics.event_accepted(kind, department, count)
         for letter in letters:
             self.metrics.dead_letters.labels(letter.category).inc()
         self.metrics.duplicates.inc(result.duplicates)

@@ -423,6 +423,7 @@ class CaseStage(Stage):
         self.max_future_skew = max_future_skew
         self.metrics = metrics
         self.books: dict[int, PartitionBook] = {}
+        metrics.expect_departments(reference.entries.values())
 
     def book(self, partition: int) -> PartitionBook:
         book = self.books.get(partition)
@@ -515,16 +516,16 @@ class CaseStage(Stage):
         if book.book.stats.duplicates > duplicates:
             self.metrics.duplicates.inc()
         else:
-            self.metrics.events.labels(event.kind, self._department(book, event)).inc()
+            self.metrics.event_accepted(event.kind, self._department(book, event))
         return outcomes, None
 
     @staticmethod
-    def _department(book: PartitionBook, event: CloudEvent) -> str:
+    def _department(book: PartitionBook, event: CloudEvent) -> str | None:
         department = event.data.department
         if department is None:
             case = book.cases.get(event.subject)
             department = case.department if case is not None else None
-        return department or "unknown"
+        return department
 
     def _tick(self, book: PartitionBook, tick: Tick, record: Record, step: Step) -> list[CaseOutcome]:
         now = self.clock.now()
@@ -544,6 +545,8 @@ class CaseStage(Stage):
 
     def _reference_changed(self, book: PartitionBook, change: ReferenceChanged) -> list[CaseOutcome]:
         judge = self.reference.judge()
+        if "catalog" in change.kinds:
+            self.metrics.expect_departments(self.reference.entries.values())
         if "calendar" in change.kinds:
             reason: Message = calendar_changed(judge.calendar)
         else:
