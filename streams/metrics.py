@@ -9,6 +9,7 @@ fires."""
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
 from typing import get_args
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -20,6 +21,7 @@ from models.deadletter import CATEGORIES
 from models.events import EVENT_KINDS
 from models.referrals import Referral
 from models.settings import Signal
+from streams.clocks import Clock
 
 LAG_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 900, 3600, 86400)
 ENGINE_BUCKETS = (0.000005, 0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.005, 0.01)
@@ -57,11 +59,12 @@ class Metrics:
         self.cases_in_warning = Gauge("permitwatch_cases_in_warning_window",
                                       "Open cases with an active 预警/黄牌 (PW-002) and no decision", registry=r)
         self.processing_lag = Histogram("permitwatch_processing_lag_seconds",
-                                        "From an event's time to the alert it caused being stored",
+                                        "From an event's time to the alert it caused being stored (real seconds)",
                                         buckets=LAG_BUCKETS, registry=r)
         self.deadline_lag = Histogram("permitwatch_deadline_firing_lag_seconds",
-                                      "From a deadline instant to its alert being stored", buckets=LAG_BUCKETS,
-                                      registry=r)
+                                      "How late a deadline alert was stored: from its deadline, or from the moment "
+                                      "the engine learnt what it rests on if that came later (real seconds)",
+                                      buckets=LAG_BUCKETS, registry=r)
         self.engine_seconds = Histogram("permitwatch_engine_seconds", "Engine time per event",
                                         buckets=ENGINE_BUCKETS, registry=r)
         self.batch_seconds = Histogram("permitwatch_ingest_batch_seconds",
@@ -101,3 +104,20 @@ class Metrics:
     def event_accepted(self, kind: str, department: str | None, count: int = 1) -> None:
         self.events.labels(kind).inc(count)
         self.department_events.labels(department or UNKNOWN_DEPARTMENT).inc(count)
+
+    def alerts_stored(self, alerts: Iterable[Alert], stored_at: datetime, found_at: dict[str, datetime],
+                      clock: Clock) -> None:
+        """Counts alert records stored at `stored_at` and observes how late each was, in real
+        seconds. A deadline alert is late from its deadline or, if the engine learnt what it rests
+        on only afterwards, from then (`found_at`, per alert id: `Emitted.found_at`); any other
+        from its event's time."""
+        for alert in alerts:
+            self.alerts.labels(alert.rule, alert.signal, alert.status).inc()
+            due = alert.detected_at
+            if alert.deadline is not None and alert.status == "active":
+                found = found_at.get(alert.alert_id)
+                if found is not None and found > due:
+                    due = found
+                self.deadline_lag.observe(max(clock.real_seconds(stored_at - due), 0.0))
+            else:
+                self.processing_lag.observe(max(clock.real_seconds(stored_at - due), 0.0))

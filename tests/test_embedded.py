@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import orjson
 
 from streams.embedded.store import Store
@@ -232,3 +234,38 @@ def test_metrics_expose_every_known_series_at_0_before_any_input(tmp_path, runti
                    'permitwatch_referral_versions_total{status="exempt"}'):
         assert f"{series} 0.0" in exposed
 
+
+def test_deadline_lag_is_how_late_the_scheduler_fired_not_how_old_the_deadline_was(tmp_path, runtimes):
+    """A deadline the engine could not know at its instant (an acceptance reported weeks late; a
+    deemed acceptance that dates a 预警 two days back) was not fired late: its lag counts from
+    when the engine learnt it. A deadline fired 90 s after its instant was."""
+
+    def lags(runtime) -> tuple[float, float]:
+        registry = runtime.embedded.monitor.metrics.registry
+        return (registry.get_sample_value("permitwatch_deadline_firing_lag_seconds_count"),
+                registry.get_sample_value("permitwatch_deadline_firing_lag_seconds_sum"))
+
+    for scenario in ("late", "deemed", "on-time"):
+        (tmp_path / scenario).mkdir()
+    runtime = runtimes(tmp_path / "late", now="2026-04-01 10:00")
+    late = CaseEvents("SZ-LATE")
+    runtime.post([late.submitted("2026-03-02 09:00"), late.accepted("2026-03-02 10:00")])
+    rules = {item["alert"]["rule"] for item in runtime.client.get("/alerts", headers=runtime.auth()).json()["items"]}
+    assert {"PW-001", "PW-002"} <= rules and lags(runtime) == (3, 0)
+
+    runtime = runtimes(tmp_path / "deemed", now="2026-04-01 10:00")
+    catalog = orjson.loads(runtime.client.get("/catalog", headers=runtime.auth()).content)
+    catalog["items"].append({"item_code": "ITEM-P", "name": "p", "department": "D-P", "promised_limit": {"value": 6}})
+    assert runtime.client.put("/catalog", content=orjson.dumps(catalog), headers=runtime.auth("admin")).is_success
+    deemed = CaseEvents("SZ-DEEMED", item="ITEM-P", department="D-P")
+    runtime.post([deemed.submitted("2026-04-01 09:30")])
+    runtime.advance("2026-04-10 00:00")  # no answer in 5 working days: accepted on receipt, 预警 due 04-08
+    warning = runtime.client.get("/alerts?rule=PW-002", headers=runtime.auth()).json()["items"][0]["alert"]
+    assert warning["detected_at"] == "2026-04-08T00:00:00+08:00" and lags(runtime) == (2, 0)
+
+    runtime = runtimes(tmp_path / "on-time", now="2026-04-10 10:00")
+    on_time = CaseEvents("SZ-ON-TIME")
+    runtime.post([on_time.submitted("2026-04-10 09:00"), on_time.accepted("2026-04-10 09:30")])
+    runtime.clock.set(runtime.embedded.monitor.next_deadline() + timedelta(seconds=90))
+    runtime.embedded.monitor.tick()
+    assert lags(runtime) == (1, 90)

@@ -64,7 +64,8 @@ def dashboard() -> dict:
               [("sum by (reason) (increase(permitwatch_dead_letters_total[5m]))", "{{reason}}")], 0, 14,
               description="Input refused: bad JSON, unknown type, schema, future time…"),
         panel("Deadline firing lag", "timeseries", quantiles("permitwatch_deadline_firing_lag_seconds"), 8, 14,
-              unit="s", description="Deadline instant → alert stored; target p99 ≤ 1 s"),
+              unit="s", description="Deadline instant (or, if later, when the engine learnt it) → alert stored; "
+                                    "target p99 ≤ 1 s"),
         panel("Processing lag (event time → alert)", "timeseries", quantiles("permitwatch_processing_lag_seconds"),
               16, 14, unit="s"),
         panel("Engine time per event", "timeseries", quantiles("permitwatch_engine_seconds"), 0, 21, unit="s"),

@@ -503,13 +503,7 @@ class EmbeddedMonitor:
         if self.engine.now is not None:
             Store.set_meta(tx, "clock", self.engine.now.isoformat())
         metrics = self.metrics
-        for alert in emitted.alerts:
-            metrics.alerts.labels(alert.rule, alert.signal, alert.status).inc()
-            lag = (now - alert.detected_at).total_seconds()
-            if alert.deadline is not None and alert.status == "active":
-                metrics.deadline_lag.observe(max(lag, 0.0))
-            else:
-                metrics.processing_lag.observe(max(lag, 0.0))
+        metrics.alerts_stored(emitted.alerts, now, emitted.found_at, self.clock)
         for referral in emitted.referrals:
             metrics.referral_versions.labels(referral.status).inc()
 
