@@ -77,8 +77,12 @@ class Metrics:
         self.checkpoint_failures = Counter("permitwatch_checkpoint_failures_total",
                                            "Engine checkpoints that could not be written (the journal has everything)",
                                            registry=r)
-        self.clock_seconds = Gauge("permitwatch_engine_clock_seconds", "The engine clock, as a Unix time",
+        self.clock_seconds = Gauge("permitwatch_engine_clock_seconds",
+                                   "The engine clock, as a Unix time (on a simulated clock, the simulated time)",
                                    registry=r)
+        self.clock_behind = Gauge("permitwatch_engine_clock_behind_seconds",
+                                  "Real seconds since the runtime's clock showed the engine clock's time: how long "
+                                  "deadlines have waited to be fired", registry=r)
         self.city_waiting = Gauge("permitwatch_city_waiting_inputs",
                                   "Inputs the city stage (PW-013, referrals) holds until its watermark passes them",
                                   registry=r)

@@ -7,7 +7,7 @@ from datetime import timedelta
 import orjson
 
 from streams.embedded.store import Store
-from tests.factory import CaseEvents
+from tests.factory import CaseEvents, moment
 
 
 def test_ingest_journal_alert_end_to_end_over_http(tmp_path, runtimes):
@@ -269,3 +269,12 @@ def test_deadline_lag_is_how_late_the_scheduler_fired_not_how_old_the_deadline_w
     runtime.clock.set(runtime.embedded.monitor.next_deadline() + timedelta(seconds=90))
     runtime.embedded.monitor.tick()
     assert lags(runtime) == (1, 90)
+
+
+def test_the_engine_clock_delay_is_counted_on_the_runtimes_own_clock(tmp_path, runtimes):
+    """Not against the wall clock: the demo's and a rehearsal's clocks are months from it."""
+    runtime = runtimes(tmp_path)
+    runtime.advance("2026-03-02 09:00")
+    assert "permitwatch_engine_clock_behind_seconds 0.0" in runtime.client.get("/metrics").text.splitlines()
+    runtime.clock.set(moment("2026-03-02 09:10"))  # and no tick: the scheduler is stuck
+    assert "permitwatch_engine_clock_behind_seconds 600.0" in runtime.client.get("/metrics").text.splitlines()

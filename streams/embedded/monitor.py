@@ -519,6 +519,7 @@ class EmbeddedMonitor:
             metrics.city_waiting.set(self.engine.city.waiting)
             if self.engine.now is not None:
                 metrics.clock_seconds.set(self.engine.now.timestamp())
+                metrics.clock_behind.set(self.clock.real_seconds(self.clock.now() - self.engine.now))
             stamp, count = self._warning_cache
             if time.monotonic() - stamp > 10:
                 count = sum(
