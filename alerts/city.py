@@ -132,11 +132,17 @@ class Emitted:
     alerts: list[Alert] = field(default_factory=list)
     referrals: list[Referral] = field(default_factory=list)
     refused: list[Refusal] = field(default_factory=list)
+    found_at: dict[str, datetime] = field(default_factory=dict)
+    """Alert id → the case clock when the case stage found it: the instant of the timer that
+    fired, or the clock an input was applied at. A deadline alert cannot be emitted before it,
+    however much earlier its deadline (a deemed acceptance, a late event), which is what the
+    runtimes' deadline lag must leave out."""
 
     def extend(self, other: Emitted) -> None:
         self.alerts.extend(other.alerts)
         self.referrals.extend(other.referrals)
         self.refused.extend(other.refused)
+        self.found_at.update(other.found_at)
 
 
 @dataclass

@@ -376,6 +376,9 @@ class CaseOutcome:
     item_update: ItemUpdate | None
     at: datetime
     """When: the event's time, or the clock's."""
+    judged_at: datetime
+    """The case book's clock when the case was judged: a timer's instant, or the clock at which an
+    input was applied (`Emitted.found_at`)."""
 
     def city_inputs(self) -> list[CityInput]:
         """What the city stage hears of this outcome (every runtime routes by this): the red
@@ -499,7 +502,7 @@ class CaseBook:
                 update = ItemUpdate(case.item_code, case.case_id, None, (case.case_id, now), self.judge.report(case))
         elif result.wake_at is not None:
             self.timers.schedule(case.case_id, result.wake_at)
-        return CaseOutcome(case.case_id, result.alerts, result.report, update, cause.time if cause else now)
+        return CaseOutcome(case.case_id, result.alerts, result.report, update, cause.time if cause else now, now)
 
     def _restore(self, case_id: str) -> CaseState | None:
         """A retired case back among the cases, kept until its retention passes again."""
@@ -620,6 +623,8 @@ class Engine:
         city = self.city
         for outcome in outcomes:
             out.alerts += outcome.alerts
+            for alert in outcome.alerts:
+                out.found_at[alert.alert_id] = outcome.judged_at
             for given in outcome.city_inputs():
                 out.extend(city.take(given))
         if extra is not None:

@@ -9,6 +9,12 @@ from pydantic import Field
 
 from models.common import SCHEMA_VERSION, Contract
 
+CATEGORIES: tuple[str, ...] = (
+    "invalid_json", "invalid_utf8", "not_an_object", "missing_type", "unknown_type", "schema", "too_large",
+    "future_time", "no_referral", "engine_error", "unmapped", "invalid_control", "conflicting_duplicate",
+)
+"""Every reason an input is refused for."""
+
 
 class KafkaSource(Contract):
     topic: str
@@ -20,9 +26,7 @@ class DeadLetter(Contract):
     schema_version: Literal["1.0"] = SCHEMA_VERSION
     origin: str = Field(description="Where it came from: file:line, HTTP request, topic/partition/offset")
     source: KafkaSource | None = Field(None, description="On Kafka: the record the input came in")
-    category: str = Field(description="invalid_json, invalid_utf8, not_an_object, missing_type, unknown_type, "
-                                      "schema, too_large, future_time, no_referral, engine_error, unmapped, "
-                                      "invalid_control, conflicting_duplicate")
+    category: str = Field(description=", ".join(CATEGORIES))
     reason: str = Field(description="What is wrong, naming the field")
     raw: str | None = Field(None, description="The original input, when it is valid UTF-8")
     raw_base64: str | None = Field(None, description="The original bytes, base64, when they are not UTF-8")

@@ -20,6 +20,12 @@ from models.common import Code, Contract, Identifier, Instant, LegalInstant, Pro
 TYPE_PREFIX = "cn.gov.licensing."
 SUPERVISION_PREFIX = "cn.gov.permitwatch."
 
+
+def kind_of(event_type: str) -> str:
+    """An event type without its namespace, e.g. `application.accepted`."""
+    return event_type.removeprefix(TYPE_PREFIX).removeprefix(SUPERVISION_PREFIX)
+
+
 MaterialList = Annotated[list[Code], Field(max_length=500)]
 
 Channel = Literal["window", "online", "mobile", "post"]
@@ -141,8 +147,7 @@ class CloudEvent(Contract):
 
     @property
     def kind(self) -> str:
-        """The type without its namespace, e.g. `application.accepted`."""
-        return self.type.removeprefix(TYPE_PREFIX).removeprefix(SUPERVISION_PREFIX)
+        return kind_of(self.type)
 
     @property
     def case_id(self) -> str:
@@ -270,6 +275,7 @@ EVENT_MODELS: tuple[type[CloudEvent], ...] = (
 LICENSING_MODELS = EVENT_MODELS[:-1]
 
 EVENT_TYPES: tuple[str, ...] = tuple(m.model_fields["type"].annotation.__args__[0] for m in EVENT_MODELS)
+EVENT_KINDS: tuple[str, ...] = tuple(kind_of(t) for t in EVENT_TYPES)
 
 Event = Annotated[Union[EVENT_MODELS], Field(discriminator="type")]  # type: ignore[valid-type]  # noqa: UP007
 

@@ -31,6 +31,11 @@ class Clock(Protocol):
         """Real seconds to wait until the clock shows `instant` (≤ 0: it already does)."""
         ...
 
+    def real_seconds(self, span: timedelta) -> float:
+        """Real seconds in which the clock runs `span`: what the runtime's metrics measure, so that
+        a simulated clock's minutes do not look like a slow scheduler."""
+        ...
+
 
 class WallClock:
     """The real time, in legal time (Asia/Shanghai)."""
@@ -40,6 +45,9 @@ class WallClock:
 
     def seconds_until(self, instant: datetime) -> float:
         return (instant - self.now()).total_seconds()
+
+    def real_seconds(self, span: timedelta) -> float:
+        return span.total_seconds()
 
 
 class DemoClock:
@@ -57,6 +65,9 @@ class DemoClock:
     def seconds_until(self, instant: datetime) -> float:
         return (instant - self.now()).total_seconds() / self.speed
 
+    def real_seconds(self, span: timedelta) -> float:
+        return span.total_seconds() / self.speed
+
 
 class ManualClock:
     """A clock that moves only when told to: for tests and for imports of history."""
@@ -72,3 +83,7 @@ class ManualClock:
 
     def seconds_until(self, instant: datetime) -> float:
         return 0.0 if instant <= self.current else float("inf")
+
+    def real_seconds(self, span: timedelta) -> float:
+        """A manual clock has no rate; a test that moves it by a minute means a minute."""
+        return span.total_seconds()

@@ -1,12 +1,32 @@
 """Prometheus metrics of a runtime (names follow the conventions: `permitwatch_…_total`,
-seconds, bytes). Each runtime has its own registry, served on `/metrics`."""
+seconds, bytes). Each runtime has its own registry, served on `/metrics`.
+
+Every labelled series whose labels are known in advance is exposed at 0 from the start: a series
+Prometheus first sees at 3 counts as 3 from nothing, so `increase()` and `rate()` leave those 3
+out, and a series that is absent makes `sum()` empty instead of 0, so an alert on "none" never
+fires."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from datetime import datetime
+from typing import get_args
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from alerts.rules import RULES
+from models.alerts import Alert
+from models.catalog import CatalogEntry
+from models.deadletter import CATEGORIES
+from models.events import EVENT_KINDS
+from models.referrals import Referral
+from models.settings import Signal
+from streams.clocks import Clock
 
 LAG_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 900, 3600, 86400)
 ENGINE_BUCKETS = (0.000005, 0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.005, 0.01)
+UNKNOWN_DEPARTMENT = "unknown"
+"""The department counted for an event that names none, of a case that names none."""
 
 
 class Metrics:
@@ -15,8 +35,10 @@ class Metrics:
         r = self.registry
         self.info = Gauge("permitwatch_info", "Runtime of this process", ["runtime"], registry=r)
         self.info.labels(runtime).set(1)
-        self.events = Counter("permitwatch_events", "Events accepted, by type and department",
-                              ["type", "department"], registry=r)
+        self.events = Counter("permitwatch_events", "Events accepted, by type", ["type"], registry=r)
+        self.department_events = Counter("permitwatch_department_events",
+                                         "Events accepted, by department (the event's, else its case's)",
+                                         ["department"], registry=r)
         self.unknown_items = Counter("permitwatch_unknown_item_events",
                                      "Events whose item the catalog does not know (judged with the law's defaults)",
                                      registry=r)
@@ -37,11 +59,12 @@ class Metrics:
         self.cases_in_warning = Gauge("permitwatch_cases_in_warning_window",
                                       "Open cases with an active 预警/黄牌 (PW-002) and no decision", registry=r)
         self.processing_lag = Histogram("permitwatch_processing_lag_seconds",
-                                        "From an event's time to the alert it caused being stored",
+                                        "From an event's time to the alert it caused being stored (real seconds)",
                                         buckets=LAG_BUCKETS, registry=r)
         self.deadline_lag = Histogram("permitwatch_deadline_firing_lag_seconds",
-                                      "From a deadline instant to its alert being stored", buckets=LAG_BUCKETS,
-                                      registry=r)
+                                      "How late a deadline alert was stored: from its deadline, or from the moment "
+                                      "the engine learnt what it rests on if that came later (real seconds)",
+                                      buckets=LAG_BUCKETS, registry=r)
         self.engine_seconds = Histogram("permitwatch_engine_seconds", "Engine time per event",
                                         buckets=ENGINE_BUCKETS, registry=r)
         self.batch_seconds = Histogram("permitwatch_ingest_batch_seconds",
@@ -54,8 +77,51 @@ class Metrics:
         self.checkpoint_failures = Counter("permitwatch_checkpoint_failures_total",
                                            "Engine checkpoints that could not be written (the journal has everything)",
                                            registry=r)
-        self.clock_seconds = Gauge("permitwatch_engine_clock_seconds", "The engine clock, as a Unix time",
+        self.clock_seconds = Gauge("permitwatch_engine_clock_seconds",
+                                   "The engine clock, as a Unix time (on a simulated clock, the simulated time)",
                                    registry=r)
+        self.clock_behind = Gauge("permitwatch_engine_clock_behind_seconds",
+                                  "Real seconds since the runtime's clock showed the engine clock's time: how long "
+                                  "deadlines have waited to be fired", registry=r)
         self.city_waiting = Gauge("permitwatch_city_waiting_inputs",
                                   "Inputs the city stage (PW-013, referrals) holds until its watermark passes them",
                                   registry=r)
+        for kind in EVENT_KINDS:
+            self.events.labels(kind)
+        self.department_events.labels(UNKNOWN_DEPARTMENT)
+        for category in CATEGORIES:
+            self.dead_letters.labels(category)
+        # Any signal, not only each rule's own: a deployment's settings may give a rule another one.
+        for rule in RULES:
+            for signal in get_args(Signal):
+                for status in get_args(Alert.model_fields["status"].annotation):
+                    self.alerts.labels(rule.id, signal, status)
+        for status in get_args(Referral.model_fields["status"].annotation):
+            self.referral_versions.labels(status)
+
+    def expect_departments(self, items: Iterable[CatalogEntry]) -> None:
+        """Departments are open-ended (events name them); those the catalog names are known in
+        advance and exposed at 0 too. Call when the catalog is read or replaced."""
+        for item in items:
+            self.department_events.labels(item.department)
+
+    def event_accepted(self, kind: str, department: str | None, count: int = 1) -> None:
+        self.events.labels(kind).inc(count)
+        self.department_events.labels(department or UNKNOWN_DEPARTMENT).inc(count)
+
+    def alerts_stored(self, alerts: Iterable[Alert], stored_at: datetime, found_at: dict[str, datetime],
+                      clock: Clock) -> None:
+        """Counts alert records stored at `stored_at` and observes how late each was, in real
+        seconds. A deadline alert is late from its deadline or, if the engine learnt what it rests
+        on only afterwards, from then (`found_at`, per alert id: `Emitted.found_at`); any other
+        from its event's time."""
+        for alert in alerts:
+            self.alerts.labels(alert.rule, alert.signal, alert.status).inc()
+            due = alert.detected_at
+            if alert.deadline is not None and alert.status == "active":
+                found = found_at.get(alert.alert_id)
+                if found is not None and found > due:
+                    due = found
+                self.deadline_lag.observe(max(clock.real_seconds(stored_at - due), 0.0))
+            else:
+                self.processing_lag.observe(max(clock.real_seconds(stored_at - due), 0.0))

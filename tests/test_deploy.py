@@ -1,5 +1,6 @@
 """deploy/: the Grafana dashboard (current, valid in Grafana's dashboard model, querying only
-metrics the code exports) and the Prometheus configuration and rules (checked by promtool)."""
+series a monitor exposes from its start) and the Prometheus configuration and rules (checked by
+promtool, on input series a monitor really exposes)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from streams.metrics import Metrics
 from tests.tools import debian_binary
@@ -18,16 +20,28 @@ DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
 sys.path.insert(0, str(DEPLOY / "grafana"))
 import dashboard  # noqa: E402  (deploy/grafana/dashboard.py, the generator)
 
-METRIC = re.compile(r"\b(permitwatch_[a-z_]+)")
+SELECTOR = re.compile(r"\b(permitwatch_[a-z_]+)(?:\{([^}]*)\})?")
+LABEL = re.compile(r'(\w+)\s*=\s*"([^"]*)"')
+TARGET_LABELS = {"instance", "job"}
+"""Labels Prometheus gives every sample of a target: not the exporter's."""
 
 
-def exported() -> set[str]:
-    """Every sample name the runtime's registry can expose."""
-    names = set()
-    for family in Metrics("test").registry.collect():
-        suffixes = {"counter": ["_total"], "histogram": ["_bucket", "_sum", "_count"], "gauge": [""]}
-        names |= {family.name + suffix for suffix in suffixes.get(family.type, [""])}
-    return names
+def fresh_samples() -> dict[tuple[str, frozenset], float]:
+    """What a monitor exposes before any input: (name, labels) → value."""
+    return {(sample.name, frozenset(sample.labels.items())): sample.value
+            for family in Metrics("test").registry.collect() for sample in family.samples}
+
+
+def unexposed(expr: str) -> list[str]:
+    """The selectors of `expr` (name and `=` matchers) that no series of a fresh monitor matches:
+    `increase()` would miss their first values, and `sum()` of them would be empty, not 0."""
+    samples = fresh_samples()
+    missing = []
+    for name, matchers in SELECTOR.findall(expr):
+        wanted = {(k, v) for k, v in LABEL.findall(matchers) if k not in TARGET_LABELS}
+        if not any(n == name and wanted <= labels for n, labels in samples):
+            missing.append(f"{name}{{{matchers}}}")
+    return missing
 
 
 def queries() -> list[str]:
@@ -39,11 +53,10 @@ def test_dashboard_file_is_current():
         "run `python deploy/grafana/dashboard.py`"
 
 
-def test_every_dashboard_query_names_an_exported_metric():
-    known = exported()
+def test_every_dashboard_query_reads_series_a_fresh_monitor_exposes():
     for expr in queries():
-        used = set(METRIC.findall(expr))
-        assert used and used <= known, f"{expr}: unknown {used - known}"
+        assert SELECTOR.search(expr), expr
+        assert not unexposed(expr), f"{expr}: {unexposed(expr)}"
 
 
 def _contained(ours, theirs, path="$"):
@@ -74,11 +87,29 @@ def test_dashboard_loads_in_grafanas_dashboard_model():
     _contained(ours, theirs)
 
 
-def test_alerting_rules_query_exported_metrics():
-    known = exported()
-    text = (DEPLOY / "prometheus" / "rules.yml").read_text(encoding="utf-8")
-    used = set(METRIC.findall(text))
-    assert used and used <= known, used - known
+def rules() -> list[dict]:
+    groups = yaml.safe_load((DEPLOY / "prometheus" / "rules.yml").read_text(encoding="utf-8"))["groups"]
+    return [rule for group in groups for rule in group["rules"]]
+
+
+def test_alerting_rules_read_series_a_fresh_monitor_exposes():
+    for rule in rules():
+        assert not unexposed(rule["expr"]), f"{rule['alert']}: {unexposed(rule['expr'])}"
+
+
+def test_rule_tests_start_from_what_a_fresh_monitor_exposes():
+    """Each input series of the promtool tests is one a monitor exposes before any input, and a
+    counter starts at the value it exposes then (0): a test fed series that appear only at
+    their first increment would pass rules that never fire on a real monitor."""
+    samples = fresh_samples()
+    tests = yaml.safe_load((DEPLOY / "prometheus" / "rules_test.yml").read_text(encoding="utf-8"))["tests"]
+    for given in (series for test in tests for series in test["input_series"]):
+        name, matchers = SELECTOR.fullmatch(given["series"]).groups()
+        labels = frozenset((k, v) for k, v in LABEL.findall(matchers) if k not in TARGET_LABELS)
+        assert (name, labels) in samples, f"{given['series']}: a fresh monitor exposes no such series"
+        if name.endswith("_total"):
+            first = float(re.match(r"-?[\d.]+", given["values"]).group())
+            assert first == samples[name, labels], f"{given['series']} starts at {first}"
 
 
 @pytest.fixture(scope="module")

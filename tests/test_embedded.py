@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import orjson
 
 from streams.embedded.store import Store
-from tests.factory import CaseEvents
+from tests.factory import CaseEvents, moment
 
 
 def test_ingest_journal_alert_end_to_end_over_http(tmp_path, runtimes):
@@ -240,3 +242,61 @@ def test_a_monitor_started_with_no_catalog_says_what_that_means(tmp_path, caplog
     embedded.close()
     assert any("no item catalog" in record.getMessage() and "--catalog" in record.getMessage()
                for record in caplog.records)
+
+
+def test_metrics_expose_every_known_series_at_0_before_any_input(tmp_path, runtimes):
+    """A counter Prometheus first sees at 3 hides those 3 from `increase()`, and an absent one
+    makes `sum()` empty: the alerts on dead letters, engine errors and silence never fired."""
+    exposed = runtimes(tmp_path).client.get("/metrics").text.splitlines()
+    for series in ('permitwatch_dead_letters_total{reason="engine_error"}',
+                   'permitwatch_dead_letters_total{reason="schema"}',
+                   'permitwatch_alerts_total{rule="PW-019",signal="red",status="retracted"}',
+                   'permitwatch_events_total{type="application.submitted"}',
+                   'permitwatch_department_events_total{department="D-MARKET"}',  # the catalog's
+                   'permitwatch_referral_versions_total{status="exempt"}'):
+        assert f"{series} 0.0" in exposed
+
+
+def test_deadline_lag_is_how_late_the_scheduler_fired_not_how_old_the_deadline_was(tmp_path, runtimes):
+    """A deadline the engine could not know at its instant (an acceptance reported weeks late; a
+    deemed acceptance that dates a 预警 two days back) was not fired late: its lag counts from
+    when the engine learnt it. A deadline fired 90 s after its instant was."""
+
+    def lags(runtime) -> tuple[float, float]:
+        registry = runtime.embedded.monitor.metrics.registry
+        return (registry.get_sample_value("permitwatch_deadline_firing_lag_seconds_count"),
+                registry.get_sample_value("permitwatch_deadline_firing_lag_seconds_sum"))
+
+    for scenario in ("late", "deemed", "on-time"):
+        (tmp_path / scenario).mkdir()
+    runtime = runtimes(tmp_path / "late", now="2026-04-01 10:00")
+    late = CaseEvents("SZ-LATE")
+    runtime.post([late.submitted("2026-03-02 09:00"), late.accepted("2026-03-02 10:00")])
+    rules = {item["alert"]["rule"] for item in runtime.client.get("/alerts", headers=runtime.auth()).json()["items"]}
+    assert {"PW-001", "PW-002"} <= rules and lags(runtime) == (3, 0)
+
+    runtime = runtimes(tmp_path / "deemed", now="2026-04-01 10:00")
+    catalog = orjson.loads(runtime.client.get("/catalog", headers=runtime.auth()).content)
+    catalog["items"].append({"item_code": "ITEM-P", "name": "p", "department": "D-P", "promised_limit": {"value": 6}})
+    assert runtime.client.put("/catalog", content=orjson.dumps(catalog), headers=runtime.auth("admin")).is_success
+    deemed = CaseEvents("SZ-DEEMED", item="ITEM-P", department="D-P")
+    runtime.post([deemed.submitted("2026-04-01 09:30")])
+    runtime.advance("2026-04-10 00:00")  # no answer in 5 working days: accepted on receipt, 预警 due 04-08
+    warning = runtime.client.get("/alerts?rule=PW-002", headers=runtime.auth()).json()["items"][0]["alert"]
+    assert warning["detected_at"] == "2026-04-08T00:00:00+08:00" and lags(runtime) == (2, 0)
+
+    runtime = runtimes(tmp_path / "on-time", now="2026-04-10 10:00")
+    on_time = CaseEvents("SZ-ON-TIME")
+    runtime.post([on_time.submitted("2026-04-10 09:00"), on_time.accepted("2026-04-10 09:30")])
+    runtime.clock.set(runtime.embedded.monitor.next_deadline() + timedelta(seconds=90))
+    runtime.embedded.monitor.tick()
+    assert lags(runtime) == (1, 90)
+
+
+def test_the_engine_clock_delay_is_counted_on_the_runtimes_own_clock(tmp_path, runtimes):
+    """Not against the wall clock: the demo's and a rehearsal's clocks are months from it."""
+    runtime = runtimes(tmp_path)
+    runtime.advance("2026-03-02 09:00")
+    assert "permitwatch_engine_clock_behind_seconds 0.0" in runtime.client.get("/metrics").text.splitlines()
+    runtime.clock.set(moment("2026-03-02 09:10"))  # and no tick: the scheduler is stuck
+    assert "permitwatch_engine_clock_behind_seconds 600.0" in runtime.client.get("/metrics").text.splitlines()

@@ -125,6 +125,7 @@ class EmbeddedMonitor:
     def _apply_reference(self, kind: str, raw: bytes) -> Emitted:
         if kind == "catalog":
             self.catalog = parse_structured(raw, Catalog, "catalog")
+            self.metrics.expect_departments(self.catalog.items)
             return self.engine.set_catalog(self.catalog.by_code())
         override = parse_structured(raw, CalendarOverride, "calendar")
         self.calendars = [c for c in self.calendars if c.version != override.version] + [override]
@@ -166,6 +167,7 @@ class EmbeddedMonitor:
 
     def _rebuild(self) -> None:
         watermark = self._load_checkpoint()
+        self.metrics.expect_departments(self.catalog.items)
         replayed = 0
         for row in self.store.journal_after(watermark):
             try:
@@ -365,7 +367,7 @@ class EmbeddedMonitor:
                     received = now.isoformat()
                     clock_seen, clock_text = None, ""
                     counted: Counter = Counter()
-                    applied: dict[str, tuple[int, int, tuple[str, str]]] = {}
+                    applied: dict[str, tuple[int, int, tuple[str, str | None]]] = {}
                     for index, event, item in parsed:
                         raw = item.raw
                         digest = content_digest(raw)
@@ -403,8 +405,8 @@ class EmbeddedMonitor:
                         if department is None:
                             case = self.engine.cases.get(event.subject)
                             department = case.department if case is not None else None
-                        counted[(event.kind, department or "unknown")] += 1
-                        applied[item.origin] = (index, len(journal) - 1, (event.kind, department or "unknown"))
+                        counted[(event.kind, department)] += 1
+                        applied[item.origin] = (index, len(journal) - 1, (event.kind, department))
                     # An exemption of a case without a referral is refused when the engine applies it:
                     # at once, unless it is dated at the clock's very instant (then at the next tick).
                     dropped = set()
@@ -429,7 +431,7 @@ class EmbeddedMonitor:
             if warning:
                 result.warnings.append(warning)
         for (kind, department), count in counted.items():
-            self.metrics.events.labels(kind, department).inc(count)
+            self.metrics.event_accepted(kind, department, count)
         for letter in letters:
             self.metrics.dead_letters.labels(letter.category).inc()
         self.metrics.duplicates.inc(result.duplicates)
@@ -508,13 +510,7 @@ class EmbeddedMonitor:
         if self.engine.now is not None:
             Store.set_meta(tx, "clock", self.engine.now.isoformat())
         metrics = self.metrics
-        for alert in emitted.alerts:
-            metrics.alerts.labels(alert.rule, alert.signal, alert.status).inc()
-            lag = (now - alert.detected_at).total_seconds()
-            if alert.deadline is not None and alert.status == "active":
-                metrics.deadline_lag.observe(max(lag, 0.0))
-            else:
-                metrics.processing_lag.observe(max(lag, 0.0))
+        metrics.alerts_stored(emitted.alerts, now, emitted.found_at, self.clock)
         for referral in emitted.referrals:
             metrics.referral_versions.labels(referral.status).inc()
 
@@ -530,6 +526,7 @@ class EmbeddedMonitor:
             metrics.city_waiting.set(self.engine.city.waiting)
             if self.engine.now is not None:
                 metrics.clock_seconds.set(self.engine.now.timestamp())
+                metrics.clock_behind.set(self.clock.real_seconds(self.clock.now() - self.engine.now))
             stamp, count = self._warning_cache
             if time.monotonic() - stamp > 10:
                 count = sum(

@@ -126,6 +126,7 @@ class KafkaMonitor:
     async def _read_reference(self) -> None:
         async with self._reading:
             await self.reference_data.read(self.bootstrap)
+        self.metrics.expect_departments(self.reference_data.entries.values())
 
     def _call(self, coroutine: Coroutine[Any, Any, Any]) -> Any:
         """Run `coroutine` on the API's event loop from a worker thread (the routes call the
@@ -150,7 +151,7 @@ class KafkaMonitor:
     def ingest(self, inputs: list[RawInput]) -> IngestResult:
         result = IngestResult()
         outputs: list[Output] = []
-        kinds: list[tuple[str, str]] = []
+        kinds: list[tuple[str, str | None]] = []
         times: list[datetime] = []
         for index, item in enumerate(inputs):
             try:
@@ -160,7 +161,7 @@ class KafkaMonitor:
                 outputs.append(dead_letter(self.topology, item.origin, invalid.category, invalid.reason, item.raw))
                 continue
             outputs.append(Output(self.topology.events, event.subject.encode(), item.raw))
-            kinds.append((event.kind, event.data.department or "unknown"))
+            kinds.append((event.kind, event.data.department))
             times.append(event.time)
         self._call(self._produce(outputs))
         result.accepted = len(kinds)
@@ -168,7 +169,7 @@ class KafkaMonitor:
         if warning:
             result.warnings.append(warning.replace("`permitwatch import`", "`permitwatch import --kafka`"))
         for kind, department in kinds:
-            self.metrics.events.labels(kind, department).inc()
+            self.metrics.event_accepted(kind, department)
         for rejection in result.rejected:
             self.metrics.dead_letters.labels(rejection.category).inc()
         return result

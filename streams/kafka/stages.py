@@ -432,6 +432,7 @@ class CaseStage(Stage):
         self.max_future_skew = max_future_skew
         self.metrics = metrics
         self.books: dict[int, PartitionBook] = {}
+        metrics.expect_departments(reference.entries.values())
 
     def book(self, partition: int) -> PartitionBook:
         book = self.books.get(partition)
@@ -466,24 +467,31 @@ class CaseStage(Stage):
         partition = record.partition
         book = self.book(partition)
         step = Step()
+        arrived = self.clock.now()
         try:
             control = read_control(record)
         except ValueError as exc:
             step.outputs.append(self._refuse(record, "invalid_control", str(exc)))
             return step
         trailing: CityInput | None = None
+        # `judged`: the cases the record itself is about, whose alerts could not be found before
+        # it arrived; `fired`: timers the clock passed, each due at its instant.
+        judged: list[CaseOutcome] = []
         if control is None:
-            outcomes, trailing = self._event(book, record, step)
+            fired, judged, trailing = self._event(book, record, step)
         elif isinstance(control, Tick):
-            outcomes = self._tick(book, control, record, step)
+            fired = self._tick(book, control, record, step)
         elif isinstance(control, ReferenceChanged):
-            outcomes = self._reference_changed(book, control)
+            fired, judged = [], self._reference_changed(book, control)
         else:
             step.outputs.append(self._refuse(record, "invalid_control", "not a control record of the events topic"))
             return step
         city: list[CityInput] = []
-        for outcome in outcomes:
-            self._alert_outputs(outcome, step)
+        for outcome in fired:
+            self._alert_outputs(outcome, step, outcome.judged_at)
+            city += outcome.city_inputs()
+        for outcome in judged:
+            self._alert_outputs(outcome, step, max(outcome.judged_at, arrived))
             city += outcome.city_inputs()
         if trailing is not None:
             city.append(trailing)
@@ -496,44 +504,47 @@ class CaseStage(Stage):
         self.metrics.open_cases.set(sum(len(b.cases) for b in self.books.values()))
         return step
 
-    def _event(self, book: PartitionBook, record: Record, step: Step) -> tuple[list[CaseOutcome], CityInput | None]:
-        """The outcomes of an event, and an exemption for the city stage after them."""
+    def _event(self, book: PartitionBook, record: Record,
+               step: Step) -> tuple[list[CaseOutcome], list[CaseOutcome], CityInput | None]:
+        """The outcomes of the timers an event's time passed, that of its case, and an exemption
+        for the city stage after them."""
         raw = record.value or b""
         try:
             event = parse_event(raw)
         except InvalidEvent as invalid:
             step.outputs.append(self._refuse(record, invalid.category, invalid.reason))
-            return [], None
+            return [], [], None
         now = self.clock.now()
         if event.time > now + self.max_future_skew:
             step.outputs.append(self._refuse(record, "future_time", (
                 f"time: {event.time.isoformat()} is more than {self.max_future_skew} ahead of the worker's clock "
                 f"{now.isoformat()}")))
-            return [], None
+            return [], [], None
         if isinstance(event, ExemptionRecorded):
-            return book.book.advance(event.time), ExemptionInput(event.subject, exemption_of(event), event.time,
-                                                                 record.origin, raw)
+            return book.book.advance(event.time), [], ExemptionInput(event.subject, exemption_of(event), event.time,
+                                                                     record.origin, raw)
         duplicates, unknown = book.book.stats.duplicates, book.book.stats.unknown_items
         try:
             # Per case: the events topic is keyed by case, so a case's events meet on one partition.
             outcomes = book.book.process(event, content_digest(raw))
         except ConflictingDuplicate as conflict:
             step.outputs.append(self._refuse(record, "conflicting_duplicate", str(conflict)))
-            return [], None
+            return [], [], None
         self.metrics.unknown_items.inc(book.book.stats.unknown_items - unknown)
         if book.book.stats.duplicates > duplicates:
             self.metrics.duplicates.inc()
-        else:
-            self.metrics.events.labels(event.kind, self._department(book, event)).inc()
-        return outcomes, None
+            return [], [], None
+        self.metrics.event_accepted(event.kind, self._department(book, event))
+        # The case's own outcome comes last, after the timers the clock passed on the way to its time.
+        return outcomes[:-1], outcomes[-1:], None
 
     @staticmethod
-    def _department(book: PartitionBook, event: CloudEvent) -> str:
+    def _department(book: PartitionBook, event: CloudEvent) -> str | None:
         department = event.data.department
         if department is None:
             case = book.cases.get(event.subject)
             department = case.department if case is not None else None
-        return department or "unknown"
+        return department
 
     def _tick(self, book: PartitionBook, tick: Tick, record: Record, step: Step) -> list[CaseOutcome]:
         now = self.clock.now()
@@ -553,24 +564,21 @@ class CaseStage(Stage):
 
     def _reference_changed(self, book: PartitionBook, change: ReferenceChanged) -> list[CaseOutcome]:
         judge = self.reference.judge()
+        if "catalog" in change.kinds:
+            self.metrics.expect_departments(self.reference.entries.values())
         if "calendar" in change.kinds:
             reason: Message = calendar_changed(judge.calendar)
         else:
             reason = CATALOG_CHANGED
         return book.book.rejudge_all(judge, reason)
 
-    def _alert_outputs(self, outcome: CaseOutcome, step: Step) -> None:
+    def _alert_outputs(self, outcome: CaseOutcome, step: Step, found_at: datetime) -> None:
+        """`found_at`: the earliest the outcome's alerts could have been found (`Emitted.found_at`)."""
         topology = self.topology
-        metrics = self.metrics
-        now = self.clock.now()
         for alert in outcome.alerts:
             step.outputs.append(alert_output(topology, alert))
-            metrics.alerts.labels(alert.rule, alert.signal, alert.status).inc()
-            lag = max((now - alert.detected_at).total_seconds(), 0.0)
-            if alert.deadline is not None and alert.status == "active":
-                metrics.deadline_lag.observe(lag)
-            else:
-                metrics.processing_lag.observe(lag)
+        self.metrics.alerts_stored(outcome.alerts, self.clock.now(),
+                                   dict.fromkeys((alert.alert_id for alert in outcome.alerts), found_at), self.clock)
 
     def _city_outputs(self, inputs: list[CityInput], book: PartitionBook) -> list[Output]:
         """The step's inputs for the city stage, each with this partition's promise."""
