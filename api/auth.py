@@ -12,6 +12,7 @@ import secrets
 from pathlib import Path
 from typing import Annotated, Literal
 
+import orjson
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
@@ -39,6 +40,21 @@ def new_token(name: str, roles: list[Role]) -> tuple[str, TokenEntry]:
     """A fresh random token and the entry that stores it hashed."""
     token = "pw_" + secrets.token_urlsafe(24)
     return token, TokenEntry(name=name, roles=roles, sha256=digest(token))
+
+
+def write_token_file(path: Path, entries: list[TokenEntry]) -> None:
+    """The token file, readable by its owner only, replaced whole (a reader never sees half of it)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    partial.write_bytes(orjson.dumps(TokenFile(tokens=entries).model_dump(), option=orjson.OPT_INDENT_2) + b"\n")
+    partial.chmod(0o600)
+    partial.replace(path)
+
+
+def add_token(path: Path, entry: TokenEntry) -> None:
+    """`entry` added to the token file at `path` (made when missing)."""
+    entries = load_structured(path, TokenFile).tokens if path.exists() else []
+    write_token_file(path, [*entries, entry])
 
 
 class Principal(BaseModel):

@@ -617,16 +617,22 @@ def run_demo(args: argparse.Namespace) -> int:
 def _configure_token(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--name", required=True, help="who will hold the token")
     parser.add_argument("--role", action="append", choices=["operator", "ingest", "admin"], required=True)
+    parser.add_argument("--tokens-file", type=Path, help="add the entry to this token file (made when missing), "
+                        "e.g. for the Kubernetes Secret")
 
 
 @command("token", "create a token: prints it once, and the entry (hash only) for the token file",
          _configure_token)
 def run_token(args: argparse.Namespace) -> int:
-    from api.auth import new_token
+    from api.auth import add_token, new_token
 
     token, entry = new_token(args.name, args.role)
     print(f"token: {token}")
-    print(f"entry: {entry.model_dump_json()}")
+    if args.tokens_file:
+        add_token(args.tokens_file, entry)
+        print(f"added to {args.tokens_file} (hash only; an API reads it at start)")
+    else:
+        print(f"entry: {entry.model_dump_json()}")
     return 0
 
 

@@ -7,11 +7,10 @@ import os
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-import orjson
 from fastapi import FastAPI
 
 from api.app import create_app
-from api.auth import Authenticator, TokenFile, new_token
+from api.auth import Authenticator, new_token, write_token_file
 from api.services import Services
 from api.settings import ServerSettings
 from streams.clocks import Clock, DemoClock
@@ -54,9 +53,7 @@ def ensure_tokens(settings: ServerSettings) -> tuple[Authenticator, dict[str, st
         token, entry = new_token(name, roles)
         created[name] = token
         entries.append(entry)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(orjson.dumps(TokenFile(tokens=entries).model_dump(), option=orjson.OPT_INDENT_2))
-    path.chmod(0o600)
+    write_token_file(path, entries)
     return Authenticator(entries), created
 
 
