@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Annotated, Any
+from types import UnionType
+from typing import Annotated, Any, Union, get_args, get_origin
 
 from fastapi import HTTPException, Request
 from pydantic import BaseModel, BeforeValidator, Field
@@ -57,11 +58,23 @@ async def known_query(request: Request) -> None:
     dependant = getattr(route, "dependant", None)
     if dependant is None:
         return
-    known = {param.alias for param in _query_params(dependant)}
-    unknown = sorted(set(request.query_params) - known)
+    params = {param.alias: param for param in _query_params(dependant)}
+    unknown = sorted(set(request.query_params) - params.keys())
     if unknown:
-        takes = ", ".join(sorted(known)) or "none"
+        takes = ", ".join(sorted(params)) or "none"
         raise HTTPException(422, f"unknown query parameter {unknown[0]!r}; this operation takes: {takes}")
+    # One value only, unless the parameter is a list: `?department=A&department=B` would otherwise
+    # be answered for B alone, which reads as an answer for both.
+    for name, param in params.items():
+        given = request.query_params.getlist(name)
+        if len(given) > 1 and not _takes_many(param.field_info.annotation):
+            raise HTTPException(422, f"query parameter {name!r} given {len(given)} times; it takes one value")
+
+
+def _takes_many(annotation: object) -> bool:
+    if get_origin(annotation) in (Union, UnionType):
+        return any(_takes_many(arg) for arg in get_args(annotation))
+    return (get_origin(annotation) or annotation) in (list, tuple, set, frozenset)
 
 
 def _query_params(dependant) -> list:

@@ -290,9 +290,11 @@ def test_options_and_405_name_every_method_of_a_path(runtime):
     assert refused.status_code == 405 and refused.headers["allow"] == "GET, OPTIONS, PUT"
 
 
-def test_an_unknown_query_parameter_is_refused_not_ignored(runtime):
+def test_an_unknown_or_repeated_query_parameter_is_refused_not_ignored(runtime):
     typo = runtime.client.get("/referrals", params={"stauts": "open"}, headers=runtime.auth())
     assert typo.status_code == 422 and "unknown query parameter 'stauts'" in typo.json()["detail"]
+    twice = runtime.client.get("/scorecards?department=A&department=B", headers=runtime.auth())
+    assert twice.status_code == 422 and "'department' given 2 times" in twice.json()["detail"]
 
 
 def test_the_openapi_description_declares_bodies_errors_and_the_bearer_scheme(runtime):
