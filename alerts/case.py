@@ -14,8 +14,8 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import NamedTuple
 
-from models import events as ev
-from models.alerts import Alert
+from permitwatch.models import events as ev
+from permitwatch.models.alerts import Alert
 
 
 class Fact(NamedTuple):

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from alerts.rules import RULES
-from models.settings import RuleSettings
+from permitwatch.alerts.rules import RULES
+from permitwatch.models.settings import RuleSettings
 
 
 def _default(value: object) -> str:

@@ -28,12 +28,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import NamedTuple
 
-from alerts.referrals import CaseReport, NoReferral, ReferralBook, _Working
-from alerts.rules import RULES_BY_ID
-from alerts.rules.pw013_out_of_order_grant import ItemCase, ItemState, apply_item_update, recheck_pending
-from models.alerts import Alert
-from models.referrals import Exemption, Referral
-from models.settings import RuleSettings
+from permitwatch.alerts.referrals import CaseReport, NoReferral, ReferralBook, _Working
+from permitwatch.alerts.rules import RULES_BY_ID
+from permitwatch.alerts.rules.pw013_out_of_order_grant import ItemCase, ItemState, apply_item_update, recheck_pending
+from permitwatch.models.alerts import Alert
+from permitwatch.models.referrals import Exemption, Referral
+from permitwatch.models.settings import RuleSettings
 
 
 class ItemUpdate(NamedTuple):

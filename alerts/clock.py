@@ -20,9 +20,9 @@ from typing import NamedTuple
 import chinese_calendar
 from chinese_calendar import constants as builtin_calendar
 
-from models.alerts import DeadlineInfo
-from models.calendar import CalendarOverride
-from models.common import LEGAL_TZ, Duration
+from permitwatch.models.alerts import DeadlineInfo
+from permitwatch.models.calendar import CalendarOverride
+from permitwatch.models.common import LEGAL_TZ, Duration
 
 SHANGHAI = LEGAL_TZ
 

@@ -15,12 +15,12 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import NamedTuple
 
-from alerts.case import CaseState, Procedure, Receipt
-from alerts.clock import Deadline, LegalClock, local_date
-from models.catalog import CatalogEntry
-from models.common import Duration, working_days
-from models.events import STATUTORY_PAUSE_KINDS
-from models.settings import RuleSettings
+from permitwatch.alerts.case import CaseState, Procedure, Receipt
+from permitwatch.alerts.clock import Deadline, LegalClock, local_date
+from permitwatch.models.catalog import CatalogEntry
+from permitwatch.models.common import Duration, working_days
+from permitwatch.models.events import STATUTORY_PAUSE_KINDS
+from permitwatch.models.settings import RuleSettings
 
 
 class Anchor(NamedTuple):

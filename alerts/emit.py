@@ -6,11 +6,11 @@ import hashlib
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from models.alerts import Alert, Message, Officers, Retraction
-from models.settings import Signal
+from permitwatch.models.alerts import Alert, Message, Officers, Retraction
+from permitwatch.models.settings import Signal
 
 if TYPE_CHECKING:  # the rules package builds alerts through this module
-    from alerts.rules.base import Finding, Rule
+    from permitwatch.alerts.rules.base import Finding, Rule
 
 
 def alert_id(case_id: str, rule_id: str, fact: str) -> str:

@@ -25,8 +25,8 @@ from collections.abc import Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from alerts.case import CaseState
-from alerts.city import (
+from permitwatch.alerts.case import CaseState
+from permitwatch.alerts.city import (
     AlertInput,
     CityBook,
     CityInput,
@@ -37,19 +37,19 @@ from alerts.city import (
     Refusal,
     ReportInput,
 )
-from alerts.clock import JUST_AFTER, LegalClock, WorkingCalendar
-from alerts.emit import alert_id, build_alert, retraction
-from alerts.law import SZ_XK_15
-from alerts.referrals import CaseReport, ReferralBook
-from alerts.rules import RULES
-from alerts.rules.base import CLOSING, CaseView, Context, Due, Finding, Rule
-from alerts.rules.pw013_out_of_order_grant import ItemCase, item_case, tracks
-from models.alerts import Alert, Message, Officers
-from models.catalog import CatalogEntry
-from models.common import LEGAL_TZ
-from models.events import CloudEvent, ExemptionRecorded, content_digest, event_key
-from models.referrals import Exemption
-from models.settings import RuleSettings
+from permitwatch.alerts.clock import JUST_AFTER, LegalClock, WorkingCalendar
+from permitwatch.alerts.emit import alert_id, build_alert, retraction
+from permitwatch.alerts.law import SZ_XK_15
+from permitwatch.alerts.referrals import CaseReport, ReferralBook
+from permitwatch.alerts.rules import RULES
+from permitwatch.alerts.rules.base import CLOSING, CaseView, Context, Due, Finding, Rule
+from permitwatch.alerts.rules.pw013_out_of_order_grant import ItemCase, item_case, tracks
+from permitwatch.models.alerts import Alert, Message, Officers
+from permitwatch.models.catalog import CatalogEntry
+from permitwatch.models.common import LEGAL_TZ
+from permitwatch.models.events import CloudEvent, ExemptionRecorded, content_digest, event_key
+from permitwatch.models.referrals import Exemption
+from permitwatch.models.settings import RuleSettings
 
 _UNCHANGED = object()
 

@@ -5,7 +5,7 @@ SZ-XK: 《深圳市实施行政许可责任追究办法》; 过错办法: 《深
 (2003, amended 2019; article numbers unchanged).
 """
 
-from models.alerts import LegalBasis
+from permitwatch.models.alerts import LegalBasis
 
 
 def clause(cite: str, text_zh: str) -> LegalBasis:

@@ -33,10 +33,10 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import NamedTuple
 
-from alerts import law
-from alerts.rules.base import Rule
-from models.alerts import Alert, LegalBasis, Message
-from models.referrals import (
+from permitwatch.alerts import law
+from permitwatch.alerts.rules.base import Rule
+from permitwatch.models.alerts import Alert, LegalBasis, Message
+from permitwatch.models.referrals import (
     Aggravation,
     Exemption,
     Measure,
@@ -45,7 +45,7 @@ from models.referrals import (
     ReferralAlert,
     ResponsibleOfficer,
 )
-from models.settings import RuleSettings
+from permitwatch.models.settings import RuleSettings
 
 ROLES = {
     "handler": ("direct", "直接责任 (承办人)"),

@@ -14,13 +14,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, time
 from statistics import median
 
-from alerts.case import CaseState
-from alerts.clock import LegalClock, local_date
-from alerts.rules.base import CaseView, Context
-from models.alerts import Alert
-from models.common import LEGAL_TZ
-from models.events import CloudEvent, ExemptionRecorded, event_key
-from models.scorecard import ScorecardRow
+from permitwatch.alerts.case import CaseState
+from permitwatch.alerts.clock import LegalClock, local_date
+from permitwatch.alerts.rules.base import CaseView, Context
+from permitwatch.models.alerts import Alert
+from permitwatch.models.common import LEGAL_TZ
+from permitwatch.models.events import CloudEvent, ExemptionRecorded, event_key
+from permitwatch.models.scorecard import ScorecardRow
 
 ALL_ITEMS = "*"
 

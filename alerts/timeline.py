@@ -3,9 +3,9 @@ No judgement: just what is due, when, and why."""
 
 from __future__ import annotations
 
-from alerts.case import CaseState
-from alerts.clock import Deadline
-from alerts.rules.base import CaseView, Context
+from permitwatch.alerts.case import CaseState
+from permitwatch.alerts.clock import Deadline
+from permitwatch.alerts.rules.base import CaseView, Context
 
 
 def case_deadlines(case: CaseState, ctx: Context) -> list[Deadline]:

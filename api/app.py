@@ -18,13 +18,13 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import TypeAdapter
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from api.problems import known_query
-from api.routes import alerts, cases, health, ingest, reference, referrals, scorecards
-from api.routes.alerts import Hub
-from api.services import Services
-from models.calendar import CalendarOverride
-from models.catalog import Catalog
-from models.events import EVENT_ADAPTER
+from permitwatch.api.problems import known_query
+from permitwatch.api.routes import alerts, cases, health, ingest, reference, referrals, scorecards
+from permitwatch.api.routes.alerts import Hub
+from permitwatch.api.services import Services
+from permitwatch.models.calendar import CalendarOverride
+from permitwatch.models.catalog import Catalog
+from permitwatch.models.events import EVENT_ADAPTER
 
 log = logging.getLogger("permitwatch.api")
 CONSOLE = Path(__file__).resolve().parent / "console"

@@ -17,7 +17,7 @@ from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 
-from models.files import load_structured
+from permitwatch.models.files import load_structured
 
 Role = Literal["operator", "ingest", "admin"]
 

@@ -12,11 +12,11 @@ from pathlib import Path
 import orjson
 from pydantic import ValidationError
 
-from models.files import ReferenceFileError, describe_validation_error
-from streams.embedded.store import StoreError
-from streams.importing import DataDirError
-from streams.kafka.topology import TopologyError
-from streams.sender import SendError
+from permitwatch.models.files import ReferenceFileError, describe_validation_error
+from permitwatch.streams.embedded.store import StoreError
+from permitwatch.streams.importing import DataDirError
+from permitwatch.streams.kafka.topology import TopologyError
+from permitwatch.streams.sender import SendError
 
 COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int], str]] = {}
 
@@ -39,7 +39,7 @@ def _day(text: str) -> date:
     try:
         if len(text) == 10:
             return date.fromisoformat(text)
-        from alerts.clock import local_date
+        from permitwatch.alerts.clock import local_date
 
         moment = datetime.fromisoformat(text)
         if moment.tzinfo is None:
@@ -66,10 +66,10 @@ def _configure_deadline(parser: argparse.ArgumentParser) -> None:
 
 @command("deadline", "compute a legal deadline by hand", _configure_deadline)
 def run_deadline(args: argparse.Namespace) -> int:
-    from alerts.clock import LegalClock, WorkingCalendar
-    from models.calendar import load_calendar
-    from models.common import Duration
-    from models.settings import RuleSettings
+    from permitwatch.alerts.clock import LegalClock, WorkingCalendar
+    from permitwatch.models.calendar import load_calendar
+    from permitwatch.models.common import Duration
+    from permitwatch.models.settings import RuleSettings
 
     value = args.working_days if args.working_days is not None else args.calendar_days
     if value < 0:
@@ -105,7 +105,7 @@ def run_deadline(args: argparse.Namespace) -> int:
 
 def _instant(text: str) -> datetime:
     """An aware ISO time; a bare date means the end of that day (24:00 Asia/Shanghai)."""
-    from alerts.clock import SHANGHAI
+    from permitwatch.alerts.clock import SHANGHAI
 
     try:
         if len(text) == 10:
@@ -143,7 +143,7 @@ def _add_format_argument(parser: argparse.ArgumentParser) -> None:
 
 def _event_records(args: argparse.Namespace, files: list[Path], mapping=None):
     """The records of event files in the format asked for."""
-    from streams.readers import RealdataMapping, read_jsonl, read_realdata_csv
+    from permitwatch.streams.readers import RealdataMapping, read_jsonl, read_realdata_csv
 
     if args.format == "jsonl":
         return read_jsonl(files)
@@ -161,9 +161,9 @@ def _dead_letter_path(alerts_out: str) -> Path:
 def run_replay(args: argparse.Namespace) -> int:
     from contextlib import ExitStack
 
-    from streams.readers import RealdataMapping
-    from streams.replay import replay
-    from streams.setup import build_engine
+    from permitwatch.streams.readers import RealdataMapping
+    from permitwatch.streams.replay import replay
+    from permitwatch.streams.setup import build_engine
 
     missing = [str(p) for p in args.files if not p.is_file()]
     if missing:
@@ -249,7 +249,7 @@ def _serve(settings, runtime) -> int:
 
 def server_settings(args: argparse.Namespace):
     """Flags override PERMITWATCH_* environment variables, which override the defaults."""
-    from api.settings import ServerSettings
+    from permitwatch.api.settings import ServerSettings
 
     given = {
         "data_dir": args.data_dir, "host": getattr(args, "host", None), "port": getattr(args, "port", None),
@@ -270,7 +270,7 @@ def server_settings(args: argparse.Namespace):
 def run_run(args: argparse.Namespace) -> int:
     import logging
 
-    from api.server import build_embedded
+    from permitwatch.api.server import build_embedded
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = server_settings(args)
@@ -311,7 +311,7 @@ def _configure_worker(parser: argparse.ArgumentParser) -> None:
 
 
 def worker_settings(args: argparse.Namespace):
-    from streams.kafka.worker import WorkerSettings
+    from permitwatch.streams.kafka.worker import WorkerSettings
 
     return WorkerSettings(**_given(args, kafka="kafka", topic_prefix="topic_prefix", partitions="partitions",
                                    group="group", store="store", state_dir="state_dir", rule_settings="settings",
@@ -323,8 +323,8 @@ def worker_settings(args: argparse.Namespace):
 def run_worker(args: argparse.Namespace) -> int:
     import logging
 
-    from streams.kafka.worker import WorkerSetupError
-    from streams.kafka.worker import run_worker as run
+    from permitwatch.streams.kafka.worker import WorkerSetupError
+    from permitwatch.streams.kafka.worker import run_worker as run
 
     settings = worker_settings(args)
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -347,11 +347,11 @@ def _configure_reference(parser: argparse.ArgumentParser) -> None:
 def run_reference(args: argparse.Namespace) -> int:
     import asyncio
 
-    from models.calendar import load_calendar
-    from models.catalog import load_catalog
-    from streams.kafka.reference import publish_reference
-    from streams.kafka.topology import ensure_topics
-    from streams.kafka.worker import WorkerSettings
+    from permitwatch.models.calendar import load_calendar
+    from permitwatch.models.catalog import load_catalog
+    from permitwatch.streams.kafka.reference import publish_reference
+    from permitwatch.streams.kafka.topology import ensure_topics
+    from permitwatch.streams.kafka.worker import WorkerSettings
 
     if args.catalog is None and not args.calendar:
         raise UsageError("give --catalog FILE and/or --calendar FILE")
@@ -387,7 +387,7 @@ def _configure_api(parser: argparse.ArgumentParser) -> None:
 def run_api(args: argparse.Namespace) -> int:
     import logging
 
-    from api.server import build_kafka_api
+    from permitwatch.api.server import build_kafka_api
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = server_settings(args)
@@ -432,11 +432,11 @@ def run_import(args: argparse.Namespace) -> int:
 def _history(args: argparse.Namespace) -> tuple[list, list]:
     """The records of the history files with their event times, and the feed records no event came
     from (with the reason)."""
-    from models.files import load_structured
-    from models.mapping import FeedMapping
-    from streams.feeds import MappedCounts, map_records
-    from streams.importing import timed
-    from streams.readers import RealdataMapping, read_jsonl, read_realdata_csv
+    from permitwatch.models.files import load_structured
+    from permitwatch.models.mapping import FeedMapping
+    from permitwatch.streams.feeds import MappedCounts, map_records
+    from permitwatch.streams.importing import timed
+    from permitwatch.streams.readers import RealdataMapping, read_jsonl, read_realdata_csv
 
     unmapped: list = []
     if args.format == "realdata-csv":
@@ -462,11 +462,11 @@ def _print_import(summary, unmapped: list, duplicates: str) -> None:
 
 
 def _import_to_database(args: argparse.Namespace) -> int:
-    from streams.clocks import ManualClock
-    from streams.embedded.monitor import EmbeddedMonitor
-    from streams.embedded.store import Store
-    from streams.importing import HISTORY, hold_data_dir, import_events
-    from streams.setup import load_reference
+    from permitwatch.streams.clocks import ManualClock
+    from permitwatch.streams.embedded.monitor import EmbeddedMonitor
+    from permitwatch.streams.embedded.store import Store
+    from permitwatch.streams.importing import HISTORY, hold_data_dir, import_events
+    from permitwatch.streams.setup import load_reference
 
     lock = hold_data_dir(args.data_dir)
     try:
@@ -492,8 +492,8 @@ def _import_to_database(args: argparse.Namespace) -> int:
 def _import_to_kafka(args: argparse.Namespace) -> int:
     import asyncio
 
-    from streams.kafka.history import HistoryRefused, import_history
-    from streams.kafka.worker import WorkerSettings
+    from permitwatch.streams.kafka.history import HistoryRefused, import_history
+    from permitwatch.streams.kafka.worker import WorkerSettings
 
     if args.catalog or args.calendar or args.settings:
         raise UsageError("with --kafka the workers judge with the reference data on Kafka: publish the catalog and "
@@ -530,7 +530,7 @@ def _configure_send(parser: argparse.ArgumentParser) -> None:
 
 @command("send", "post a JSON-lines event file to a running monitor", _configure_send)
 def run_send(args: argparse.Namespace) -> int:
-    from streams.sender import send_file
+    from permitwatch.streams.sender import send_file
 
     token = args.token or os.environ.get("PERMITWATCH_TOKEN")
     if not token:
@@ -565,7 +565,7 @@ def _configure_simulate(parser: argparse.ArgumentParser) -> None:
 
 @command("simulate", "write a simulated city's events (CloudEvents JSON lines) to replay or send", _configure_simulate)
 def run_simulate(args: argparse.Namespace) -> int:
-    from streams.simulate import CitySimulator
+    from permitwatch.streams.simulate import CitySimulator
 
     if args.cases < 1 or (args.departments is not None and args.departments < 1):
         raise UsageError("--cases and --departments must be at least 1")
@@ -599,8 +599,8 @@ def _configure_demo(parser: argparse.ArgumentParser) -> None:
 
 @command("demo", "score the demo's alerts against its ground truth", _configure_demo)
 def run_demo(args: argparse.Namespace) -> int:
-    from streams.demo import GROUND_TRUTH, check, render
-    from streams.embedded.store import Store
+    from permitwatch.streams.demo import GROUND_TRUTH, check, render
+    from permitwatch.streams.embedded.store import Store
 
     truth = args.data_dir / GROUND_TRUTH
     database = args.data_dir / "permitwatch.sqlite"
@@ -624,7 +624,7 @@ def _configure_token(parser: argparse.ArgumentParser) -> None:
 @command("token", "create a token: prints it once, and the entry (hash only) for the token file",
          _configure_token)
 def run_token(args: argparse.Namespace) -> int:
-    from api.auth import add_token, new_token
+    from permitwatch.api.auth import add_token, new_token
 
     token, entry = new_token(args.name, args.role)
     print(f"token: {token}")
@@ -660,14 +660,14 @@ def _configure_scorecard(parser: argparse.ArgumentParser) -> None:
 
 @command("scorecard", "per-department and per-item performance over a period (绩效评估)", _configure_scorecard)
 def run_scorecard(args: argparse.Namespace) -> int:
-    from alerts.clock import LegalClock
-    from alerts.rules.base import Context
-    from alerts.scorecard import case_states, scorecards
-    from models.alerts import Alert
-    from models.events import InvalidEvent, parse_event
-    from streams.readers import read_jsonl
-    from streams.scorecard_output import render_table, write_csv, write_json
-    from streams.setup import load_reference
+    from permitwatch.alerts.clock import LegalClock
+    from permitwatch.alerts.rules.base import Context
+    from permitwatch.alerts.scorecard import case_states, scorecards
+    from permitwatch.models.alerts import Alert
+    from permitwatch.models.events import InvalidEvent, parse_event
+    from permitwatch.streams.readers import read_jsonl
+    from permitwatch.streams.scorecard_output import render_table, write_csv, write_json
+    from permitwatch.streams.setup import load_reference
 
     if args.end <= args.start:
         raise UsageError("--to must be after --from")
@@ -706,8 +706,8 @@ def _configure_rules(parser: argparse.ArgumentParser) -> None:
 
 @command("rules", "list the rules, their legal basis and parameters", _configure_rules)
 def run_rules(args: argparse.Namespace) -> int:
-    from alerts.catalog_doc import rules_markdown
-    from alerts.rules import RULES
+    from permitwatch.alerts.catalog_doc import rules_markdown
+    from permitwatch.alerts.rules import RULES
 
     if args.markdown:
         sys.stdout.write(rules_markdown())
@@ -728,7 +728,7 @@ def _configure_schemas(parser: argparse.ArgumentParser) -> None:
 
 @command("schemas", "write the JSON Schemas of the contract", _configure_schemas)
 def run_schemas(args: argparse.Namespace) -> int:
-    from models.schemas import write_schemas
+    from permitwatch.models.schemas import write_schemas
 
     for path in write_schemas(args.out):
         print(path)
@@ -741,7 +741,7 @@ def _configure_asyncapi(parser: argparse.ArgumentParser) -> None:
 
 @command("asyncapi", "write the AsyncAPI 3 document of the Kafka topics", _configure_asyncapi)
 def run_asyncapi(args: argparse.Namespace) -> int:
-    from streams.kafka.asyncapi import asyncapi_yaml
+    from permitwatch.streams.kafka.asyncapi import asyncapi_yaml
 
     args.out.write_text(asyncapi_yaml())
     print(args.out)

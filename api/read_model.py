@@ -7,11 +7,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from alerts.case import hash_applicant
-from models.alerts import Alert
-from models.referrals import Referral
-from models.views import ActionRecord, AlertPage, AlertView, OperatorState, ReferralPage
-from streams.embedded.store import Store
+from permitwatch.alerts.case import hash_applicant
+from permitwatch.models.alerts import Alert
+from permitwatch.models.referrals import Referral
+from permitwatch.models.views import ActionRecord, AlertPage, AlertView, OperatorState, ReferralPage
+from permitwatch.streams.embedded.store import Store
 
 LATEST = "a.seq = (SELECT MAX(seq) FROM alerts WHERE alert_id = a.alert_id)"
 

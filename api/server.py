@@ -9,21 +9,21 @@ from datetime import datetime, timedelta
 
 from fastapi import FastAPI
 
-from api.app import create_app
-from api.auth import Authenticator, new_token, write_token_file
-from api.services import Services
-from api.settings import ServerSettings
-from streams.clocks import Clock, DemoClock
-from streams.demo import GROUND_TRUTH, DemoFeeder
-from streams.embedded.monitor import EmbeddedMonitor, MonitorOptions
-from streams.embedded.scheduler import DeadlineScheduler
-from streams.embedded.store import Store
-from streams.importing import hold_data_dir
-from streams.metrics import Metrics
-from streams.sample_catalog import SAMPLE_CATALOG
-from streams.setup import load_reference
-from streams.simulate import CitySimulator
-from streams.tuning import tune_gc
+from permitwatch.api.app import create_app
+from permitwatch.api.auth import Authenticator, new_token, write_token_file
+from permitwatch.api.services import Services
+from permitwatch.api.settings import ServerSettings
+from permitwatch.streams.clocks import Clock, DemoClock
+from permitwatch.streams.demo import GROUND_TRUTH, DemoFeeder
+from permitwatch.streams.embedded.monitor import EmbeddedMonitor, MonitorOptions
+from permitwatch.streams.embedded.scheduler import DeadlineScheduler
+from permitwatch.streams.embedded.store import Store
+from permitwatch.streams.importing import hold_data_dir
+from permitwatch.streams.metrics import Metrics
+from permitwatch.streams.sample_catalog import SAMPLE_CATALOG
+from permitwatch.streams.setup import load_reference
+from permitwatch.streams.simulate import CitySimulator
+from permitwatch.streams.tuning import tune_gc
 
 log = logging.getLogger("permitwatch.server")
 
@@ -118,8 +118,8 @@ class KafkaApi:
 def build_kafka_api(settings: ServerSettings) -> KafkaApi:
     """The API and console over a Kafka deployment: ingest produces to the events topic, the read
     model follows the output topics into data_dir (a cache: deleting it rebuilds it from Kafka)."""
-    from models.settings import load_settings
-    from streams.kafka.gateway import KafkaMonitor
+    from permitwatch.models.settings import load_settings
+    from permitwatch.streams.kafka.gateway import KafkaMonitor
 
     lock = hold_data_dir(settings.data_dir)
     store = Store(settings.database, settings.synchronous)

@@ -6,15 +6,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
-from api.auth import Authenticator
-from api.read_model import ReadModel
-from models.calendar import CalendarOverride
-from models.catalog import Catalog
-from models.settings import RuleSettings
-from models.views import ActionRecord
-from streams.embedded.monitor import IngestResult, RawInput
-from streams.embedded.store import Store
-from streams.metrics import Metrics
+from permitwatch.api.auth import Authenticator
+from permitwatch.api.read_model import ReadModel
+from permitwatch.models.calendar import CalendarOverride
+from permitwatch.models.catalog import Catalog
+from permitwatch.models.settings import RuleSettings
+from permitwatch.models.views import ActionRecord
+from permitwatch.streams.embedded.monitor import IngestResult, RawInput
+from permitwatch.streams.embedded.store import Store
+from permitwatch.streams.metrics import Metrics
 
 
 class MonitorPort(Protocol):

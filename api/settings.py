@@ -9,8 +9,8 @@ from typing import Literal
 
 from pydantic import Field
 
-from models.common import LEGAL_TZ
-from streams.settings import KafkaSettings, RuntimeSettings
+from permitwatch.models.common import LEGAL_TZ
+from permitwatch.streams.settings import KafkaSettings, RuntimeSettings
 
 DEMO_START = date(2026, 3, 2)
 

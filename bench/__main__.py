@@ -23,11 +23,11 @@ WABO = ROOT / "tests" / "data" / "realdata" / "wabo_receipt_phase.events.csv.gz"
 
 
 def wabo_replay() -> tuple[float, int]:
-    from alerts.clock import WorkingCalendar
-    from alerts.engine import Engine
-    from models.settings import RuleSettings
-    from streams.readers import RealdataMapping, read_realdata_csv
-    from streams.replay import replay
+    from permitwatch.alerts.clock import WorkingCalendar
+    from permitwatch.alerts.engine import Engine
+    from permitwatch.models.settings import RuleSettings
+    from permitwatch.streams.readers import RealdataMapping, read_realdata_csv
+    from permitwatch.streams.replay import replay
 
     engine = Engine({}, WorkingCalendar(), RuleSettings())
     mapping = RealdataMapping()

@@ -26,7 +26,7 @@ def machine() -> str:
 
 def generated_log(events: int, seed: int = 1, cases_per_day: int = 400, violation_rate: float = 0.1) -> Path:
     """A JSON-lines log of at least `events` simulated events, generated once and cached."""
-    from streams.simulate import CitySimulator
+    from permitwatch.streams.simulate import CitySimulator
 
     path = CACHE / f"city-{seed}-{cases_per_day}-{violation_rate}-{events}.jsonl"
     if path.exists():

@@ -16,11 +16,11 @@ from bench.common import generated_log, machine
 
 
 def engine_alone(lines: list[bytes]) -> tuple[float, int, int]:
-    from alerts.clock import WorkingCalendar
-    from alerts.engine import Engine
-    from models.events import parse_event
-    from models.settings import RuleSettings
-    from streams.sample_catalog import SAMPLE_CATALOG
+    from permitwatch.alerts.clock import WorkingCalendar
+    from permitwatch.alerts.engine import Engine
+    from permitwatch.models.events import parse_event
+    from permitwatch.models.settings import RuleSettings
+    from permitwatch.streams.sample_catalog import SAMPLE_CATALOG
 
     engine = Engine(SAMPLE_CATALOG.by_code(), WorkingCalendar(), RuleSettings())
     alerts = 0
@@ -32,12 +32,12 @@ def engine_alone(lines: list[bytes]) -> tuple[float, int, int]:
 
 
 def whole_replay(path) -> float:
-    from alerts.clock import WorkingCalendar
-    from alerts.engine import Engine
-    from models.settings import RuleSettings
-    from streams.readers import read_jsonl
-    from streams.replay import replay
-    from streams.sample_catalog import SAMPLE_CATALOG
+    from permitwatch.alerts.clock import WorkingCalendar
+    from permitwatch.alerts.engine import Engine
+    from permitwatch.models.settings import RuleSettings
+    from permitwatch.streams.readers import read_jsonl
+    from permitwatch.streams.replay import replay
+    from permitwatch.streams.sample_catalog import SAMPLE_CATALOG
 
     engine = Engine(SAMPLE_CATALOG.by_code(), WorkingCalendar(), RuleSettings())
     started = time.perf_counter()
@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args(argv)
-    from streams.tuning import tune_gc
+    from permitwatch.streams.tuning import tune_gc
 
     path = generated_log(args.events)
     lines = path.read_bytes().splitlines()

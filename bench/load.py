@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from bench.common import accepted_case, percentiles
-from streams.sample_catalog import SAMPLE_CATALOG
+from permitwatch.streams.sample_catalog import SAMPLE_CATALOG
 
 DAY = "2026-03-02"
 
@@ -48,10 +48,10 @@ def _rss_bytes(pid: int | str = "self") -> int:
 
 def memory(cases: int) -> dict:
     """Run in a fresh process (`python -m bench.load memory`) so the baseline is clean."""
-    from alerts.clock import WorkingCalendar
-    from alerts.engine import Engine
-    from models.events import parse_event
-    from models.settings import RuleSettings
+    from permitwatch.alerts.clock import WorkingCalendar
+    from permitwatch.alerts.engine import Engine
+    from permitwatch.models.events import parse_event
+    from permitwatch.models.settings import RuleSettings
 
     engine = Engine(SAMPLE_CATALOG.by_code(), WorkingCalendar(), RuleSettings(), log_wide_ids=False)
     item = _open_item()
@@ -74,11 +74,11 @@ def memory(cases: int) -> dict:
 def retired(cases: int) -> dict:
     """Cases decided, licensed and published, then the clock past their retention: the memory the
     embedded monitor keeps per retired case (`streams.retired.CompactCases`)."""
-    from alerts.clock import WorkingCalendar
-    from alerts.engine import Engine
-    from models.events import parse_event
-    from models.settings import RuleSettings
-    from streams.retired import CompactCases
+    from permitwatch.alerts.clock import WorkingCalendar
+    from permitwatch.alerts.engine import Engine
+    from permitwatch.models.events import parse_event
+    from permitwatch.models.settings import RuleSettings
+    from permitwatch.streams.retired import CompactCases
 
     store = CompactCases()
     engine = Engine(SAMPLE_CATALOG.by_code(), WorkingCalendar(), RuleSettings(), log_wide_ids=False, retired=store)

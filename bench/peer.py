@@ -144,7 +144,7 @@ def load(connection, log: Path) -> None:
     """The events (only the CloudEvent attributes the query reads), the catalog and the calendar."""
     import chinese_calendar
 
-    from streams.sample_catalog import SAMPLE_CATALOG
+    from permitwatch.streams.sample_catalog import SAMPLE_CATALOG
 
     connection.execute("SET TimeZone = 'Asia/Shanghai'")
     connection.execute(f"""CREATE TABLE events AS SELECT * FROM read_ndjson('{log}', columns = {{
@@ -178,12 +178,12 @@ def engine_overdue(log: Path) -> set[str]:
     """The cases a replay of the log leaves with an active PW-001 alert."""
     import orjson
 
-    from alerts.clock import WorkingCalendar
-    from alerts.engine import Engine
-    from models.settings import RuleSettings
-    from streams.readers import read_jsonl
-    from streams.replay import replay
-    from streams.sample_catalog import SAMPLE_CATALOG
+    from permitwatch.alerts.clock import WorkingCalendar
+    from permitwatch.alerts.engine import Engine
+    from permitwatch.models.settings import RuleSettings
+    from permitwatch.streams.readers import read_jsonl
+    from permitwatch.streams.replay import replay
+    from permitwatch.streams.sample_catalog import SAMPLE_CATALOG
 
     engine = Engine(SAMPLE_CATALOG.by_code(), WorkingCalendar(), RuleSettings())
     out = io.BytesIO()

@@ -72,7 +72,7 @@ def department_log(cases: int, departments: int, seed: int = 7) -> Path:
 
 
 def city_log(cases: int, seed: int = 1) -> Path:
-    from streams.simulate import CitySimulator
+    from permitwatch.streams.simulate import CitySimulator
 
     path = CACHE / f"city-sim-{cases}-{seed}.jsonl"
     if not path.exists():
@@ -85,13 +85,13 @@ def city_log(cases: int, seed: int = 1) -> Path:
 
 def replayed(path: Path) -> dict:
     """Replay time and the versions per referral."""
-    from alerts.clock import WorkingCalendar
-    from alerts.engine import Engine
-    from models.settings import RuleSettings
-    from streams.readers import read_jsonl
-    from streams.replay import replay
-    from streams.sample_catalog import SAMPLE_CATALOG
-    from streams.tuning import tune_gc
+    from permitwatch.alerts.clock import WorkingCalendar
+    from permitwatch.alerts.engine import Engine
+    from permitwatch.models.settings import RuleSettings
+    from permitwatch.streams.readers import read_jsonl
+    from permitwatch.streams.replay import replay
+    from permitwatch.streams.sample_catalog import SAMPLE_CATALOG
+    from permitwatch.streams.tuning import tune_gc
 
     tune_gc()
     engine = Engine(SAMPLE_CATALOG.by_code(), WorkingCalendar(), RuleSettings())

@@ -23,9 +23,9 @@ from pathlib import Path
 
 import orjson
 
-from api.auth import TokenFile, new_token
 from bench.common import accepted_case, generated_log, machine, percentiles
-from streams.sample_catalog import SAMPLE_CATALOG
+from permitwatch.api.auth import TokenFile, new_token
+from permitwatch.streams.sample_catalog import SAMPLE_CATALOG
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -44,7 +44,7 @@ class Server:
         (data / "catalog.json").write_bytes(orjson.dumps(SAMPLE_CATALOG.model_dump(mode="json")))
         self.port = _port()
         self.data = data
-        args = [sys.executable, "-m", "api.cli", "run", "--data-dir", str(data), "--port", str(self.port),
+        args = [sys.executable, "-m", "permitwatch", "run", "--data-dir", str(data), "--port", str(self.port),
                 "--catalog", str(data / "catalog.json"), "--clock-start", clock_start, "--clock-speed", str(speed)]
         env = {**os.environ, "PERMITWATCH_MAX_FUTURE_SKEW_SECONDS": str(400 * 86400),
                "PERMITWATCH_SYNCHRONOUS": synchronous}

@@ -7,8 +7,8 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from models.common import SCHEMA_VERSION, Contract
-from models.settings import Signal
+from permitwatch.models.common import SCHEMA_VERSION, Contract
+from permitwatch.models.settings import Signal
 
 RuleId = Annotated[str, Field(pattern=r"^PW-0(0[1-9]|1[0-9])$")]
 

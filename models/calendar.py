@@ -8,8 +8,8 @@ from typing import Annotated
 
 from pydantic import Field, model_validator
 
-from models.common import Contract
-from models.files import load_structured
+from permitwatch.models.common import Contract
+from permitwatch.models.files import load_structured
 
 
 class CalendarOverride(Contract):

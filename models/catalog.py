@@ -9,8 +9,8 @@ from typing import Annotated, Literal
 
 from pydantic import Field, TypeAdapter, model_validator
 
-from models.common import Code, Contract, Duration, working_days
-from models.files import load_structured
+from permitwatch.models.common import Code, Contract, Duration, working_days
+from permitwatch.models.files import load_structured
 
 
 class Material(Contract):

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from models.common import SCHEMA_VERSION, Contract
+from permitwatch.models.common import SCHEMA_VERSION, Contract
 
 CATEGORIES: tuple[str, ...] = (
     "invalid_json", "invalid_utf8", "not_an_object", "missing_type", "unknown_type", "schema", "too_large",

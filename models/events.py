@@ -15,7 +15,7 @@ from typing import Annotated, Literal, Union
 import orjson
 from pydantic import Field, TypeAdapter, ValidationError
 
-from models.common import Code, Contract, Identifier, Instant, LegalInstant, Prose, Text
+from permitwatch.models.common import Code, Contract, Identifier, Instant, LegalInstant, Prose, Text
 
 TYPE_PREFIX = "cn.gov.licensing."
 SUPERVISION_PREFIX = "cn.gov.permitwatch."

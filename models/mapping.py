@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
-from models.common import Contract
+from permitwatch.models.common import Contract
 
 
 class FieldSpec(Contract):

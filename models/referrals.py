@@ -12,8 +12,8 @@ from typing import Annotated, Literal
 
 from pydantic import ConfigDict, Field
 
-from models.alerts import LegalBasis, Message, RuleId
-from models.common import Contract, Identifier, Instant, Prose, Text
+from permitwatch.models.alerts import LegalBasis, Message, RuleId
+from permitwatch.models.common import Contract, Identifier, Instant, Prose, Text
 
 REFERRAL_SCHEMA_VERSION = "2.0"
 """2.0 (2026-11-30): an aggravation cites the referral that establishes it and no longer counts

@@ -7,15 +7,15 @@ from pathlib import Path
 import orjson
 from pydantic import TypeAdapter
 
-from models.alerts import Alert
-from models.calendar import CalendarOverride
-from models.catalog import Catalog
-from models.deadletter import DeadLetter
-from models.events import Event
-from models.referrals import ExemptionRequest, Referral
-from models.scorecard import ScorecardRow
-from models.settings import RuleSettings
-from models.views import ActionRecord
+from permitwatch.models.alerts import Alert
+from permitwatch.models.calendar import CalendarOverride
+from permitwatch.models.catalog import Catalog
+from permitwatch.models.deadletter import DeadLetter
+from permitwatch.models.events import Event
+from permitwatch.models.referrals import ExemptionRequest, Referral
+from permitwatch.models.scorecard import ScorecardRow
+from permitwatch.models.settings import RuleSettings
+from permitwatch.models.views import ActionRecord
 
 SCHEMAS: dict[str, object] = {
     "event": Event,

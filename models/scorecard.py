@@ -6,7 +6,7 @@ from datetime import datetime
 
 from pydantic import Field
 
-from models.common import Contract
+from permitwatch.models.common import Contract
 
 
 class ScorecardRow(Contract):

@@ -14,8 +14,8 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 
-from models.common import Contract, Duration, working_days
-from models.files import load_structured
+from permitwatch.models.common import Contract, Duration, working_days
+from permitwatch.models.files import load_structured
 
 Signal = Literal["warning", "yellow", "red", "data"]
 

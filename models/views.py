@@ -7,9 +7,9 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from models.alerts import Alert, DeadlineInfo
-from models.common import Contract
-from models.referrals import Referral
+from permitwatch.models.alerts import Alert, DeadlineInfo
+from permitwatch.models.common import Contract
+from permitwatch.models.referrals import Referral
 
 
 class OperatorState(Contract):

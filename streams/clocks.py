@@ -6,7 +6,7 @@ import time
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from models.common import LEGAL_TZ
+from permitwatch.models.common import LEGAL_TZ
 
 HISTORY_AFTER = timedelta(days=7)
 """Events this much older than a running monitor's clock are history: judged live, every deadline

@@ -17,11 +17,11 @@ from pathlib import Path
 
 import orjson
 
-from models.alerts import Alert
-from streams.clocks import Clock
-from streams.embedded.monitor import EmbeddedMonitor, RawInput
-from streams.embedded.store import Store, StoreError
-from streams.simulate import CitySimulator
+from permitwatch.models.alerts import Alert
+from permitwatch.streams.clocks import Clock
+from permitwatch.streams.embedded.monitor import EmbeddedMonitor, RawInput
+from permitwatch.streams.embedded.store import Store, StoreError
+from permitwatch.streams.simulate import CitySimulator
 
 log = logging.getLogger("permitwatch.demo")
 

@@ -15,9 +15,9 @@ from datetime import datetime, timedelta, timezone
 
 import orjson
 
-from models.events import TYPE_PREFIX
-from models.mapping import EventSpec, FeedMapping, FieldSpec
-from streams.readers import Record
+from permitwatch.models.events import TYPE_PREFIX
+from permitwatch.models.mapping import EventSpec, FeedMapping, FieldSpec
+from permitwatch.streams.readers import Record
 
 _COMPACT = re.compile(r"^(\d{4})(\d{2})(\d{2})T?(\d{2}):?(\d{2}):?(\d{2})$")
 

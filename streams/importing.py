@@ -15,9 +15,9 @@ from pathlib import Path
 
 import orjson
 
-from streams.clocks import ManualClock
-from streams.embedded.monitor import EmbeddedMonitor, MonitorOptions, RawInput
-from streams.readers import Record
+from permitwatch.streams.clocks import ManualClock
+from permitwatch.streams.embedded.monitor import EmbeddedMonitor, MonitorOptions, RawInput
+from permitwatch.streams.readers import Record
 
 
 class DataDirError(RuntimeError):

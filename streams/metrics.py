@@ -14,14 +14,14 @@ from typing import get_args
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from alerts.rules import RULES
-from models.alerts import Alert
-from models.catalog import CatalogEntry
-from models.deadletter import CATEGORIES
-from models.events import EVENT_KINDS
-from models.referrals import Referral
-from models.settings import Signal
-from streams.clocks import Clock
+from permitwatch.alerts.rules import RULES
+from permitwatch.models.alerts import Alert
+from permitwatch.models.catalog import CatalogEntry
+from permitwatch.models.deadletter import CATEGORIES
+from permitwatch.models.events import EVENT_KINDS
+from permitwatch.models.referrals import Referral
+from permitwatch.models.settings import Signal
+from permitwatch.streams.clocks import Clock
 
 LAG_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 900, 3600, 86400)
 ENGINE_BUCKETS = (0.000005, 0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.005, 0.01)

@@ -18,8 +18,8 @@ from typing import IO
 
 import orjson
 
-from models.events import TYPE_PREFIX
-from models.files import without_bom
+from permitwatch.models.events import TYPE_PREFIX
+from permitwatch.models.files import without_bom
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import BinaryIO
 
-from alerts.engine import Emitted, Engine
-from models.common import json_line
-from models.deadletter import DeadLetter
-from models.events import InvalidEvent, parse_event
-from streams.readers import Record
+from permitwatch.alerts.engine import Emitted, Engine
+from permitwatch.models.common import json_line
+from permitwatch.models.deadletter import DeadLetter
+from permitwatch.models.events import InvalidEvent, parse_event
+from permitwatch.streams.readers import Record
 
 
 @dataclass

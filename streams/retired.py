@@ -7,8 +7,8 @@ from __future__ import annotations
 import zlib
 from collections.abc import Iterator, MutableMapping
 
-from alerts.case import CaseState
-from streams import state_pickle
+from permitwatch.alerts.case import CaseState
+from permitwatch.streams import state_pickle
 
 
 class CompactCases(MutableMapping[str, CaseState]):

@@ -5,7 +5,7 @@ Names follow real Shenzhen licensing items; limits, fees and flags are plausible
 
 from __future__ import annotations
 
-from models.catalog import Catalog
+from permitwatch.models.catalog import Catalog
 
 DEPARTMENTS = {
     "SZ-SAMR": "市场监督管理局",

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import orjson
 
-from models.scorecard import ScorecardRow
+from permitwatch.models.scorecard import ScorecardRow
 
 COLUMNS = ("department", "item_code", "accepted", "decided", "on_time_statutory_rate", "on_time_promised_rate",
            "median_working_days", "p90_working_days", "referrals")

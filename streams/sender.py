@@ -16,8 +16,8 @@ from typing import TextIO
 
 import orjson
 
-from streams.clocks import history_warning
-from streams.readers import open_binary
+from permitwatch.streams.clocks import history_warning
+from permitwatch.streams.readers import open_binary
 
 
 @dataclass

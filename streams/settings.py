@@ -9,8 +9,8 @@ from pathlib import Path
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from streams.clocks import Clock, DemoClock, WallClock
-from streams.kafka.topology import Topology
+from permitwatch.streams.clocks import Clock, DemoClock, WallClock
+from permitwatch.streams.kafka.topology import Topology
 
 
 class RuntimeSettings(BaseSettings):

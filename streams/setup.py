@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from alerts.clock import WorkingCalendar
-from alerts.engine import Engine
-from models.calendar import load_calendar
-from models.catalog import Catalog, load_catalog
-from models.settings import RuleSettings, load_settings
-from streams.retired import CompactCases
+from permitwatch.alerts.clock import WorkingCalendar
+from permitwatch.alerts.engine import Engine
+from permitwatch.models.calendar import load_calendar
+from permitwatch.models.catalog import Catalog, load_catalog
+from permitwatch.models.settings import RuleSettings, load_settings
+from permitwatch.streams.retired import CompactCases
 
 
 def load_reference(

@@ -17,8 +17,10 @@ import pickle
 from typing import Any
 from zoneinfo import ZoneInfo
 
-_DOMAIN = ("alerts.", "models.")
-_RUNTIME = ("streams.kafka.stages", "streams.retired")
+_DOMAIN = ("permitwatch.alerts.", "permitwatch.models.")
+_RUNTIME = ("permitwatch.streams.kafka.stages", "permitwatch.streams.retired")
+_BEFORE_ONE_PACKAGE = ("alerts.", "models.", "streams.")
+"""Module names in pickles written before the packages moved under `permitwatch` (2026-11-30)."""
 _STANDARD = {
     "builtins": {"set", "frozenset"},
     "collections": {"Counter", "OrderedDict", "defaultdict", "deque"},
@@ -43,6 +45,8 @@ def _zoneinfo_getattr(owner: object, name: str) -> Any:
 
 class _StateUnpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str) -> Any:
+        if module.startswith(_BEFORE_ONE_PACKAGE):
+            module = f"permitwatch.{module}"
         if module == "builtins" and name == "getattr":
             return _zoneinfo_getattr
         if name in _STANDARD.get(module, ()):

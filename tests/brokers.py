@@ -223,7 +223,7 @@ class WorkerProcess:
         if self.instance:
             env["PERMITWATCH_GROUP_INSTANCE_ID"] = self.instance
         with self.log.open("ab") as out:
-            self.process = subprocess.Popen([sys.executable, "-m", "api.cli", "worker"], stdout=out,
+            self.process = subprocess.Popen([sys.executable, "-m", "permitwatch", "worker"], stdout=out,
                                             stderr=subprocess.STDOUT, env=env, cwd=Path(__file__).parents[1])
         return self
 

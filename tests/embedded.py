@@ -8,9 +8,9 @@ from pathlib import Path
 import orjson
 from fastapi.testclient import TestClient
 
-from api.server import Embedded, build_embedded
-from api.settings import ServerSettings
-from streams.clocks import ManualClock
+from permitwatch.api.server import Embedded, build_embedded
+from permitwatch.api.settings import ServerSettings
+from permitwatch.streams.clocks import ManualClock
 from tests.factory import moment
 from tests.test_engine import ITEMS
 

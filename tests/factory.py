@@ -9,8 +9,8 @@ from typing import Any
 
 import orjson
 
-from models.catalog import Catalog, CatalogEntry
-from models.events import TYPE_PREFIX, CloudEvent, parse_event
+from permitwatch.models.catalog import Catalog, CatalogEntry
+from permitwatch.models.events import TYPE_PREFIX, CloudEvent, parse_event
 
 TZ = "+08:00"
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from alerts.clock import WorkingCalendar
-from alerts.engine import Emitted, Engine
-from models.alerts import Alert
-from models.catalog import Catalog
-from models.events import CloudEvent
-from models.settings import RuleSettings
+from permitwatch.alerts.clock import WorkingCalendar
+from permitwatch.alerts.engine import Emitted, Engine
+from permitwatch.models.alerts import Alert
+from permitwatch.models.catalog import Catalog
+from permitwatch.models.events import CloudEvent
+from permitwatch.models.settings import RuleSettings
 from tests.factory import catalog as default_catalog
 from tests.factory import moment
 

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 import orjson
 
-from models.referrals import Referral
-from streams.kafka.stages import alert_value, referral_value
+from permitwatch.models.referrals import Referral
+from permitwatch.streams.kafka.stages import alert_value, referral_value
 from tests.factory import CaseEvents
 from tests.harness import run_all
 from tests.test_engine import ITEMS, UNTIL

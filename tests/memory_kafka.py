@@ -12,15 +12,15 @@ from datetime import datetime, timedelta
 
 import orjson
 
-from models.catalog import Catalog
-from models.events import CloudEvent
-from models.settings import RuleSettings
-from streams.clocks import ManualClock
-from streams.kafka.reference import ReferenceData
-from streams.kafka.stages import CaseStage, CityStage, Step
-from streams.kafka.topology import Topology
-from streams.kafka.wire import Output, Record, Tick, control_output
-from streams.metrics import Metrics
+from permitwatch.models.catalog import Catalog
+from permitwatch.models.events import CloudEvent
+from permitwatch.models.settings import RuleSettings
+from permitwatch.streams.clocks import ManualClock
+from permitwatch.streams.kafka.reference import ReferenceData
+from permitwatch.streams.kafka.stages import CaseStage, CityStage, Step
+from permitwatch.streams.kafka.topology import Topology
+from permitwatch.streams.kafka.wire import Output, Record, Tick, control_output
+from permitwatch.streams.metrics import Metrics
 
 
 @dataclass

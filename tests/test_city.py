@@ -11,12 +11,12 @@ from datetime import timedelta
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from alerts.city import CityBook, Emitted, ExemptionInput, Watermark, promised
-from alerts.clock import JUST_AFTER, WorkingCalendar
-from alerts.engine import CaseBook, CaseJudge, exemption_of
-from models.common import record_bytes
-from models.events import content_digest
-from models.settings import RuleSettings
+from permitwatch.alerts.city import CityBook, Emitted, ExemptionInput, Watermark, promised
+from permitwatch.alerts.clock import JUST_AFTER, WorkingCalendar
+from permitwatch.alerts.engine import CaseBook, CaseJudge, exemption_of
+from permitwatch.models.common import record_bytes
+from permitwatch.models.events import content_digest
+from permitwatch.models.settings import RuleSettings
 from tests.factory import CaseEvents, moment
 from tests.harness import run_all
 from tests.kafka_expect import with_exemption

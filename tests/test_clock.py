@@ -8,10 +8,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from alerts.clock import SHANGHAI, LegalClock, WorkingCalendar
-from models.calendar import CalendarOverride
-from models.common import Duration, working_days
-from models.files import ReferenceFileError, parse_structured
+from permitwatch.alerts.clock import SHANGHAI, LegalClock, WorkingCalendar
+from permitwatch.models.calendar import CalendarOverride
+from permitwatch.models.common import Duration, working_days
+from permitwatch.models.files import ReferenceFileError, parse_structured
 
 CALENDAR = WorkingCalendar()
 CLOCK = LegalClock(CALENDAR)

@@ -18,12 +18,12 @@ from datetime import timedelta
 import orjson
 import pytest
 
-from api.server import Embedded, build_embedded
-from api.settings import ServerSettings
-from streams.clocks import ManualClock
-from streams.embedded.monitor import RawInput
-from streams.sample_catalog import SAMPLE_CATALOG
-from streams.simulate import CitySimulator
+from permitwatch.api.server import Embedded, build_embedded
+from permitwatch.api.settings import ServerSettings
+from permitwatch.streams.clocks import ManualClock
+from permitwatch.streams.embedded.monitor import RawInput
+from permitwatch.streams.sample_catalog import SAMPLE_CATALOG
+from permitwatch.streams.simulate import CitySimulator
 from tests.factory import CaseEvents, moment
 from tests.live import free_port, serving
 from tests.tools import chinese_fonts

@@ -8,11 +8,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from alerts.case import CaseState
-from alerts.clock import LegalClock, WorkingCalendar
-from alerts.deadlines import CaseClock
-from models.catalog import CatalogEntry
-from models.settings import RuleSettings
+from permitwatch.alerts.case import CaseState
+from permitwatch.alerts.clock import LegalClock, WorkingCalendar
+from permitwatch.alerts.deadlines import CaseClock
+from permitwatch.models.catalog import CatalogEntry
+from permitwatch.models.settings import RuleSettings
 from tests.factory import CaseEvents, moment
 
 CLOCK = LegalClock(WorkingCalendar())

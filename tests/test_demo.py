@@ -15,7 +15,7 @@ from tests.test_durability import ROOT, free_port
 def run_demo_for(data, seconds: float) -> None:
     port = free_port()
     with (data / "demo.log").open("ab") as log:
-        process = subprocess.Popen([sys.executable, "-m", "api.cli", "run", "--demo", "--data-dir", str(data),
+        process = subprocess.Popen([sys.executable, "-m", "permitwatch", "run", "--demo", "--data-dir", str(data),
                                     "--port", str(port), "--clock-speed", "60000"], cwd=ROOT, stdout=log, stderr=log)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -32,7 +32,7 @@ def run_demo_for(data, seconds: float) -> None:
 def test_a_restarted_demo_still_scores_exactly(tmp_path):
     run_demo_for(tmp_path, 8)
     run_demo_for(tmp_path, 8)
-    done = subprocess.run([sys.executable, "-m", "api.cli", "demo", "check", "--data-dir", str(tmp_path)],
+    done = subprocess.run([sys.executable, "-m", "permitwatch", "demo", "check", "--data-dir", str(tmp_path)],
                           cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     rows = [line.split() for line in done.stdout.splitlines()[2:]]

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from streams.metrics import Metrics
+from permitwatch.streams.metrics import Metrics
 from tests.tools import debian_binary
 
 DEPLOY = Path(__file__).resolve().parent.parent / "deploy"

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from api.cli import build_parser
-from api.settings import ServerSettings
-from models.catalog import load_catalog
-from streams.kafka.worker import WorkerSettings
+from permitwatch.api.cli import build_parser
+from permitwatch.api.settings import ServerSettings
+from permitwatch.models.catalog import load_catalog
+from permitwatch.streams.kafka.worker import WorkerSettings
 
 DEPLOY = Path(__file__).resolve().parents[1] / "deploy"
 KNOWN = {f"PERMITWATCH_{name.upper()}" for name in {*WorkerSettings.model_fields, *ServerSettings.model_fields}}
@@ -123,8 +123,8 @@ def test_the_catalog_is_published_before_any_worker_or_api_starts():
 
 
 def test_the_tokens_secret_recipe_makes_a_file_the_api_reads(tmp_path, capsys):
-    from api.auth import Authenticator
-    from api.cli import main
+    from permitwatch.api.auth import Authenticator
+    from permitwatch.api.cli import main
 
     [secret] = [v["secret"]["secretName"] for pod in k8s_pods().values() for v in pod.get("volumes", []) if "secret" in v]
     recipe = (DEPLOY.parent / "docs" / "kafka.md").read_text()

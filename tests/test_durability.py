@@ -19,14 +19,14 @@ from pathlib import Path
 import orjson
 import pytest
 
-from alerts.clock import WorkingCalendar
-from alerts.engine import Engine
-from api.auth import TokenFile, new_token
-from models.events import parse_event
-from models.settings import RuleSettings
-from streams.embedded.store import Store
-from streams.sample_catalog import SAMPLE_CATALOG
-from streams.simulate import CitySimulator
+from permitwatch.alerts.clock import WorkingCalendar
+from permitwatch.alerts.engine import Engine
+from permitwatch.api.auth import TokenFile, new_token
+from permitwatch.models.events import parse_event
+from permitwatch.models.settings import RuleSettings
+from permitwatch.streams.embedded.store import Store
+from permitwatch.streams.sample_catalog import SAMPLE_CATALOG
+from permitwatch.streams.simulate import CitySimulator
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -45,7 +45,7 @@ class Server:
     def __init__(self, data: Path, port: int, tokens: Path):
         catalog = data / "catalog.json"
         catalog.write_bytes(orjson.dumps(SAMPLE_CATALOG.model_dump(mode="json")))
-        self.args = [sys.executable, "-m", "api.cli", "run", "--data-dir", str(data), "--port", str(port),
+        self.args = [sys.executable, "-m", "permitwatch", "run", "--data-dir", str(data), "--port", str(port),
                      "--tokens-file", str(tokens), "--catalog", str(catalog),
                      "--clock-start", "2026-03-02T08:00:00+08:00", "--clock-speed", "1"]
         self.env = {**os.environ, "PERMITWATCH_MAX_FUTURE_SKEW_SECONDS": str(400 * 86400)}
@@ -189,8 +189,8 @@ def test_sigterm_shuts_down_like_sigint_with_the_checkpoint(tmp_path, stop):
 
 
 def test_send_cut_short_says_what_was_done_and_resumes_where_it_stopped(tmp_path, monkeypatch, capsys):
-    from api.cli import main
-    from streams import sender
+    from permitwatch.api.cli import main
+    from permitwatch.streams import sender
 
     token, tokens = loader_tokens(tmp_path)
     server = Server(tmp_path, free_port(), tokens)
@@ -223,7 +223,7 @@ def test_send_cut_short_says_what_was_done_and_resumes_where_it_stopped(tmp_path
 
 
 def test_send_refuses_history_unless_told_and_names_import(tmp_path, capsys):
-    from api.cli import main
+    from permitwatch.api.cli import main
 
     token, tokens = loader_tokens(tmp_path)
     server = Server(tmp_path, free_port(), tokens)

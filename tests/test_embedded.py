@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import orjson
 
-from streams.embedded.store import Store
+from permitwatch.streams.embedded.store import Store
 from tests.factory import CaseEvents, moment
 
 
@@ -132,10 +132,10 @@ def test_demo_alerts_match_the_ground_truth_exactly(tmp_path, runtimes):
     precision and recall are 1.0 for every rule."""
     from datetime import timedelta
 
-    from streams.demo import check
-    from streams.embedded.monitor import RawInput
-    from streams.sample_catalog import SAMPLE_CATALOG
-    from streams.simulate import CitySimulator
+    from permitwatch.streams.demo import check
+    from permitwatch.streams.embedded.monitor import RawInput
+    from permitwatch.streams.sample_catalog import SAMPLE_CATALOG
+    from permitwatch.streams.simulate import CitySimulator
 
     runtime = runtimes(tmp_path)
     monitor = runtime.embedded.monitor
@@ -182,9 +182,9 @@ def test_the_scheduler_waits_for_a_busy_monitor_off_the_event_loop(tmp_path):
     import threading
     import time
 
-    from api.server import build_embedded
-    from api.settings import ServerSettings
-    from streams.clocks import ManualClock
+    from permitwatch.api.server import build_embedded
+    from permitwatch.api.settings import ServerSettings
+    from permitwatch.streams.clocks import ManualClock
     from tests.embedded import write_catalog
     from tests.factory import moment
 
@@ -234,8 +234,8 @@ def test_history_posted_to_a_running_monitor_is_accepted_with_a_warning_naming_i
 
 
 def test_a_monitor_started_with_no_catalog_says_what_that_means(tmp_path, caplog):
-    from api.server import build_embedded
-    from api.settings import ServerSettings
+    from permitwatch.api.server import build_embedded
+    from permitwatch.api.settings import ServerSettings
 
     with caplog.at_level("WARNING"):
         embedded = build_embedded(ServerSettings(data_dir=tmp_path))

@@ -8,8 +8,8 @@ from datetime import timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from models.common import json_line
-from models.settings import RuleSettings
+from permitwatch.models.common import json_line
+from permitwatch.models.settings import RuleSettings
 from tests.factory import CaseEvents, catalog, moment
 from tests.harness import active, engine_for, rules, run
 
@@ -109,11 +109,11 @@ def test_the_selective_path_equals_judging_everything_every_time(seed, shuffle):
 def test_simulated_city_alerts_match_its_ground_truth():
     """The city simulator plans violations independently of the rules; the engine must find
     exactly them, at the instants the plan says."""
-    from alerts.clock import WorkingCalendar
-    from alerts.engine import Engine
-    from models.events import parse_event
-    from streams.sample_catalog import SAMPLE_CATALOG
-    from streams.simulate import CitySimulator
+    from permitwatch.alerts.clock import WorkingCalendar
+    from permitwatch.alerts.engine import Engine
+    from permitwatch.models.events import parse_event
+    from permitwatch.streams.sample_catalog import SAMPLE_CATALOG
+    from permitwatch.streams.simulate import CitySimulator
 
     sim = CitySimulator(seed=42, violation_rate=0.5, cases_per_day=30)
     engine = Engine(SAMPLE_CATALOG.by_code(), WorkingCalendar(), RuleSettings())

@@ -17,14 +17,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from alerts.emit import alert_id
-from models.common import json_line
-from models.deadletter import DeadLetter
-from models.events import InvalidEvent, parse_event
-from streams.embedded.monitor import RawInput
-from streams.kafka.topology import Topology
-from streams.readers import Record
-from streams.replay import replay
+from permitwatch.alerts.emit import alert_id
+from permitwatch.models.common import json_line
+from permitwatch.models.deadletter import DeadLetter
+from permitwatch.models.events import InvalidEvent, parse_event
+from permitwatch.streams.embedded.monitor import RawInput
+from permitwatch.streams.kafka.topology import Topology
+from permitwatch.streams.readers import Record
+from permitwatch.streams.replay import replay
 from tests.embedded import start
 from tests.factory import CaseEvents, moment
 from tests.fuzzing import TRIED, raw_inputs, valid_events

@@ -7,12 +7,12 @@ from pathlib import Path
 import orjson
 import pytest
 
-from api.cli import main
-from models.files import load_structured
-from models.mapping import FeedMapping
-from streams.embedded.store import Store
-from streams.feeds import MappedCounts, map_records, parse_time
-from streams.readers import read_jsonl
+from permitwatch.api.cli import main
+from permitwatch.models.files import load_structured
+from permitwatch.models.mapping import FeedMapping
+from permitwatch.streams.embedded.store import Store
+from permitwatch.streams.feeds import MappedCounts, map_records, parse_time
+from permitwatch.streams.readers import read_jsonl
 
 ROOT = Path(__file__).resolve().parent.parent
 MAPPING = ROOT / "deploy" / "mappings" / "gbt39046.yaml"
@@ -63,7 +63,7 @@ def test_import_command_loads_history_for_an_audit(tmp_path, capsys):
 
 
 def test_import_refuses_a_data_directory_in_use(tmp_path, capsys):
-    from streams.importing import hold_data_dir
+    from permitwatch.streams.importing import hold_data_dir
 
     holder = hold_data_dir(tmp_path)
     try:

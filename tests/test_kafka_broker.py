@@ -16,13 +16,13 @@ from pathlib import Path
 import orjson
 import pytest
 
-from models.views import ActionRecord
-from streams.embedded.store import Store
-from streams.kafka.reference import publish_reference
-from streams.kafka.stages import alert_value
-from streams.kafka.topology import Topology, TopologyError, ensure_topics, topic_configs
-from streams.kafka.wire import CONTROL_HEADER
-from streams.metrics import Metrics
+from permitwatch.models.views import ActionRecord
+from permitwatch.streams.embedded.store import Store
+from permitwatch.streams.kafka.reference import publish_reference
+from permitwatch.streams.kafka.stages import alert_value
+from permitwatch.streams.kafka.topology import Topology, TopologyError, ensure_topics, topic_configs
+from permitwatch.streams.kafka.wire import CONTROL_HEADER
+from permitwatch.streams.metrics import Metrics
 from tests.brokers import (
     Broker,
     WorkerProcess,
@@ -197,7 +197,7 @@ def test_imported_history_then_live_events_give_the_alerts_of_replay(deployment,
     history_file.write_bytes(b"".join(orjson.dumps(e.model_dump(mode="json")) + b"\n" for e in history))
 
     def import_history(prefix: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "api.cli", "import", "--kafka", deployment.broker.bootstrap,
+        return subprocess.run([sys.executable, "-m", "permitwatch", "import", "--kafka", deployment.broker.bootstrap,
                                "--topic-prefix", prefix, "--partitions", str(PARTITIONS), "--format", "jsonl",
                                str(history_file), "--until", go_live.isoformat()],
                               env={**os.environ, **deployment.broker.worker_env}, capture_output=True, text=True,
@@ -250,8 +250,8 @@ def test_a_read_model_rebuilt_after_retention_and_compaction_has_the_current_sta
     (memory storage) does neither."""
     from fastapi.testclient import TestClient
 
-    from api.server import build_kafka_api
-    from api.settings import ServerSettings
+    from permitwatch.api.server import build_kafka_api
+    from permitwatch.api.settings import ServerSettings
 
     if deployment.broker.name != "noida-db":
         pytest.skip("tansu 0.6.0 keeps every record: no retention, no compaction")
@@ -309,7 +309,7 @@ def test_the_documented_commands_run_a_deployment_on_one_host(broker, tmp_path):
     for documented, port in ports.items():
         block = block.replace(f"port {documented}", f"port {port}")
     (tmp_path / "deploy").symlink_to(REPO / "deploy")
-    simulate = [sys.executable, "-m", "api.cli", "simulate", "--cases", "60", "--seed", "5", "--out", "history.jsonl"]
+    simulate = [sys.executable, "-m", "permitwatch", "simulate", "--cases", "60", "--seed", "5", "--out", "history.jsonl"]
     subprocess.run(simulate, cwd=tmp_path, check=True, capture_output=True, env={**os.environ, "PYTHONPATH": str(REPO)})
     log = tmp_path / "running-it.log"
     env = {**os.environ, **broker.worker_env, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
@@ -341,7 +341,7 @@ def test_the_documented_commands_run_a_deployment_on_one_host(broker, tmp_path):
 
         def judged_as_replay() -> bool:
             replayed = subprocess.run(
-                [sys.executable, "-m", "api.cli", "replay", "history.jsonl", "--catalog", "deploy/reference/catalog.json",
+                [sys.executable, "-m", "permitwatch", "replay", "history.jsonl", "--catalog", "deploy/reference/catalog.json",
                  "--until", datetime.now(UTC).isoformat(), "--alerts-out", "replayed.jsonl"],
                 cwd=tmp_path, capture_output=True, env={**os.environ, "PYTHONPATH": str(REPO)})
             assert replayed.returncode == 0, replayed.stderr
@@ -379,7 +379,7 @@ def test_records_the_consumer_skipped_are_read_from_the_broker(broker):
     """The gap guard (streams/kafka/gaps.py): a record beyond the offset a stage needs makes the
     worker read the records in between from the broker; offsets where the log holds nothing are
     a real gap."""
-    from streams.kafka.gaps import GapGuard
+    from permitwatch.streams.kafka.gaps import GapGuard
 
     topic = f"gaps-{uuid.uuid4().hex[:8]}"
     asyncio.run(produce(broker, topic, [(b"k", b"%d" % i) for i in range(10)]))
@@ -408,8 +408,8 @@ def test_the_api_over_kafka_ingests_follows_the_topics_and_records_exemptions(de
     its stored positions without repeating a record."""
     from fastapi.testclient import TestClient
 
-    from api.server import build_kafka_api
-    from api.settings import ServerSettings
+    from permitwatch.api.server import build_kafka_api
+    from permitwatch.api.settings import ServerSettings
 
     events = [e for e in city(10, 20) if e.subject not in ("SZ-LATE", "SZ-NONE")]
     late = CaseEvents("SZ-LATE", item="ITEM-STD")
@@ -469,8 +469,8 @@ def test_operators_actions_reach_every_api_instance_and_survive_a_rebuilt_read_m
     topic existed publishes its own actions there on its first start."""
     from fastapi.testclient import TestClient
 
-    from api.server import build_kafka_api
-    from api.settings import ServerSettings
+    from permitwatch.api.server import build_kafka_api
+    from permitwatch.api.settings import ServerSettings
 
     events = city(11, 10)
     deployment.send(events)

@@ -13,9 +13,9 @@ from pathlib import Path
 import jsonschema_rs
 import yaml
 
-from streams.kafka.asyncapi import asyncapi_yaml, render_asyncapi
-from streams.kafka.topology import Topology
-from streams.kafka.wire import CONTROL_HEADER, SOURCE_HEADER
+from permitwatch.streams.kafka.asyncapi import asyncapi_yaml, render_asyncapi
+from permitwatch.streams.kafka.topology import Topology
+from permitwatch.streams.kafka.wire import CONTROL_HEADER, SOURCE_HEADER
 from tests.tools import npm_package
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
@@ -74,7 +74,7 @@ def test_docs_kafka_md_lists_every_topic_with_its_key_and_cleanup_policy():
 
 
 def test_docs_kafka_md_names_every_worker_setting():
-    from streams.kafka.worker import WorkerSettings
+    from permitwatch.streams.kafka.worker import WorkerSettings
 
     table = (DOCS / "kafka.md").read_text().split("| setting | default | what |", 1)[1].split("\n\n", 1)[0]
     named = set()

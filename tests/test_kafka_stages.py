@@ -11,8 +11,8 @@ import orjson
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from alerts.clock import JUST_AFTER
-from streams.kafka.topology import Topology
+from permitwatch.alerts.clock import JUST_AFTER
+from permitwatch.streams.kafka.topology import Topology
 from tests.factory import CaseEvents, moment
 from tests.kafka_expect import Expected, with_exemption
 from tests.memory_kafka import Crashes, MemoryCluster

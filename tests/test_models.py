@@ -5,10 +5,10 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from models.catalog import Catalog
-from models.events import EVENT_TYPES, ApplicationAccepted, InvalidEvent, parse_event
-from models.files import ReferenceFileError, parse_structured
-from models.settings import RuleSettings
+from permitwatch.models.catalog import Catalog
+from permitwatch.models.events import EVENT_TYPES, ApplicationAccepted, InvalidEvent, parse_event
+from permitwatch.models.files import ReferenceFileError, parse_structured
+from permitwatch.models.settings import RuleSettings
 from tests.factory import CaseEvents
 
 c = CaseEvents()

@@ -24,10 +24,10 @@ import orjson
 import pytest
 import yaml
 
-from api.server import Embedded, build_embedded
-from api.settings import ServerSettings
-from streams.clocks import ManualClock
-from streams.embedded.monitor import EmbeddedMonitor
+from permitwatch.api.server import Embedded, build_embedded
+from permitwatch.api.settings import ServerSettings
+from permitwatch.streams.clocks import ManualClock
+from permitwatch.streams.embedded.monitor import EmbeddedMonitor
 from tests.embedded import write_catalog
 from tests.factory import CaseEvents, moment
 from tests.live import free_port, serving

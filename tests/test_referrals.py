@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from models.common import json_line
+from permitwatch.models.common import json_line
 from tests.factory import CaseEvents, moment
 from tests.harness import run_all
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from api.cli import main
+from permitwatch.api.cli import main
 from tests.factory import CaseEvents
 from tests.test_engine import ITEMS, scenario
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from datetime import date
 
-from alerts.clock import WorkingCalendar
-from models.calendar import CalendarOverride
+from permitwatch.alerts.clock import WorkingCalendar
+from permitwatch.models.calendar import CalendarOverride
 from tests.factory import CaseEvents, catalog, moment
 from tests.harness import active, engine_for, rules, run
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from models.settings import RuleSettings
+from permitwatch.models.settings import RuleSettings
 from tests.factory import CaseEvents, catalog
 from tests.harness import active, rules, run
 

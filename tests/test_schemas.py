@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from models.schemas import render_schemas
+from permitwatch.models.schemas import render_schemas
 
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "docs" / "schemas"
 
@@ -24,7 +24,7 @@ def test_event_schema_lists_every_type():
 
 
 def test_rules_document_is_current():
-    from alerts.catalog_doc import rules_markdown
+    from permitwatch.alerts.catalog_doc import rules_markdown
 
     path = SCHEMA_DIR.parent / "rules.md"
     assert path.read_text() == rules_markdown(), "stale docs/rules.md: run `permitwatch rules --markdown > docs/rules.md`"

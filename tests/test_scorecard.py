@@ -6,11 +6,11 @@ from pathlib import Path
 
 import orjson
 
-from alerts.clock import LegalClock
-from alerts.rules.base import Context
-from alerts.scorecard import case_states, scorecards
-from api.cli import main
-from models.settings import RuleSettings
+from permitwatch.alerts.clock import LegalClock
+from permitwatch.alerts.rules.base import Context
+from permitwatch.alerts.scorecard import case_states, scorecards
+from permitwatch.api.cli import main
+from permitwatch.models.settings import RuleSettings
 from tests.factory import CaseEvents, catalog, moment
 from tests.harness import BUILTIN_CALENDAR, run
 

@@ -11,15 +11,15 @@ from zoneinfo import ZoneInfo
 import orjson
 import pytest
 
-from alerts.case import hash_applicant
-from alerts.clock import WorkingCalendar
-from alerts.engine import Engine
-from models.events import parse_event
-from models.settings import RuleSettings
-from streams import state_pickle
-from streams.kafka.wire import decode_state, encode_state
-from streams.sample_catalog import SAMPLE_CATALOG
-from streams.simulate import CitySimulator
+from permitwatch.alerts.case import hash_applicant
+from permitwatch.alerts.clock import WorkingCalendar
+from permitwatch.alerts.engine import Engine
+from permitwatch.models.events import parse_event
+from permitwatch.models.settings import RuleSettings
+from permitwatch.streams import state_pickle
+from permitwatch.streams.kafka.wire import decode_state, encode_state
+from permitwatch.streams.sample_catalog import SAMPLE_CATALOG
+from permitwatch.streams.simulate import CitySimulator
 from tests.factory import CaseEvents
 
 
@@ -98,3 +98,20 @@ def test_the_monitor_refuses_a_tampered_checkpoint_and_rebuilds_from_the_journal
     assert "is not part of the engine's state" in caplog.text
     assert "checkpoint at journal 0, 2 rows replayed" in caplog.text
     assert "SZ-PICKLE-1" in third.embedded.monitor.engine.cases
+
+
+def test_a_pickle_written_before_the_packages_moved_under_permitwatch_reads_back(monkeypatch):
+    """Checkpoints and changelogs written before 2026-11-30 name `alerts.case.Fact`, not
+    `permitwatch.alerts.case.Fact`."""
+    import sys
+    from datetime import datetime
+
+    from permitwatch.alerts import case
+
+    fact = case.Fact(datetime(2026, 3, 2, 9, tzinfo=ZoneInfo("Asia/Shanghai")), "E-1")
+    monkeypatch.setitem(sys.modules, "alerts.case", case)
+    monkeypatch.setattr(case.Fact, "__module__", "alerts.case")
+    old = state_pickle.dumps(fact)
+    monkeypatch.undo()
+    assert b"alerts.case" in old and b"permitwatch" not in old
+    assert state_pickle.loads(old) == fact

@@ -1,6 +1,6 @@
 """The rule catalog PW-001..PW-019 (LEGAL-RULES.md §2), one module per rule."""
 
-from alerts.rules import (
+from permitwatch.alerts.rules import (
     pw001_decision_overdue,
     pw002_decision_near,
     pw003_correction_notice_late,
@@ -21,7 +21,7 @@ from alerts.rules import (
     pw018_backdating,
     pw019_impossible_sequence,
 )
-from alerts.rules.base import Rule
+from permitwatch.alerts.rules.base import Rule
 
 RULES: tuple[Rule, ...] = tuple(
     module.RULE

@@ -15,14 +15,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal, NamedTuple
 
-from alerts.case import CaseState, Fact
-from alerts.clock import Deadline, LegalClock
-from alerts.deadlines import Anchor, CaseClock, ExtensionCheck, ResponseWindow
-from models import events as ev
-from models.alerts import LegalBasis
-from models.catalog import CatalogEntry
-from models.events import CloudEvent
-from models.settings import RuleSettings, Signal
+from permitwatch.alerts.case import CaseState, Fact
+from permitwatch.alerts.clock import Deadline, LegalClock
+from permitwatch.alerts.deadlines import Anchor, CaseClock, ExtensionCheck, ResponseWindow
+from permitwatch.models import events as ev
+from permitwatch.models.alerts import LegalBasis
+from permitwatch.models.catalog import CatalogEntry
+from permitwatch.models.events import CloudEvent
+from permitwatch.models.settings import RuleSettings, Signal
 
 
 class Finding(NamedTuple):

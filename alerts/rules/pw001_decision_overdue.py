@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from alerts import law
-from alerts.rules.base import CLOSING, DEADLINE_INPUTS, CaseView, Finding, Rule, judge_deadline
+from permitwatch.alerts import law
+from permitwatch.alerts.rules.base import CLOSING, DEADLINE_INPUTS, CaseView, Finding, Rule, judge_deadline
 
 
 def evaluate(view: CaseView):

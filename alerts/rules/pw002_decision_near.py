@@ -5,9 +5,9 @@ learnt late never withdraws a warning already given."""
 
 from __future__ import annotations
 
-from alerts import law
-from alerts.clock import Deadline
-from alerts.rules.base import CLOSING, DEADLINE_INPUTS, CaseView, Due, Finding, Rule, judge_deadline
+from permitwatch.alerts import law
+from permitwatch.alerts.clock import Deadline
+from permitwatch.alerts.rules.base import CLOSING, DEADLINE_INPUTS, CaseView, Due, Finding, Rule, judge_deadline
 
 
 def evaluate(view: CaseView):

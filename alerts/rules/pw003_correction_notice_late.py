@@ -4,11 +4,11 @@ decision clock (the deadlines module does that; this rule flags the failure to t
 
 from __future__ import annotations
 
-from alerts import law
-from alerts.case import CaseState, Fact
-from alerts.clock import local_date
-from alerts.rules.base import CLOSING, CaseView, Due, Finding, Rule
-from models import events as ev
+from permitwatch.alerts import law
+from permitwatch.alerts.case import CaseState, Fact
+from permitwatch.alerts.clock import local_date
+from permitwatch.alerts.rules.base import CLOSING, CaseView, Due, Finding, Rule
+from permitwatch.models import events as ev
 
 
 def evaluate(view: CaseView):

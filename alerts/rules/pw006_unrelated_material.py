@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from alerts import law
-from alerts.rules.base import CaseView, Finding, Rule
-from models import events as ev
+from permitwatch.alerts import law
+from permitwatch.alerts.rules.base import CaseView, Finding, Rule
+from permitwatch.models import events as ev
 
 
 def evaluate(view: CaseView):

@@ -3,9 +3,9 @@ telling the applicant of the rights to administrative review and litigation."""
 
 from __future__ import annotations
 
-from alerts import law
-from alerts.rules.base import CaseView, Finding, Rule
-from models import events as ev
+from permitwatch.alerts import law
+from permitwatch.alerts.rules.base import CaseView, Finding, Rule
+from permitwatch.models import events as ev
 
 
 def on_event(event: ev.ApplicationRejected | ev.DecisionMade, view: CaseView):

@@ -3,10 +3,10 @@ but not decided the same day."""
 
 from __future__ import annotations
 
-from alerts import law
-from alerts.clock import local_date
-from alerts.rules.base import CLOSING, CaseView, Finding, Rule, judge_deadline
-from models import events as ev
+from permitwatch.alerts import law
+from permitwatch.alerts.clock import local_date
+from permitwatch.alerts.rules.base import CLOSING, CaseView, Finding, Rule, judge_deadline
+from permitwatch.models import events as ev
 
 
 def evaluate(view: CaseView):

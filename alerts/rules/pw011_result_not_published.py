@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from alerts import law
-from alerts.clock import describe
-from alerts.rules.base import CaseView, Finding, Rule, judge_deadline
-from models import events as ev
+from permitwatch.alerts import law
+from permitwatch.alerts.clock import describe
+from permitwatch.alerts.rules.base import CaseView, Finding, Rule, judge_deadline
+from permitwatch.models import events as ev
 
 
 def evaluate(view: CaseView):

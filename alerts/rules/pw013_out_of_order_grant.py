@@ -14,12 +14,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import NamedTuple, Protocol
 
-from alerts import law
-from alerts.case import CaseState, Fact
-from alerts.emit import alert_id, build_alert, retraction
-from alerts.rules.base import Finding, Rule
-from models.alerts import Alert, Message, Officers
-from models.catalog import CatalogEntry
+from permitwatch.alerts import law
+from permitwatch.alerts.case import CaseState, Fact
+from permitwatch.alerts.emit import alert_id, build_alert, retraction
+from permitwatch.alerts.rules.base import Finding, Rule
+from permitwatch.models.alerts import Alert, Message, Officers
+from permitwatch.models.catalog import CatalogEntry
 
 
 class ItemCase(NamedTuple):

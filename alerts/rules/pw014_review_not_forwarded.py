@@ -7,9 +7,9 @@ the limit passes. A `review.forwarded` shows a preliminary review whatever the c
 
 from __future__ import annotations
 
-from alerts import law
-from alerts.rules.base import CLOSING, DEADLINE_INPUTS, CaseView, Finding, Rule, judge_deadline
-from models import events as ev
+from permitwatch.alerts import law
+from permitwatch.alerts.rules.base import CLOSING, DEADLINE_INPUTS, CaseView, Finding, Rule, judge_deadline
+from permitwatch.models import events as ev
 
 
 def evaluate(view: CaseView):

@@ -3,11 +3,11 @@ its standard, or a deposit (抵押金、保证金)."""
 
 from __future__ import annotations
 
-from alerts import law
-from alerts.case import Fee
-from alerts.rules.base import CaseView, Finding, Rule
-from models import events as ev
-from models.catalog import FeeStandard
+from permitwatch.alerts import law
+from permitwatch.alerts.case import Fee
+from permitwatch.alerts.rules.base import CaseView, Finding, Rule
+from permitwatch.models import events as ev
+from permitwatch.models.catalog import FeeStandard
 
 
 def evaluate(view: CaseView):

@@ -4,8 +4,8 @@ extension moves the deadline only as far as the law allows (the deadlines module
 
 from __future__ import annotations
 
-from alerts import law
-from alerts.rules.base import DEADLINE_INPUTS, CaseView, Finding, Rule
+from permitwatch.alerts import law
+from permitwatch.alerts.rules.base import DEADLINE_INPUTS, CaseView, Finding, Rule
 
 PROBLEMS = {
     "repeated": ("重复延长", "a second extension"),

@@ -3,10 +3,10 @@ applicant in writing how long it needs. Such a pause does not stop the clock (th
 
 from __future__ import annotations
 
-from alerts import law
-from alerts.rules.base import CaseView, Finding, Rule
-from models import events as ev
-from models.events import STATUTORY_PAUSE_KINDS
+from permitwatch.alerts import law
+from permitwatch.alerts.rules.base import CaseView, Finding, Rule
+from permitwatch.models import events as ev
+from permitwatch.models.events import STATUTORY_PAUSE_KINDS
 
 
 def on_event(event: ev.ProcedureStarted, view: CaseView):

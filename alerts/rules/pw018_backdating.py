@@ -8,9 +8,9 @@ history being loaded), not back-dated. Without it, arriving late is the evidence
 
 from __future__ import annotations
 
-from alerts import law
-from alerts.rules.base import CaseView, Finding, Rule
-from models import events as ev
+from permitwatch.alerts import law
+from permitwatch.alerts.rules.base import CaseView, Finding, Rule
+from permitwatch.models import events as ev
 
 
 def on_event(event: ev.CloudEvent, view: CaseView):

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from alerts import law
-from alerts.case import CaseState, Fact
-from alerts.clock import JUST_AFTER
-from alerts.rules.base import CaseView, Due, Finding, Rule
-from models import events as ev
+from permitwatch.alerts import law
+from permitwatch.alerts.case import CaseState, Fact
+from permitwatch.alerts.clock import JUST_AFTER
+from permitwatch.alerts.rules.base import CaseView, Due, Finding, Rule
+from permitwatch.models import events as ev
 
 
 def _finding(fact: str, evidence: tuple[str, ...], at: datetime, zh: str, en: str) -> Finding:

@@ -12,11 +12,11 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.auth import Principal, requires
-from api.problems import AUTHENTICATED, BAD_BODY, CURSOR_MAX, NOT_FOUND, UNAVAILABLE, QueryInstant
-from api.read_model import AlertFilter
-from models.views import ActionRecord, AlertPage, AlertView
-from streams.embedded.store import StoreError
+from permitwatch.api.auth import Principal, requires
+from permitwatch.api.problems import AUTHENTICATED, BAD_BODY, CURSOR_MAX, NOT_FOUND, UNAVAILABLE, QueryInstant
+from permitwatch.api.read_model import AlertFilter
+from permitwatch.models.views import ActionRecord, AlertPage, AlertView
+from permitwatch.streams.embedded.store import StoreError
 
 router = APIRouter(tags=["alerts"], responses=AUTHENTICATED)
 Operator = Annotated[Principal, Depends(requires("operator"))]

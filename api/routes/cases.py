@@ -7,15 +7,15 @@ from typing import Annotated
 import orjson
 from fastapi import APIRouter, Depends, HTTPException, Request, status
 
-from alerts.case import CaseState
-from alerts.clock import LegalClock, WorkingCalendar
-from alerts.rules.base import Context
-from alerts.timeline import case_deadlines
-from api.auth import Principal, requires
-from api.problems import AUTHENTICATED, NOT_FOUND
-from api.read_model import redact
-from models.events import ExemptionRecorded, parse_event
-from models.views import CaseTimeline, TimelineEvent
+from permitwatch.alerts.case import CaseState
+from permitwatch.alerts.clock import LegalClock, WorkingCalendar
+from permitwatch.alerts.rules.base import Context
+from permitwatch.alerts.timeline import case_deadlines
+from permitwatch.api.auth import Principal, requires
+from permitwatch.api.problems import AUTHENTICATED, NOT_FOUND
+from permitwatch.api.read_model import redact
+from permitwatch.models.events import ExemptionRecorded, parse_event
+from permitwatch.models.views import CaseTimeline, TimelineEvent
 
 router = APIRouter(tags=["cases"], responses=AUTHENTICATED)
 

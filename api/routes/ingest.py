@@ -8,12 +8,12 @@ from fastapi import APIRouter, Depends, HTTPException, Request, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
-from api.auth import Principal, requires
-from api.problems import AUTHENTICATED, BAD_BODY, UNAVAILABLE, Problem, problem
-from models.files import ReferenceFileError, without_bom
-from models.views import IngestReport
-from streams.embedded.monitor import RawInput, batch_of, lines_of
-from streams.embedded.store import StoreError
+from permitwatch.api.auth import Principal, requires
+from permitwatch.api.problems import AUTHENTICATED, BAD_BODY, UNAVAILABLE, Problem, problem
+from permitwatch.models.files import ReferenceFileError, without_bom
+from permitwatch.models.views import IngestReport
+from permitwatch.streams.embedded.monitor import RawInput, batch_of, lines_of
+from permitwatch.streams.embedded.store import StoreError
 
 router = APIRouter(tags=["ingest"], responses=AUTHENTICATED)
 

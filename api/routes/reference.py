@@ -9,15 +9,15 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from fastapi.concurrency import run_in_threadpool
 
-from alerts.clock import WorkingCalendar
-from api.auth import Principal, requires
-from api.problems import AUTHENTICATED, BAD_BODY, UNAVAILABLE
-from api.routes.ingest import read_body
-from models.calendar import CalendarOverride
-from models.catalog import Catalog
-from models.files import ReferenceFileError
-from models.views import CalendarView, ReferenceChange
-from streams.embedded.store import StoreError
+from permitwatch.alerts.clock import WorkingCalendar
+from permitwatch.api.auth import Principal, requires
+from permitwatch.api.problems import AUTHENTICATED, BAD_BODY, UNAVAILABLE
+from permitwatch.api.routes.ingest import read_body
+from permitwatch.models.calendar import CalendarOverride
+from permitwatch.models.catalog import Catalog
+from permitwatch.models.files import ReferenceFileError
+from permitwatch.models.views import CalendarView, ReferenceChange
+from permitwatch.streams.embedded.store import StoreError
 
 router = APIRouter(tags=["reference data"], responses=AUTHENTICATED)
 

@@ -12,12 +12,12 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
-from api.auth import Principal, requires
-from api.problems import AUTHENTICATED, BAD_BODY, CURSOR_MAX, NOT_FOUND, UNAVAILABLE, problem
-from models.referrals import ExemptionRequest, Referral
-from models.views import ActionRecord, ReferralPage
-from streams.embedded.monitor import RawInput
-from streams.embedded.store import StoreError
+from permitwatch.api.auth import Principal, requires
+from permitwatch.api.problems import AUTHENTICATED, BAD_BODY, CURSOR_MAX, NOT_FOUND, UNAVAILABLE, problem
+from permitwatch.models.referrals import ExemptionRequest, Referral
+from permitwatch.models.views import ActionRecord, ReferralPage
+from permitwatch.streams.embedded.monitor import RawInput
+from permitwatch.streams.embedded.store import StoreError
 
 router = APIRouter(tags=["referrals"], responses=AUTHENTICATED)
 Operator = Annotated[Principal, Depends(requires("operator"))]

@@ -6,12 +6,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 
-from alerts.scorecard import case_states, scorecards
-from api.auth import Principal, requires
-from api.problems import AUTHENTICATED, QueryInstant
-from api.routes.cases import deadline_context
-from models.events import parse_event
-from models.scorecard import ScorecardRow
+from permitwatch.alerts.scorecard import case_states, scorecards
+from permitwatch.api.auth import Principal, requires
+from permitwatch.api.problems import AUTHENTICATED, QueryInstant
+from permitwatch.api.routes.cases import deadline_context
+from permitwatch.models.events import parse_event
+from permitwatch.models.scorecard import ScorecardRow
 
 router = APIRouter(tags=["scorecards"], responses=AUTHENTICATED)
 

@@ -21,20 +21,20 @@ from typing import NamedTuple
 
 import orjson
 
-from alerts.clock import WorkingCalendar
-from alerts.engine import Emitted, Engine
-from models.calendar import CalendarOverride
-from models.catalog import Catalog
-from models.deadletter import DeadLetter
-from models.events import CloudEvent, InvalidEvent, content_digest, parse_event
-from models.files import ReferenceFileError, parse_structured
-from models.settings import RuleSettings
-from models.views import ActionRecord
-from streams import state_pickle
-from streams.clocks import Clock, history_warning
-from streams.embedded.store import Store, StoreError
-from streams.metrics import Metrics
-from streams.retired import CompactCases
+from permitwatch.alerts.clock import WorkingCalendar
+from permitwatch.alerts.engine import Emitted, Engine
+from permitwatch.models.calendar import CalendarOverride
+from permitwatch.models.catalog import Catalog
+from permitwatch.models.deadletter import DeadLetter
+from permitwatch.models.events import CloudEvent, InvalidEvent, content_digest, parse_event
+from permitwatch.models.files import ReferenceFileError, parse_structured
+from permitwatch.models.settings import RuleSettings
+from permitwatch.models.views import ActionRecord
+from permitwatch.streams import state_pickle
+from permitwatch.streams.clocks import Clock, history_warning
+from permitwatch.streams.embedded.store import Store, StoreError
+from permitwatch.streams.metrics import Metrics
+from permitwatch.streams.retired import CompactCases
 
 log = logging.getLogger("permitwatch.embedded")
 

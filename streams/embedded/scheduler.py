@@ -10,9 +10,9 @@ import contextlib
 import logging
 from datetime import datetime
 
-from streams.clocks import Clock
-from streams.embedded.monitor import EmbeddedMonitor
-from streams.embedded.store import StoreError
+from permitwatch.streams.clocks import Clock
+from permitwatch.streams.embedded.monitor import EmbeddedMonitor
+from permitwatch.streams.embedded.store import StoreError
 
 log = logging.getLogger("permitwatch.scheduler")
 

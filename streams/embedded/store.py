@@ -19,12 +19,12 @@ from pathlib import Path
 
 import orjson
 
-from models.alerts import Alert
-from models.common import record_bytes
-from models.deadletter import DeadLetter
-from models.events import CloudEvent, content_digest
-from models.referrals import Referral
-from models.views import ActionRecord
+from permitwatch.models.alerts import Alert
+from permitwatch.models.common import record_bytes
+from permitwatch.models.deadletter import DeadLetter
+from permitwatch.models.events import CloudEvent, content_digest
+from permitwatch.models.referrals import Referral
+from permitwatch.models.views import ActionRecord
 
 log = logging.getLogger("permitwatch.store")
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import yaml
 
-from models.referrals import REFERRAL_SCHEMA_VERSION
-from streams.kafka.topology import TopicSpec, Topology
-from streams.kafka.wire import CONTROL_HEADER, SOURCE_HEADER
+from permitwatch.models.referrals import REFERRAL_SCHEMA_VERSION
+from permitwatch.streams.kafka.topology import TopicSpec, Topology
+from permitwatch.streams.kafka.wire import CONTROL_HEADER, SOURCE_HEADER
 
 PREFIX = "{prefix}"
 DRAFT_07 = "application/schema+json;version=draft-07"

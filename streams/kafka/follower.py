@@ -20,14 +20,14 @@ import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 
-from models.alerts import Alert
-from models.deadletter import DeadLetter
-from models.events import InvalidEvent, content_digest, parse_event
-from models.referrals import Referral
-from streams.embedded.store import Store
-from streams.kafka.topology import Topology
-from streams.kafka.wire import CONTROL_HEADER, SOURCE_HEADER, Record, action_of, record_of
-from streams.metrics import Metrics
+from permitwatch.models.alerts import Alert
+from permitwatch.models.deadletter import DeadLetter
+from permitwatch.models.events import InvalidEvent, content_digest, parse_event
+from permitwatch.models.referrals import Referral
+from permitwatch.streams.embedded.store import Store
+from permitwatch.streams.kafka.topology import Topology
+from permitwatch.streams.kafka.wire import CONTROL_HEADER, SOURCE_HEADER, Record, action_of, record_of
+from permitwatch.streams.metrics import Metrics
 
 log = logging.getLogger("permitwatch.kafka.follower")
 

@@ -20,22 +20,22 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
-from alerts.engine import Emitted
-from models.calendar import CalendarOverride
-from models.catalog import Catalog
-from models.events import InvalidEvent, parse_event
-from models.files import parse_structured
-from models.settings import RuleSettings
-from models.views import ActionRecord
-from streams.clocks import Clock, history_warning
-from streams.embedded.monitor import IngestResult, RawInput, Rejection
-from streams.embedded.store import Store, StoreError
-from streams.kafka.follower import Follower
-from streams.kafka.reference import ReferenceData, publish_reference
-from streams.kafka.stages import dead_letter
-from streams.kafka.topology import Topology, TopologyError, ensure_topics
-from streams.kafka.wire import Output, action_value
-from streams.metrics import Metrics
+from permitwatch.alerts.engine import Emitted
+from permitwatch.models.calendar import CalendarOverride
+from permitwatch.models.catalog import Catalog
+from permitwatch.models.events import InvalidEvent, parse_event
+from permitwatch.models.files import parse_structured
+from permitwatch.models.settings import RuleSettings
+from permitwatch.models.views import ActionRecord
+from permitwatch.streams.clocks import Clock, history_warning
+from permitwatch.streams.embedded.monitor import IngestResult, RawInput, Rejection
+from permitwatch.streams.embedded.store import Store, StoreError
+from permitwatch.streams.kafka.follower import Follower
+from permitwatch.streams.kafka.reference import ReferenceData, publish_reference
+from permitwatch.streams.kafka.stages import dead_letter
+from permitwatch.streams.kafka.topology import Topology, TopologyError, ensure_topics
+from permitwatch.streams.kafka.wire import Output, action_value
+from permitwatch.streams.metrics import Metrics
 
 log = logging.getLogger("permitwatch.kafka.gateway")
 

@@ -17,15 +17,15 @@ from datetime import datetime
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import TopicPartition
 
-from alerts.clock import JUST_AFTER
-from models.events import InvalidEvent, parse_event
-from models.settings import RuleSettings
-from streams.importing import ImportSummary
-from streams.kafka.reference import ReferenceData
-from streams.kafka.stages import dead_letter
-from streams.kafka.topology import Topology, ensure_topics
-from streams.kafka.wire import CONTROL_HEADER, Output, Tick, control_output
-from streams.readers import Record
+from permitwatch.alerts.clock import JUST_AFTER
+from permitwatch.models.events import InvalidEvent, parse_event
+from permitwatch.models.settings import RuleSettings
+from permitwatch.streams.importing import ImportSummary
+from permitwatch.streams.kafka.reference import ReferenceData
+from permitwatch.streams.kafka.stages import dead_letter
+from permitwatch.streams.kafka.topology import Topology, ensure_topics
+from permitwatch.streams.kafka.wire import CONTROL_HEADER, Output, Tick, control_output
+from permitwatch.streams.readers import Record
 
 
 class HistoryRefused(RuntimeError):

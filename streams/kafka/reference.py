@@ -14,13 +14,13 @@ from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from alerts.clock import WorkingCalendar
-from alerts.engine import CaseJudge
-from models.calendar import CalendarOverride
-from models.catalog import Catalog, CatalogEntry
-from models.settings import RuleSettings
-from streams.kafka.topology import Topology
-from streams.kafka.wire import ReferenceChanged, control_output
+from permitwatch.alerts.clock import WorkingCalendar
+from permitwatch.alerts.engine import CaseJudge
+from permitwatch.models.calendar import CalendarOverride
+from permitwatch.models.catalog import Catalog, CatalogEntry
+from permitwatch.models.settings import RuleSettings
+from permitwatch.streams.kafka.topology import Topology
+from permitwatch.streams.kafka.wire import ReferenceChanged, control_output
 
 log = logging.getLogger("permitwatch.kafka.reference")
 

@@ -39,9 +39,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple, Protocol
 
-from alerts.case import CaseState
-from alerts.city import CityBook, CityInput, CityState, ExemptionInput, Refusal, Watermark, promised
-from alerts.engine import (
+from permitwatch.alerts.case import CaseState
+from permitwatch.alerts.city import CityBook, CityInput, CityState, ExemptionInput, Refusal, Watermark, promised
+from permitwatch.alerts.engine import (
     CATALOG_CHANGED,
     CaseBook,
     CaseOutcome,
@@ -51,18 +51,18 @@ from alerts.engine import (
     calendar_changed,
     exemption_of,
 )
-from alerts.referrals import CaseReport, _Working
-from alerts.rules.pw013_out_of_order_grant import ItemCase, ItemState
-from models.alerts import Alert, Message
-from models.common import record_bytes
-from models.deadletter import DeadLetter, KafkaSource
-from models.events import CloudEvent, ExemptionRecorded, InvalidEvent, content_digest, parse_event
-from models.referrals import Referral
-from models.settings import RuleSettings
-from streams.clocks import Clock
-from streams.kafka.reference import ReferenceData
-from streams.kafka.topology import Topology
-from streams.kafka.wire import (
+from permitwatch.alerts.referrals import CaseReport, _Working
+from permitwatch.alerts.rules.pw013_out_of_order_grant import ItemCase, ItemState
+from permitwatch.models.alerts import Alert, Message
+from permitwatch.models.common import record_bytes
+from permitwatch.models.deadletter import DeadLetter, KafkaSource
+from permitwatch.models.events import CloudEvent, ExemptionRecorded, InvalidEvent, content_digest, parse_event
+from permitwatch.models.referrals import Referral
+from permitwatch.models.settings import RuleSettings
+from permitwatch.streams.clocks import Clock
+from permitwatch.streams.kafka.reference import ReferenceData
+from permitwatch.streams.kafka.topology import Topology
+from permitwatch.streams.kafka.wire import (
     MARKER_PREFIX,
     RETIRED_PREFIX,
     CityWork,
@@ -90,7 +90,7 @@ from streams.kafka.wire import (
     marker_key,
     read_control,
 )
-from streams.metrics import Metrics
+from permitwatch.streams.metrics import Metrics
 
 log = logging.getLogger("permitwatch.kafka")
 

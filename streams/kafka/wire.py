@@ -18,15 +18,15 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from alerts.case import CaseState, Fact
-from alerts.city import AlertInput, CityInput, ExemptionInput, ItemUpdate, ReportInput
-from alerts.referrals import CaseReport
-from alerts.rules.pw013_out_of_order_grant import ItemCase
-from models.alerts import Alert, Officers
-from models.common import LEGAL_TZ
-from models.referrals import Exemption
-from models.views import ActionRecord
-from streams import state_pickle
+from permitwatch.alerts.case import CaseState, Fact
+from permitwatch.alerts.city import AlertInput, CityInput, ExemptionInput, ItemUpdate, ReportInput
+from permitwatch.alerts.referrals import CaseReport
+from permitwatch.alerts.rules.pw013_out_of_order_grant import ItemCase
+from permitwatch.models.alerts import Alert, Officers
+from permitwatch.models.common import LEGAL_TZ
+from permitwatch.models.referrals import Exemption
+from permitwatch.models.views import ActionRecord
+from permitwatch.streams import state_pickle
 
 CONTROL_HEADER = "permitwatch-control"
 """Records the workers write besides data carry this header: on the events topic (other consumers

@@ -22,15 +22,15 @@ from typing import Literal
 import faust
 from pydantic import Field
 
-from models.settings import load_settings
-from streams.clocks import Clock
-from streams.kafka.gaps import GapGuard
-from streams.kafka.reference import ReferenceData
-from streams.kafka.stages import CaseStage, CityStage, Stage, Step, apply_writes
-from streams.kafka.topology import ensure_topics
-from streams.kafka.wire import Output, Record, Tick, control_output, record_of
-from streams.metrics import Metrics
-from streams.settings import KafkaSettings, RuntimeSettings
+from permitwatch.models.settings import load_settings
+from permitwatch.streams.clocks import Clock
+from permitwatch.streams.kafka.gaps import GapGuard
+from permitwatch.streams.kafka.reference import ReferenceData
+from permitwatch.streams.kafka.stages import CaseStage, CityStage, Stage, Step, apply_writes
+from permitwatch.streams.kafka.topology import ensure_topics
+from permitwatch.streams.kafka.wire import Output, Record, Tick, control_output, record_of
+from permitwatch.streams.metrics import Metrics
+from permitwatch.streams.settings import KafkaSettings, RuntimeSettings
 
 log = logging.getLogger("permitwatch.kafka.worker")
 
