@@ -47,6 +47,7 @@ from permitwatch.alerts.rules.pw013_out_of_order_grant import ItemCase, item_cas
 from permitwatch.models.alerts import Alert, Message, Officers
 from permitwatch.models.catalog import CatalogEntry
 from permitwatch.models.common import LEGAL_TZ
+from permitwatch.models.errors import Refused
 from permitwatch.models.events import CloudEvent, ExemptionRecorded, content_digest, event_key
 from permitwatch.models.referrals import Exemption
 from permitwatch.models.settings import RuleSettings
@@ -393,7 +394,7 @@ class CaseOutcome:
         return inputs
 
 
-class ConflictingDuplicate(ValueError):
+class ConflictingDuplicate(Refused):
     """An event with the `source` and `id` of one already applied, and other content (EVENTS.md):
     it is not applied."""
 

@@ -36,6 +36,7 @@ from typing import NamedTuple
 from permitwatch.alerts import law
 from permitwatch.alerts.rules.base import Rule
 from permitwatch.models.alerts import Alert, LegalBasis, Message
+from permitwatch.models.errors import NotFound
 from permitwatch.models.referrals import (
     Aggravation,
     Exemption,
@@ -77,7 +78,7 @@ RIGHT_TO_BE_HEARD = Message(
 )
 
 
-class NoReferral(LookupError):
+class NoReferral(NotFound):
     """An exemption for a case that has no referral."""
 
     def __init__(self, case_id: str):

@@ -24,6 +24,7 @@ from permitwatch.api.routes.alerts import Hub
 from permitwatch.api.services import Services
 from permitwatch.models.calendar import CalendarOverride
 from permitwatch.models.catalog import Catalog
+from permitwatch.models.errors import PermitwatchError, Unavailable
 from permitwatch.models.events import EVENT_ADAPTER
 
 log = logging.getLogger("permitwatch.api")
@@ -160,6 +161,16 @@ def create_app(services: Services, background: Callable[[], list] | None = None)
         if exc.status_code == status.HTTP_405_METHOD_NOT_ALLOWED:
             headers["Allow"] = ", ".join(allowed(request.url.path))
         return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=headers)
+
+    @app.exception_handler(PermitwatchError)
+    async def refused(request: Request, exc: PermitwatchError) -> JSONResponse:
+        """Every error permitwatch raises on purpose, answered by its class (`models/errors.py`)."""
+        detail = str(exc)
+        if isinstance(exc, Unavailable):
+            detail += "; nothing was stored: retry later"
+        elif exc.http_status >= 500:
+            log.error("%s on %s %s: %s", type(exc).__name__, request.method, request.url.path, exc)
+        return JSONResponse({"detail": detail}, status_code=exc.http_status)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:

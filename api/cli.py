@@ -12,11 +12,8 @@ from pathlib import Path
 import orjson
 from pydantic import ValidationError
 
-from permitwatch.models.files import ReferenceFileError, describe_validation_error
-from permitwatch.streams.embedded.store import StoreError
-from permitwatch.streams.importing import DataDirError
-from permitwatch.streams.kafka.topology import TopologyError
-from permitwatch.streams.sender import SendError
+from permitwatch.models.errors import InvalidInput, PermitwatchError
+from permitwatch.models.files import describe_validation_error
 
 COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int], str]] = {}
 
@@ -31,7 +28,7 @@ def command(name: str, help_text: str, configure: Callable[[argparse.ArgumentPar
     return bind
 
 
-class UsageError(Exception):
+class UsageError(InvalidInput):
     """A mistake in how the command was called; printed without a traceback."""
 
 
@@ -323,15 +320,11 @@ def worker_settings(args: argparse.Namespace):
 def run_worker(args: argparse.Namespace) -> int:
     import logging
 
-    from permitwatch.streams.kafka.worker import WorkerSetupError
     from permitwatch.streams.kafka.worker import run_worker as run
 
     settings = worker_settings(args)
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        run(settings)
-    except WorkerSetupError as exc:
-        raise UsageError(str(exc)) from None
+    run(settings)
     return 0
 
 
@@ -492,7 +485,7 @@ def _import_to_database(args: argparse.Namespace) -> int:
 def _import_to_kafka(args: argparse.Namespace) -> int:
     import asyncio
 
-    from permitwatch.streams.kafka.history import HistoryRefused, import_history
+    from permitwatch.streams.kafka.history import import_history
     from permitwatch.streams.kafka.worker import WorkerSettings
 
     if args.catalog or args.calendar or args.settings:
@@ -501,12 +494,8 @@ def _import_to_kafka(args: argparse.Namespace) -> int:
                          "without --catalog, --calendar and --settings")
     settings = WorkerSettings(**_given(args, kafka="kafka", topic_prefix="topic_prefix", partitions="partitions"))
     events, unmapped = _history(args)
-    try:
-        summary = asyncio.run(import_history(settings.bootstrap, settings.topology, events, unmapped, args.until,
-                                             producer_options=settings.producer_options))
-    except HistoryRefused as refused:
-        print(f"permitwatch import: {refused}", file=sys.stderr)
-        return 2
+    summary = asyncio.run(import_history(settings.bootstrap, settings.topology, events, unmapped, args.until,
+                                         producer_options=settings.producer_options))
     _print_import(summary, unmapped, "(the workers drop them)")
     print(f"period {summary.first} → {summary.last}, written to {settings.topology.events} with the partitions' "
           f"clocks; start the workers (`permitwatch worker --kafka {settings.bootstrap} --topic-prefix "
@@ -772,9 +761,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         return args.run(args)
-    except (UsageError, ReferenceFileError, SendError, DataDirError, StoreError, TopologyError) as exc:
+    except PermitwatchError as exc:
         print(f"permitwatch {args.command}: {exc}", file=sys.stderr)
-        return 2
+        return exc.exit_status
     except ValidationError as exc:
         print(f"permitwatch {args.command}: settings: {describe_validation_error(exc)}", file=sys.stderr)
         return 2

@@ -16,6 +16,7 @@ import orjson
 from pydantic import Field, TypeAdapter, ValidationError
 
 from permitwatch.models.common import Code, Contract, Identifier, Instant, LegalInstant, Prose, Text
+from permitwatch.models.errors import InvalidInput
 
 TYPE_PREFIX = "cn.gov.licensing."
 SUPERVISION_PREFIX = "cn.gov.permitwatch."
@@ -284,7 +285,7 @@ EVENT_ADAPTER: TypeAdapter[CloudEvent] = TypeAdapter(Event)
 _VALIDATE_JSON = EVENT_ADAPTER.validator.validate_json
 
 
-class InvalidEvent(ValueError):
+class InvalidEvent(InvalidInput):
     """Raised for input that is not a valid event; `reason` says which field is wrong and why."""
 
     def __init__(self, reason: str, category: str):

@@ -9,10 +9,12 @@ import orjson
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from permitwatch.models.errors import InvalidInput
+
 M = TypeVar("M", bound=BaseModel)
 
 
-class ReferenceFileError(ValueError):
+class ReferenceFileError(InvalidInput):
     """A reference file (catalog, calendar, settings) that cannot be used, and why."""
 
 

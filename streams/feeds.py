@@ -15,6 +15,7 @@ from datetime import datetime, timedelta, timezone
 
 import orjson
 
+from permitwatch.models.errors import InvalidInput
 from permitwatch.models.events import TYPE_PREFIX
 from permitwatch.models.mapping import EventSpec, FeedMapping, FieldSpec
 from permitwatch.streams.readers import Record
@@ -22,7 +23,7 @@ from permitwatch.streams.readers import Record
 _COMPACT = re.compile(r"^(\d{4})(\d{2})(\d{2})T?(\d{2}):?(\d{2}):?(\d{2})$")
 
 
-class MappingError(ValueError):
+class MappingError(InvalidInput):
     """This record cannot become an event; the message says why."""
 
 

@@ -15,12 +15,13 @@ from pathlib import Path
 
 import orjson
 
+from permitwatch.models.errors import Misconfigured
 from permitwatch.streams.clocks import ManualClock
 from permitwatch.streams.embedded.monitor import EmbeddedMonitor, MonitorOptions, RawInput
 from permitwatch.streams.readers import Record
 
 
-class DataDirError(RuntimeError):
+class DataDirError(Misconfigured):
     """The data directory cannot be used; the message says why and what to do."""
 
 

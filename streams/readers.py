@@ -18,6 +18,7 @@ from typing import IO
 
 import orjson
 
+from permitwatch.models.errors import InvalidInput
 from permitwatch.models.events import TYPE_PREFIX
 from permitwatch.models.files import without_bom
 
@@ -77,7 +78,7 @@ def _dataset(path: Path) -> str:
     return path.name.split(".")[0].upper().replace("_", "-")
 
 
-class UnreadableRow(ValueError):
+class UnreadableRow(InvalidInput):
     """A row no event can be made of; the message says which field and why."""
 
 

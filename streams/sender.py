@@ -16,6 +16,7 @@ from typing import TextIO
 
 import orjson
 
+from permitwatch.models.errors import Refused, Unavailable
 from permitwatch.streams.clocks import history_warning
 from permitwatch.streams.readers import open_binary
 
@@ -40,9 +41,13 @@ class SendReport:
                 f"not sent {self.not_sent} of {self.lines}")
 
 
-class SendError(RuntimeError):
+class SendError(Unavailable):
     """The monitor could not take the file (unreachable, refusing the token, the size, not
-    writable), or the file is history; the message says what was done and what to do."""
+    writable); the message says what was done and what to do."""
+
+
+class HistoryNotSent(Refused):
+    """The file is history, which a running monitor would judge at its clock."""
 
 
 def progress_path(path: Path) -> Path:
@@ -104,7 +109,7 @@ def send_file(path: Path, base_url: str, token: str, batch: int, progress: TextI
     after = int(marker.read_text()) if resume and marker.exists() else 0
     warning = history_warning(_times(path, after), monitor_clock(base_url))
     if warning and not history_ok:
-        raise SendError(f"{path}: {warning}; or send them anyway with --history-ok. Nothing was sent")
+        raise HistoryNotSent(f"{path}: {warning}; or send them anyway with --history-ok. Nothing was sent")
     report = SendReport(lines=sum(1 for _ in _event_lines(path, after)))
     pending: list[tuple[int, bytes]] = []
 

@@ -17,6 +17,8 @@ import pickle
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from permitwatch.models.errors import CorruptState
+
 _DOMAIN = ("permitwatch.alerts.", "permitwatch.models.")
 _RUNTIME = ("permitwatch.streams.kafka.stages", "permitwatch.streams.retired")
 _BEFORE_ONE_PACKAGE = ("alerts.", "models.", "streams.")
@@ -31,7 +33,7 @@ _STANDARD = {
 }
 
 
-class UnsafeState(pickle.UnpicklingError):
+class UnsafeState(CorruptState):
     """A state pickle names something the engine's state is not made of."""
 
 

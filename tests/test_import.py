@@ -11,7 +11,7 @@ from permitwatch.api.cli import main
 from permitwatch.models.files import load_structured
 from permitwatch.models.mapping import FeedMapping
 from permitwatch.streams.embedded.store import Store
-from permitwatch.streams.feeds import MappedCounts, map_records, parse_time
+from permitwatch.streams.feeds import MappedCounts, MappingError, map_records, parse_time
 from permitwatch.streams.readers import read_jsonl
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -26,7 +26,7 @@ def test_the_feeds_timestamp_formats(text):
 
 
 def test_unknown_timestamp_format_is_named():
-    with pytest.raises(ValueError, match="not in a known format"):
+    with pytest.raises(MappingError, match="not in a known format"):
         parse_time("02/03/2026", "+08:00")
 
 

@@ -16,7 +16,6 @@ from permitwatch.api.auth import Principal, requires
 from permitwatch.api.problems import AUTHENTICATED, BAD_BODY, CURSOR_MAX, NOT_FOUND, UNAVAILABLE, QueryInstant
 from permitwatch.api.read_model import AlertFilter
 from permitwatch.models.views import ActionRecord, AlertPage, AlertView
-from permitwatch.streams.embedded.store import StoreError
 
 router = APIRouter(tags=["alerts"], responses=AUTHENTICATED)
 Operator = Annotated[Principal, Depends(requires("operator"))]
@@ -117,12 +116,9 @@ def _act(request: Request, alert_id: str, principal: Principal, action: str, rea
         done = next((a for a in services.read.actions("alert", alert_id) if a.action == "acknowledge"), None)
         if done is not None:
             return done
-    try:
-        return services.monitor.act(ActionRecord(seq=0, target_kind="alert", target_id=alert_id, action=action,
-                                                 actor=principal.name, at=services.monitor.now(), reason=reason,
-                                                 assignee=assignee))
-    except StoreError as exc:
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, f"not recorded, retry later: {exc}") from None
+    return services.monitor.act(ActionRecord(seq=0, target_kind="alert", target_id=alert_id, action=action,
+                                             actor=principal.name, at=services.monitor.now(), reason=reason,
+                                             assignee=assignee))
 
 
 @router.post("/alerts/{alert_id}/ack", response_model=ActionRecord, summary="Acknowledge (audited)",

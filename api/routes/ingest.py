@@ -13,7 +13,6 @@ from permitwatch.api.problems import AUTHENTICATED, BAD_BODY, UNAVAILABLE, Probl
 from permitwatch.models.files import ReferenceFileError, without_bom
 from permitwatch.models.views import IngestReport
 from permitwatch.streams.embedded.monitor import RawInput, batch_of, lines_of
-from permitwatch.streams.embedded.store import StoreError
 
 router = APIRouter(tags=["ingest"], responses=AUTHENTICATED)
 
@@ -76,10 +75,7 @@ async def post_events(request: Request, principal: Annotated[Principal, Depends(
         raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from None
     if not inputs:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, "no events in the body")
-    try:
-        result = await run_in_threadpool(services.monitor.ingest, inputs)
-    except StoreError as exc:
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, f"not accepted, retry later: {exc}") from None
+    result = await run_in_threadpool(services.monitor.ingest, inputs)
     report = IngestReport(
         accepted=result.accepted,
         duplicates=result.duplicates,

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
 
 from permitwatch.alerts.clock import WorkingCalendar
@@ -15,9 +15,7 @@ from permitwatch.api.problems import AUTHENTICATED, BAD_BODY, UNAVAILABLE
 from permitwatch.api.routes.ingest import read_body
 from permitwatch.models.calendar import CalendarOverride
 from permitwatch.models.catalog import Catalog
-from permitwatch.models.files import ReferenceFileError
 from permitwatch.models.views import CalendarView, ReferenceChange
-from permitwatch.streams.embedded.store import StoreError
 
 router = APIRouter(tags=["reference data"], responses=AUTHENTICATED)
 
@@ -55,12 +53,7 @@ def get_calendar(request: Request, _: Annotated[Principal, Depends(requires("ope
 async def _replace(request: Request, kind: str) -> ReferenceChange:
     services = request.app.state.services
     raw = await read_body(request, services.max_body_bytes)
-    try:
-        emitted = await run_in_threadpool(services.monitor.update_reference, kind, raw)
-    except ReferenceFileError as exc:
-        raise HTTPException(422, str(exc)) from None
-    except StoreError as exc:
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from None
+    emitted = await run_in_threadpool(services.monitor.update_reference, kind, raw)
     alerts = getattr(emitted, "alerts", [])
     return ReferenceChange(applied=kind, alert_records=len(alerts),
                            retracted=sum(1 for a in alerts if a.status == "retracted"))

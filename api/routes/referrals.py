@@ -17,7 +17,6 @@ from permitwatch.api.problems import AUTHENTICATED, BAD_BODY, CURSOR_MAX, NOT_FO
 from permitwatch.models.referrals import ExemptionRequest, Referral
 from permitwatch.models.views import ActionRecord, ReferralPage
 from permitwatch.streams.embedded.monitor import RawInput
-from permitwatch.streams.embedded.store import StoreError
 
 router = APIRouter(tags=["referrals"], responses=AUTHENTICATED)
 Operator = Annotated[Principal, Depends(requires("operator"))]
@@ -80,11 +79,7 @@ async def record_exemption(request: Request, referral_id: str, body: ExemptionRe
         "data": ground,
     }
     before = latest.version
-    try:
-        result = await run_in_threadpool(services.monitor.ingest, [RawInput(f"api:{principal.name}",
-                                                                            orjson.dumps(record))])
-    except StoreError as exc:
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from None
+    result = await run_in_threadpool(services.monitor.ingest, [RawInput(f"api:{principal.name}", orjson.dumps(record))])
     if result.rejected:
         raise HTTPException(422, result.rejected[0].reason)
     await run_in_threadpool(services.monitor.act, ActionRecord(

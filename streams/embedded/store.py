@@ -22,6 +22,7 @@ import orjson
 from permitwatch.models.alerts import Alert
 from permitwatch.models.common import record_bytes
 from permitwatch.models.deadletter import DeadLetter
+from permitwatch.models.errors import Unavailable
 from permitwatch.models.events import CloudEvent, content_digest
 from permitwatch.models.referrals import Referral
 from permitwatch.models.views import ActionRecord
@@ -137,7 +138,7 @@ PROBE_BYTES = 1 << 20
 2,000 events with what they cause."""
 
 
-class StoreError(RuntimeError):
+class StoreError(Unavailable):
     """The database cannot be written (disk full, read-only, locked): the batch was not accepted."""
 
 

@@ -23,13 +23,14 @@ from aiokafka.errors import KafkaError
 from permitwatch.alerts.engine import Emitted
 from permitwatch.models.calendar import CalendarOverride
 from permitwatch.models.catalog import Catalog
+from permitwatch.models.errors import Unavailable
 from permitwatch.models.events import InvalidEvent, parse_event
 from permitwatch.models.files import parse_structured
 from permitwatch.models.settings import RuleSettings
 from permitwatch.models.views import ActionRecord
 from permitwatch.streams.clocks import Clock, history_warning
 from permitwatch.streams.embedded.monitor import IngestResult, RawInput, Rejection
-from permitwatch.streams.embedded.store import Store, StoreError
+from permitwatch.streams.embedded.store import Store
 from permitwatch.streams.kafka.follower import Follower
 from permitwatch.streams.kafka.reference import ReferenceData, publish_reference
 from permitwatch.streams.kafka.stages import dead_letter
@@ -38,6 +39,10 @@ from permitwatch.streams.kafka.wire import Output, action_value
 from permitwatch.streams.metrics import Metrics
 
 log = logging.getLogger("permitwatch.kafka.gateway")
+
+
+class BrokerUnavailable(Unavailable):
+    """Kafka did not take the records (not connected yet, or it failed them): nothing was accepted."""
 
 SEND_TIMEOUT_SECONDS = 30
 REFERENCE_REFRESH_SECONDS = 10
@@ -93,7 +98,7 @@ class KafkaMonitor:
                     log.info("created topics: %s", ", ".join(created))
                 await self._move_local_actions()
                 self._set_up.set()
-            except (KafkaError, TopologyError, StoreError) as exc:
+            except (KafkaError, TopologyError, Unavailable) as exc:
                 self.follower.error = f"{type(exc).__name__}: {exc}"
                 log.warning("setting up the topics at %s failed (%s); retrying in 5 s", self.bootstrap, exc)
                 await asyncio.sleep(5)
@@ -130,14 +135,14 @@ class KafkaMonitor:
 
     def _call(self, coroutine: Coroutine[Any, Any, Any]) -> Any:
         """Run `coroutine` on the API's event loop from a worker thread (the routes call the
-        monitor in a thread pool) and wait for it; Kafka failures become StoreError (HTTP 503)."""
+        monitor in a thread pool) and wait for it; Kafka failures become BrokerUnavailable (HTTP 503)."""
         if self._loop is None or self._producer is None:
             coroutine.close()
-            raise StoreError(f"not connected to Kafka at {self.bootstrap} yet")
+            raise BrokerUnavailable(f"not connected to Kafka at {self.bootstrap} yet")
         try:
             return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(SEND_TIMEOUT_SECONDS)
         except (KafkaError, TimeoutError) as exc:
-            raise StoreError(f"Kafka at {self.bootstrap} did not take the records: {type(exc).__name__} {exc}") from exc
+            raise BrokerUnavailable(f"Kafka at {self.bootstrap} did not take the records: {type(exc).__name__} {exc}") from exc
 
     async def _produce(self, outputs: list[Output]) -> list:
         """Send all, then wait until the broker has them all; their record metadata, in order."""
@@ -198,7 +203,7 @@ class KafkaMonitor:
         ACTION_VISIBLE_SECONDS) until this instance's read model shows it too, so the operator's
         next read sees it."""
         if not self._set_up.is_set():  # the actions topic may not exist yet with its one partition
-            raise StoreError(f"Kafka at {self.bootstrap}: the topics are not set up yet")
+            raise BrokerUnavailable(f"Kafka at {self.bootstrap}: the topics are not set up yet")
         [delivered] = self._call(self._produce([Output(self.topology.actions, action.target_id.encode(),
                                                        action_value(action))]))
         recorded = action.model_copy(update={"seq": delivered.offset + 1})

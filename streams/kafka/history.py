@@ -18,6 +18,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import TopicPartition
 
 from permitwatch.alerts.clock import JUST_AFTER
+from permitwatch.models.errors import Refused
 from permitwatch.models.events import InvalidEvent, parse_event
 from permitwatch.models.settings import RuleSettings
 from permitwatch.streams.importing import ImportSummary
@@ -28,7 +29,7 @@ from permitwatch.streams.kafka.wire import CONTROL_HEADER, Output, Tick, control
 from permitwatch.streams.readers import Record
 
 
-class HistoryRefused(RuntimeError):
+class HistoryRefused(Refused):
     """The deployment cannot take history exactly; the message says why and what to do."""
 
 

@@ -56,6 +56,7 @@ from permitwatch.alerts.rules.pw013_out_of_order_grant import ItemCase, ItemStat
 from permitwatch.models.alerts import Alert, Message
 from permitwatch.models.common import record_bytes
 from permitwatch.models.deadletter import DeadLetter, KafkaSource
+from permitwatch.models.errors import CorruptState
 from permitwatch.models.events import CloudEvent, ExemptionRecorded, InvalidEvent, content_digest, parse_event
 from permitwatch.models.referrals import Referral
 from permitwatch.models.settings import RuleSettings
@@ -267,7 +268,7 @@ class Stage:
 # ---------------------------------------------------------------- cases
 
 
-class UnreadableCase(Exception):
+class UnreadableCase(CorruptState):
     """A stored case state that cannot be read: refused by the state unpickler (forged), corrupt,
     or of a format this worker does not read."""
 

@@ -12,13 +12,15 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
+from permitwatch.models.errors import Misconfigured
+
 TOPIC_ALREADY_EXISTS = 36
 DAY_MS = 86_400_000
 
 log = logging.getLogger("permitwatch.kafka.topology")
 
 
-class TopologyError(RuntimeError):
+class TopologyError(Misconfigured):
     """The topics on the broker do not match the configuration (e.g. a partition count)."""
 
 

@@ -24,6 +24,7 @@ from permitwatch.alerts.referrals import CaseReport
 from permitwatch.alerts.rules.pw013_out_of_order_grant import ItemCase
 from permitwatch.models.alerts import Alert, Officers
 from permitwatch.models.common import LEGAL_TZ
+from permitwatch.models.errors import CorruptState
 from permitwatch.models.referrals import Exemption
 from permitwatch.models.views import ActionRecord
 from permitwatch.streams import state_pickle
@@ -41,8 +42,8 @@ after it, so a repeated older input never undoes a newer one."""
 STATE_FORMAT = 3
 
 
-class StateFormatError(RuntimeError):
-    pass
+class StateFormatError(CorruptState):
+    """Stored state of a format this version does not read."""
 
 
 class Record(NamedTuple):

@@ -22,6 +22,7 @@ from typing import Literal
 import faust
 from pydantic import Field
 
+from permitwatch.models.errors import Misconfigured
 from permitwatch.models.settings import load_settings
 from permitwatch.streams.clocks import Clock
 from permitwatch.streams.kafka.gaps import GapGuard
@@ -162,7 +163,7 @@ class Worker:
                 stages[tp.topic].reset(tp.partition)
 
 
-class WorkerSetupError(RuntimeError):
+class WorkerSetupError(Misconfigured):
     """The worker cannot start as configured; the message says why and what to do."""
 
 
