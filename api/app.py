@@ -47,9 +47,8 @@ def create_app(services: Services, background: Callable[[], list] | None = None)
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         hub.bind(asyncio.get_running_loop())
-        listeners = getattr(services.monitor, "listeners", None)
-        if listeners is not None:
-            listeners.append(hub.notify)
+        listeners = services.runtime.listeners
+        listeners.append(hub.notify)
         tasks = [asyncio.create_task(job) for job in (background() if background else [])]
         try:
             yield
@@ -61,8 +60,7 @@ def create_app(services: Services, background: Callable[[], list] | None = None)
                 _, stuck = await asyncio.wait(tasks, timeout=5)
                 if stuck:
                     log.warning("%d background job(s) did not stop within 5 s", len(stuck))
-            if listeners is not None:
-                listeners.remove(hub.notify)
+            listeners.remove(hub.notify)
 
     app = FastAPI(
         title="permitwatch",

@@ -450,16 +450,17 @@ def _history(args: argparse.Namespace) -> tuple[list, list]:
 def _print_import(summary, unmapped: list, duplicates: str) -> None:
     print(f"events {summary.events}: accepted {summary.accepted}, duplicates {duplicates}, "
           f"rejected {len(summary.rejected)}")
-    for origin, reason in ([(record.origin, reason) for record, reason in unmapped] + summary.rejected)[:20]:
+    refusals = [(record.origin, reason) for record, reason in unmapped] + [(r.origin, r.reason) for r in summary.rejected]
+    for origin, reason in refusals[:20]:
         print(f"  {origin}: {reason}")
 
 
 def _import_to_database(args: argparse.Namespace) -> int:
     from permitwatch.streams.clocks import ManualClock
     from permitwatch.streams.embedded.monitor import EmbeddedMonitor
-    from permitwatch.streams.embedded.store import Store
     from permitwatch.streams.importing import HISTORY, hold_data_dir, import_events
     from permitwatch.streams.setup import load_reference
+    from permitwatch.streams.store import Store
 
     lock = hold_data_dir(args.data_dir)
     try:
@@ -531,7 +532,7 @@ def run_send(args: argparse.Namespace) -> int:
     report = send_file(args.file, args.url.rstrip("/"), token, args.batch, progress=sys.stderr,
                        resume=args.resume, history_ok=args.history_ok)
     print(f"sent {report.lines} lines: {report.summary()}")
-    for line, reason in report.rejected[:20]:
+    for line, reason in [(r.index, r.reason) for r in report.rejected][:20]:
         print(f"  line {line}: {reason}")
     for warning in report.warnings:
         print(f"  warning: {warning}")
@@ -589,7 +590,7 @@ def _configure_demo(parser: argparse.ArgumentParser) -> None:
 @command("demo", "score the demo's alerts against its ground truth", _configure_demo)
 def run_demo(args: argparse.Namespace) -> int:
     from permitwatch.streams.demo import GROUND_TRUTH, check, render
-    from permitwatch.streams.embedded.store import Store
+    from permitwatch.streams.store import Store
 
     truth = args.data_dir / GROUND_TRUTH
     database = args.data_dir / "permitwatch.sqlite"

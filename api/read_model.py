@@ -11,7 +11,7 @@ from permitwatch.alerts.case import hash_applicant
 from permitwatch.models.alerts import Alert
 from permitwatch.models.referrals import Referral
 from permitwatch.models.views import ActionRecord, AlertPage, AlertView, OperatorState, ReferralPage
-from permitwatch.streams.embedded.store import Store
+from permitwatch.streams.store import Store
 
 LATEST = "a.seq = (SELECT MAX(seq) FROM alerts WHERE alert_id = a.alert_id)"
 

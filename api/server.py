@@ -17,12 +17,12 @@ from permitwatch.streams.clocks import Clock, DemoClock
 from permitwatch.streams.demo import GROUND_TRUTH, DemoFeeder
 from permitwatch.streams.embedded.monitor import EmbeddedMonitor, MonitorOptions
 from permitwatch.streams.embedded.scheduler import DeadlineScheduler
-from permitwatch.streams.embedded.store import Store
 from permitwatch.streams.importing import hold_data_dir
 from permitwatch.streams.metrics import Metrics
 from permitwatch.streams.sample_catalog import SAMPLE_CATALOG
 from permitwatch.streams.setup import load_reference
 from permitwatch.streams.simulate import CitySimulator
+from permitwatch.streams.store import Store
 from permitwatch.streams.tuning import tune_gc
 
 log = logging.getLogger("permitwatch.server")
@@ -86,7 +86,7 @@ def build_embedded(settings: ServerSettings, clock: Clock | None = None) -> Embe
     auth, created = ensure_tokens(settings)
     scheduler = DeadlineScheduler(monitor, clock)
     demo_run = _next_demo_run(store) if settings.demo else ""
-    services = Services(store=store, monitor=monitor, auth=auth, metrics=metrics,
+    services = Services(runtime=monitor, auth=auth, checks={"deadlines": scheduler.health},
                         max_body_bytes=settings.max_body_bytes, exemption_wait_seconds=settings.exemption_wait_seconds)
 
     def background() -> list:
@@ -98,9 +98,7 @@ def build_embedded(settings: ServerSettings, clock: Clock | None = None) -> Embe
             jobs.append(DemoFeeder(monitor, clock, simulator, settings.data_dir / GROUND_TRUTH).run())
         return jobs
 
-    app = create_app(services, background)
-    app.state.scheduler = scheduler
-    return Embedded(app, monitor, scheduler, created, lock)
+    return Embedded(create_app(services, background), monitor, scheduler, created, lock)
 
 
 @dataclass
@@ -127,8 +125,8 @@ def build_kafka_api(settings: ServerSettings) -> KafkaApi:
     monitor = KafkaMonitor(settings.bootstrap, settings.topology, store, load_settings(settings.rule_settings),
                            settings.make_clock(), metrics, settings.producer_options)
     auth, created = ensure_tokens(settings)
-    services = Services(store=store, monitor=monitor, auth=auth, metrics=metrics,
-                        max_body_bytes=settings.max_body_bytes, exemption_wait_seconds=settings.exemption_wait_seconds)
+    services = Services(runtime=monitor, auth=auth, max_body_bytes=settings.max_body_bytes,
+                        exemption_wait_seconds=settings.exemption_wait_seconds)
     return KafkaApi(create_app(services, monitor.jobs), monitor, created, lock)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from permitwatch.models.alerts import Alert, DeadlineInfo
 from permitwatch.models.common import Contract
@@ -74,20 +74,55 @@ class ReferralPage(Contract):
     next_cursor: int | None
 
 
+class Rejection(Contract):
+    index: int = Field(description="Where the input was: its position in the batch (from 0), or a file's line")
+    category: str = Field(description="The dead-letter category (docs/contract.md)")
+    reason: str = Field(description="What is wrong, naming the field")
+    origin: str | None = Field(None, description="The file and line or row, when the input came from a file")
+
+
 class IngestReport(Contract):
-    accepted: int
-    duplicates: int
-    rejected: list[dict[str, Any]] = Field(description="index, category and reason of each refused input")
-    warnings: list[str] = Field(default=[], description="What the sender should know, e.g. that the events are "
-                                                        "history, judged at the monitor's clock")
+    """What became of a batch of inputs: the one report of every way in (POST /events, `send`,
+    `import` on either runtime, replay), each adding its own context."""
+
+    model_config = ConfigDict(frozen=False)
+
+    accepted: int = 0
+    duplicates: int = 0
+    rejected: list[Rejection] = Field(default_factory=list, description="Each refused input and why")
+    warnings: list[str] = Field(default_factory=list, description=(
+        "What the sender should know, e.g. that the events are history, judged at the monitor's clock"))
+
+    def merge(self, other: IngestReport, first_index: int = 0) -> None:
+        """Add `other`, a later batch whose first input is at `first_index` of this report's."""
+        self.accepted += other.accepted
+        self.duplicates += other.duplicates
+        self.rejected += [r.model_copy(update={"index": r.index + first_index}) for r in other.rejected]
+        self.warnings += [w for w in other.warnings if w not in self.warnings]
+
+    def summary(self) -> str:
+        return f"accepted {self.accepted}, duplicates {self.duplicates}, rejected {len(self.rejected)}"
+
+
+class HistoryReport(IngestReport):
+    """What `permitwatch import` did with a history file: the events read, and their period."""
+
+    events: int = 0
+    first: datetime | None = None
+    last: datetime | None = None
 
 
 class ReferenceChange(Contract):
     """What replacing the catalog or adding a calendar did."""
 
     applied: Literal["catalog", "calendar"]
-    alert_records: int = Field(description="Alert records the re-judging of open cases emitted")
+    alert_records: int = Field(description="Alert records the re-judging of open cases emitted (on Kafka 0: the "
+                                           "workers re-judge, and their alerts arrive on the topics)")
     retracted: int = Field(description="Of them, retractions")
+
+    @classmethod
+    def of(cls, kind: str, alerts: list[Alert]) -> ReferenceChange:
+        return cls(applied=kind, alert_records=len(alerts), retracted=sum(1 for a in alerts if a.status == "retracted"))
 
 
 class CalendarView(Contract):

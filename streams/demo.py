@@ -19,9 +19,10 @@ import orjson
 
 from permitwatch.models.alerts import Alert
 from permitwatch.streams.clocks import Clock
-from permitwatch.streams.embedded.monitor import EmbeddedMonitor, RawInput
-from permitwatch.streams.embedded.store import Store, StoreError
+from permitwatch.streams.embedded.monitor import EmbeddedMonitor
+from permitwatch.streams.port import RawInput
 from permitwatch.streams.simulate import CitySimulator
+from permitwatch.streams.store import Store, StoreError
 
 log = logging.getLogger("permitwatch.demo")
 

@@ -9,15 +9,16 @@ from __future__ import annotations
 import fcntl
 import os
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import orjson
 
 from permitwatch.models.errors import Misconfigured
+from permitwatch.models.views import HistoryReport, Rejection
 from permitwatch.streams.clocks import ManualClock
-from permitwatch.streams.embedded.monitor import EmbeddedMonitor, MonitorOptions, RawInput
+from permitwatch.streams.embedded.monitor import EmbeddedMonitor, MonitorOptions
+from permitwatch.streams.port import RawInput
 from permitwatch.streams.readers import Record
 
 
@@ -50,14 +51,12 @@ HISTORY = MonitorOptions(max_future_skew=timedelta(days=36500), warn_of_history=
 """Monitor options for loading history: events run ahead of the clock by design."""
 
 
-@dataclass
-class ImportSummary:
-    events: int = 0
-    accepted: int = 0
-    duplicates: int = 0
-    rejected: list[tuple[str, str]] = field(default_factory=list)
-    first: datetime | None = None
-    last: datetime | None = None
+def untimed(record: Record, index: int) -> Rejection:
+    """Why a record with no usable time is refused (it cannot be put in time order)."""
+    if record.refused:
+        return Rejection(index=index, category="unmapped", reason=record.refused, origin=record.origin)
+    return Rejection(index=index, category="schema", reason="time: missing, or not a timezone-aware ISO 8601 time",
+                     origin=record.origin)
 
 
 def timed(records: Iterable[Record]) -> list[tuple[datetime | None, Record]]:
@@ -76,25 +75,26 @@ def timed(records: Iterable[Record]) -> list[tuple[datetime | None, Record]]:
 
 
 def import_events(monitor: EmbeddedMonitor, clock: ManualClock, events: list[tuple[datetime | None, Record]],
-                  until: datetime | None = None, batch: int = 2000) -> ImportSummary:
+                  until: datetime | None = None, batch: int = 2000) -> HistoryReport:
     """Feed events in time order, as `replay` does: the clock stands at each batch's first event
     time and follows the events through the batch (the monitor must admit events ahead of its
     clock: see `HISTORY`)."""
-    summary = ImportSummary()
+    summary = HistoryReport()
     ordered = sorted((pair for pair in events if pair[0] is not None), key=lambda pair: pair[0])
-    untimed = "time: missing, or not a timezone-aware ISO 8601 time"
-    for _, record in (pair for pair in events if pair[0] is None):
-        category, reason = ("unmapped", record.refused) if record.refused else ("schema", untimed)
-        summary.rejected.append((record.origin, reason))
-        monitor.dead_letter(record.origin, category, reason, record.raw)
+    for index, record in enumerate(record for time, record in events if time is None):
+        refusal = untimed(record, index)
+        summary.rejected.append(refusal)
+        monitor.dead_letter(record.origin, refusal.category, refusal.reason, record.raw)
     for start in range(0, len(ordered), batch):
         chunk = ordered[start : start + batch]
         clock.set(max(clock.now(), chunk[0][0]))
         result = monitor.ingest([RawInput(record.origin, record.raw) for _, record in chunk])
+        for rejection in result.rejected:
+            summary.rejected.append(rejection.model_copy(update={"index": start + rejection.index,
+                                                                 "origin": chunk[rejection.index][1].origin}))
         summary.events += len(chunk)
         summary.accepted += result.accepted
         summary.duplicates += result.duplicates
-        summary.rejected += [(chunk[r.index][1].origin, r.reason) for r in result.rejected]
     if ordered:
         summary.first, summary.last = ordered[0][0], ordered[-1][0]
     if until is not None and until > clock.now():

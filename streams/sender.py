@@ -9,7 +9,6 @@ from __future__ import annotations
 import http.client
 import urllib.error
 import urllib.request
-from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import TextIO
@@ -17,28 +16,25 @@ from typing import TextIO
 import orjson
 
 from permitwatch.models.errors import Refused, Unavailable
+from permitwatch.models.views import IngestReport
 from permitwatch.streams.clocks import history_warning
 from permitwatch.streams.readers import open_binary
 
 
-@dataclass
-class SendReport:
+class SendReport(IngestReport):
+    """The monitor's reports of every batch, with each refusal's `index` the file's line."""
+
     lines: int = 0
     """Event lines of the file (after the resumed part)."""
-    accepted: int = 0
-    duplicates: int = 0
-    rejected: list[tuple[int, str]] = field(default_factory=list)
     acknowledged: int = 0
     """Lines the monitor answered for."""
-    warnings: list[str] = field(default_factory=list)
 
     @property
     def not_sent(self) -> int:
         return self.lines - self.acknowledged
 
     def summary(self) -> str:
-        return (f"accepted {self.accepted}, duplicates {self.duplicates}, rejected {len(self.rejected)}, "
-                f"not sent {self.not_sent} of {self.lines}")
+        return f"{super().summary()}, not sent {self.not_sent} of {self.lines}"
 
 
 class SendError(Unavailable):
@@ -119,11 +115,9 @@ def send_file(path: Path, base_url: str, token: str, batch: int, progress: TextI
         except SendError as error:
             raise SendError(f"{error}\n{report.summary()}; the last line acknowledged is {pending[0][0] - 1}: "
                             f"continue with `permitwatch send {path} --resume`") from None
-        report.accepted += answer.get("accepted", 0)
-        report.duplicates += answer.get("duplicates", 0)
-        report.warnings += [w for w in answer.get("warnings", []) if w not in report.warnings]
-        for rejection in answer.get("rejected", []):
-            report.rejected.append((pending[rejection["index"]][0], rejection["reason"]))
+        batch_report = IngestReport.model_validate(answer)
+        batch_report.rejected = [r.model_copy(update={"index": pending[r.index][0]}) for r in batch_report.rejected]
+        report.merge(batch_report)
         report.acknowledged += len(pending)
         marker.write_text(str(pending[-1][0]))
         pending.clear()

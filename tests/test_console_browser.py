@@ -21,7 +21,7 @@ import pytest
 from permitwatch.api.server import Embedded, build_embedded
 from permitwatch.api.settings import ServerSettings
 from permitwatch.streams.clocks import ManualClock
-from permitwatch.streams.embedded.monitor import RawInput
+from permitwatch.streams.port import RawInput
 from permitwatch.streams.sample_catalog import SAMPLE_CATALOG
 from permitwatch.streams.simulate import CitySimulator
 from tests.factory import CaseEvents, moment

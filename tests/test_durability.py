@@ -24,9 +24,9 @@ from permitwatch.alerts.engine import Engine
 from permitwatch.api.auth import TokenFile, new_token
 from permitwatch.models.events import parse_event
 from permitwatch.models.settings import RuleSettings
-from permitwatch.streams.embedded.store import Store
 from permitwatch.streams.sample_catalog import SAMPLE_CATALOG
 from permitwatch.streams.simulate import CitySimulator
+from permitwatch.streams.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import orjson
 
-from permitwatch.streams.embedded.store import Store
+from permitwatch.streams.store import Store
 from tests.factory import CaseEvents, moment
 
 
@@ -133,7 +133,7 @@ def test_demo_alerts_match_the_ground_truth_exactly(tmp_path, runtimes):
     from datetime import timedelta
 
     from permitwatch.streams.demo import check
-    from permitwatch.streams.embedded.monitor import RawInput
+    from permitwatch.streams.port import RawInput
     from permitwatch.streams.sample_catalog import SAMPLE_CATALOG
     from permitwatch.streams.simulate import CitySimulator
 

@@ -15,8 +15,8 @@ import urllib.request
 
 import orjson
 
-from permitwatch.streams.embedded.store import Store
 from permitwatch.streams.simulate import CitySimulator
+from permitwatch.streams.store import Store
 from tests.factory import CaseEvents
 from tests.test_durability import ROOT, Server, free_port, loader_tokens, post, replayed_records
 from tests.test_engine import UNTIL, final_ids, scenario

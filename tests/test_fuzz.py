@@ -21,8 +21,8 @@ from permitwatch.alerts.emit import alert_id
 from permitwatch.models.common import json_line
 from permitwatch.models.deadletter import DeadLetter
 from permitwatch.models.events import InvalidEvent, parse_event
-from permitwatch.streams.embedded.monitor import RawInput
 from permitwatch.streams.kafka.topology import Topology
+from permitwatch.streams.port import RawInput
 from permitwatch.streams.readers import Record
 from permitwatch.streams.replay import replay
 from tests.embedded import start

@@ -10,9 +10,9 @@ import pytest
 from permitwatch.api.cli import main
 from permitwatch.models.files import load_structured
 from permitwatch.models.mapping import FeedMapping
-from permitwatch.streams.embedded.store import Store
 from permitwatch.streams.feeds import MappedCounts, MappingError, map_records, parse_time
 from permitwatch.streams.readers import read_jsonl
+from permitwatch.streams.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
 MAPPING = ROOT / "deploy" / "mappings" / "gbt39046.yaml"

@@ -17,12 +17,12 @@ import orjson
 import pytest
 
 from permitwatch.models.views import ActionRecord
-from permitwatch.streams.embedded.store import Store
 from permitwatch.streams.kafka.reference import publish_reference
 from permitwatch.streams.kafka.stages import alert_value
 from permitwatch.streams.kafka.topology import Topology, TopologyError, ensure_topics, topic_configs
 from permitwatch.streams.kafka.wire import CONTROL_HEADER
 from permitwatch.streams.metrics import Metrics
+from permitwatch.streams.store import Store
 from tests.brokers import (
     Broker,
     WorkerProcess,

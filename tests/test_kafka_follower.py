@@ -7,12 +7,12 @@ from __future__ import annotations
 from aiokafka import TopicPartition
 from aiokafka.structs import ConsumerRecord
 
-from permitwatch.streams.embedded.store import Store
 from permitwatch.streams.kafka.follower import Follower
 from permitwatch.streams.kafka.stages import alert_value
 from permitwatch.streams.kafka.topology import Topology
 from permitwatch.streams.kafka.wire import SOURCE_HEADER
 from permitwatch.streams.metrics import Metrics
+from permitwatch.streams.store import Store
 from tests.factory import CaseEvents
 from tests.harness import active, run
 from tests.test_engine import ITEMS

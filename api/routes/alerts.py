@@ -89,9 +89,10 @@ def alert_history(request: Request, alert_id: str, _: Operator) -> list[AlertVie
             responses=NOT_FOUND)
 def alert_actions(request: Request, alert_id: str, _: Operator) -> list[ActionRecord]:
     read = request.app.state.services.read
-    if not read.alert_exists(alert_id):
+    actions = read.actions("alert", alert_id)
+    if not actions and not read.alert_exists(alert_id):
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no alert {alert_id!r}")
-    return read.actions("alert", alert_id)
+    return actions
 
 
 class AssignBody(BaseModel):
@@ -116,8 +117,8 @@ def _act(request: Request, alert_id: str, principal: Principal, action: str, rea
         done = next((a for a in services.read.actions("alert", alert_id) if a.action == "acknowledge"), None)
         if done is not None:
             return done
-    return services.monitor.act(ActionRecord(seq=0, target_kind="alert", target_id=alert_id, action=action,
-                                             actor=principal.name, at=services.monitor.now(), reason=reason,
+    return services.runtime.act(ActionRecord(seq=0, target_kind="alert", target_id=alert_id, action=action,
+                                             actor=principal.name, at=services.runtime.now(), reason=reason,
                                              assignee=assignee))
 
 

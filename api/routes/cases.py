@@ -43,7 +43,7 @@ def case_timeline(request: Request, case_id: str, _: Annotated[Principal, Depend
         data = redact(orjson.loads(raw).get("data") or {})
         events.append(TimelineEvent(id=event.id, type=event.type, time=event.time, recordedtime=event.recordedtime,
                                     received_at=received_at, data=data))
-    ctx = deadline_context(services.monitor)
+    ctx = deadline_context(services.runtime)
     deadlines = [d.info() for d in case_deadlines(case, ctx)] if ctx.now is not None else []
     item = ctx.item(case.item_code)
     versions = services.read.referral_versions(case_id)

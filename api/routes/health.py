@@ -38,15 +38,9 @@ def healthz() -> dict:
             response_model=Readiness, responses={503: {"model": Readiness, "description": "not ready: see the checks"}})
 async def readyz(request: Request) -> JSONResponse:
     services = request.app.state.services
-    checks = {
-        "engine": services.monitor.ready(),
-        "database": await run_in_threadpool(services.store.writable),
-    }
-    scheduler = getattr(request.app.state, "scheduler", None)
-    if scheduler is not None:
-        checks["deadlines"] = (scheduler.running, "scheduler running" if scheduler.running else "scheduler stopped")
+    checks = await run_in_threadpool(services.readiness)
     ready = all(ok for ok, _ in checks.values())
-    answer = Readiness(ready=ready, clock=services.monitor.now(),
+    answer = Readiness(ready=ready, clock=services.runtime.now(),
                        checks={k: Check(ok=ok, detail=d) for k, (ok, d) in checks.items()})
     return JSONResponse(answer.model_dump(mode="json"),
                         status_code=status.HTTP_200_OK if ready else status.HTTP_503_SERVICE_UNAVAILABLE)
@@ -57,5 +51,5 @@ async def readyz(request: Request) -> JSONResponse:
                              "description": "the Prometheus text format"}})
 async def metrics(request: Request) -> Response:
     services = request.app.state.services
-    await run_in_threadpool(services.monitor.refresh_gauges)
-    return Response(generate_latest(services.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    await run_in_threadpool(services.runtime.refresh_gauges)
+    return Response(generate_latest(services.runtime.metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -9,10 +9,11 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from permitwatch.api.auth import Principal, requires
+from permitwatch.api.framing import UnreadableBody, batch_of, lines_of
 from permitwatch.api.problems import AUTHENTICATED, BAD_BODY, UNAVAILABLE, Problem, problem
-from permitwatch.models.files import ReferenceFileError, without_bom
+from permitwatch.models.files import without_bom
 from permitwatch.models.views import IngestReport
-from permitwatch.streams.embedded.monitor import RawInput, batch_of, lines_of
+from permitwatch.streams.port import RawInput
 
 router = APIRouter(tags=["ingest"], responses=AUTHENTICATED)
 
@@ -70,20 +71,14 @@ async def post_events(request: Request, principal: Annotated[Principal, Depends(
             raise HTTPException(status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
                                 f"content type {kind or '(none)'!r} not supported; use application/cloudevents+json, "
                                 "application/cloudevents-batch+json or application/x-ndjson")
-    except ReferenceFileError as exc:
-        await run_in_threadpool(services.monitor.dead_letter, origin, "invalid_json", str(exc), body)
-        raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from None
+    except UnreadableBody as exc:
+        await run_in_threadpool(services.runtime.dead_letter, origin, "invalid_json", str(exc), body)
+        raise
     if not inputs:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, "no events in the body")
-    result = await run_in_threadpool(services.monitor.ingest, inputs)
-    report = IngestReport(
-        accepted=result.accepted,
-        duplicates=result.duplicates,
-        rejected=[{"index": r.index, "category": r.category, "reason": r.reason} for r in result.rejected],
-        warnings=result.warnings,
-    )
+    report = await run_in_threadpool(services.runtime.ingest, inputs)
     code = status.HTTP_202_ACCEPTED
-    if result.rejected and not result.accepted and not result.duplicates:
-        syntax_only = all(r.category in SYNTAX for r in result.rejected)
+    if report.rejected and not report.accepted and not report.duplicates:
+        syntax_only = all(r.category in SYNTAX for r in report.rejected)
         code = status.HTTP_400_BAD_REQUEST if syntax_only else 422
-    return JSONResponse(report.model_dump(mode="json"), status_code=code)
+    return JSONResponse(report.model_dump(mode="json", exclude_none=True), status_code=code)

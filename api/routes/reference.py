@@ -32,13 +32,13 @@ def _file_body(model: type, *alternatives: dict) -> dict:
 
 @router.get("/catalog", response_model=Catalog, summary="The item catalog in effect")
 def get_catalog(request: Request, _: Annotated[Principal, Depends(requires("operator"))]) -> Catalog:
-    return request.app.state.services.monitor.reference()[0]
+    return request.app.state.services.runtime.reference()[0]
 
 
 @router.get("/calendar", response_model=CalendarView, summary="The working-day calendar in effect")
 def get_calendar(request: Request, _: Annotated[Principal, Depends(requires("operator"))],
                  year: Annotated[int | None, Query(ge=1990, le=2099)] = None) -> CalendarView:
-    _, overrides, _ = request.app.state.services.monitor.reference()
+    _, overrides, _ = request.app.state.services.runtime.reference()
     calendar = WorkingCalendar(overrides)
     days = []
     if year is not None:
@@ -53,10 +53,7 @@ def get_calendar(request: Request, _: Annotated[Principal, Depends(requires("ope
 async def _replace(request: Request, kind: str) -> ReferenceChange:
     services = request.app.state.services
     raw = await read_body(request, services.max_body_bytes)
-    emitted = await run_in_threadpool(services.monitor.update_reference, kind, raw)
-    alerts = getattr(emitted, "alerts", [])
-    return ReferenceChange(applied=kind, alert_records=len(alerts),
-                           retracted=sum(1 for a in alerts if a.status == "retracted"))
+    return await run_in_threadpool(services.runtime.update_reference, kind, raw)
 
 
 @router.put("/catalog", summary="Replace the item catalog (JSON or YAML body); open deadlines are recomputed",

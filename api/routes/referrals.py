@@ -16,7 +16,7 @@ from permitwatch.api.auth import Principal, requires
 from permitwatch.api.problems import AUTHENTICATED, BAD_BODY, CURSOR_MAX, NOT_FOUND, UNAVAILABLE, problem
 from permitwatch.models.referrals import ExemptionRequest, Referral
 from permitwatch.models.views import ActionRecord, ReferralPage
-from permitwatch.streams.embedded.monitor import RawInput
+from permitwatch.streams.port import RawInput
 
 router = APIRouter(tags=["referrals"], responses=AUTHENTICATED)
 Operator = Annotated[Principal, Depends(requires("operator"))]
@@ -52,13 +52,13 @@ def referral_versions(request: Request, referral_id: str, _: Operator) -> list[R
              summary="Record an SZ-XK art. 15 exemption (a new version, marked exempt)")
 async def record_exemption(request: Request, referral_id: str, body: ExemptionRequest, principal: Operator):
     services = request.app.state.services
-    case_id = await run_in_threadpool(services.monitor.referral_case, referral_id)
+    case_id = await run_in_threadpool(services.runtime.referral_case, referral_id)
     if case_id is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no referral {referral_id!r}")
     if body.recorded_by not in (None, principal.name):
         raise HTTPException(status.HTTP_403_FORBIDDEN, f"recorded_by must be you ({principal.name!r})")
     latest = services.read.referral_versions(case_id)[-1]
-    now = services.monitor.now()
+    now = services.runtime.now()
     if body.decided_at is not None:
         first = min(alert.detected_at for alert in latest.alerts)
         if not first <= body.decided_at <= now:
@@ -79,12 +79,12 @@ async def record_exemption(request: Request, referral_id: str, body: ExemptionRe
         "data": ground,
     }
     before = latest.version
-    result = await run_in_threadpool(services.monitor.ingest, [RawInput(f"api:{principal.name}", orjson.dumps(record))])
+    result = await run_in_threadpool(services.runtime.ingest, [RawInput(f"api:{principal.name}", orjson.dumps(record))])
     if result.rejected:
         raise HTTPException(422, result.rejected[0].reason)
-    await run_in_threadpool(services.monitor.act, ActionRecord(
+    await run_in_threadpool(services.runtime.act, ActionRecord(
         seq=0, target_kind="referral", target_id=referral_id, action="exempt", actor=principal.name,
-        at=services.monitor.now(), reason=body.reason))
+        at=services.runtime.now(), reason=body.reason))
     # On Kafka the workers make the new version after the event is on the topic; wait for it.
     deadline = time.monotonic() + services.exemption_wait_seconds
     while True:

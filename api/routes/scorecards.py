@@ -30,6 +30,6 @@ def get_scorecards(
         raise HTTPException(422, "to must be after from")
     services = request.app.state.services
     events = (parse_event(raw) for raw in services.read.journal_events())
-    ctx = deadline_context(services.monitor)
+    ctx = deadline_context(services.runtime)
     rows = scorecards(case_states(events), services.read.all_alerts(), start, end, ctx)
     return [row for row in rows if department is None or row.department == department]

@@ -14,10 +14,9 @@ import os
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import NamedTuple
 
 import orjson
 
@@ -27,14 +26,15 @@ from permitwatch.models.calendar import CalendarOverride
 from permitwatch.models.catalog import Catalog
 from permitwatch.models.deadletter import DeadLetter
 from permitwatch.models.events import CloudEvent, InvalidEvent, content_digest, parse_event
-from permitwatch.models.files import ReferenceFileError, parse_structured
+from permitwatch.models.files import parse_structured
 from permitwatch.models.settings import RuleSettings
-from permitwatch.models.views import ActionRecord
+from permitwatch.models.views import ActionRecord, IngestReport, ReferenceChange, Rejection
 from permitwatch.streams import state_pickle
 from permitwatch.streams.clocks import Clock, history_warning
-from permitwatch.streams.embedded.store import Store, StoreError
 from permitwatch.streams.metrics import Metrics
+from permitwatch.streams.port import RawInput
 from permitwatch.streams.retired import CompactCases
+from permitwatch.streams.store import Store, StoreError
 
 log = logging.getLogger("permitwatch.embedded")
 
@@ -48,26 +48,6 @@ class _Poisoned(Exception):
         super().__init__(error)
         self.index = index
         self.error = error
-
-
-class RawInput(NamedTuple):
-    origin: str
-    raw: bytes
-
-
-@dataclass
-class Rejection:
-    index: int
-    category: str
-    reason: str
-
-
-@dataclass
-class IngestResult:
-    accepted: int = 0
-    duplicates: int = 0
-    rejected: list[Rejection] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -131,7 +111,7 @@ class EmbeddedMonitor:
         self.calendars = [c for c in self.calendars if c.version != override.version] + [override]
         return self.engine.set_calendar(WorkingCalendar(self.calendars))
 
-    def update_reference(self, kind: str, raw: bytes) -> Emitted:
+    def update_reference(self, kind: str, raw: bytes) -> ReferenceChange:
         """An admin uploads a catalog or a calendar file: journalled, applied, open deadlines
         recomputed (provisional ones may become exact and alerts move)."""
         parse_structured(raw, Catalog if kind == "catalog" else CalendarOverride, kind)
@@ -147,7 +127,7 @@ class EmbeddedMonitor:
                 self._rebuild()
                 raise
         self._notify()
-        return emitted
+        return ReferenceChange.of(kind, emitted.alerts)
 
     # ----- start-up -----
 
@@ -317,7 +297,7 @@ class EmbeddedMonitor:
 
     # ----- live input -----
 
-    def ingest(self, inputs: Iterable[RawInput]) -> IngestResult:
+    def ingest(self, inputs: Iterable[RawInput]) -> IngestReport:
         """Validate, journal and judge a batch, in one transaction. Raises StoreError when the
         database cannot be written (nothing of the batch is then accepted).
 
@@ -334,21 +314,21 @@ class EmbeddedMonitor:
                 poisoned[poison.index] = poison.error
                 self._rebuild()
 
-    def _ingest(self, inputs: list[RawInput], poisoned: dict[int, str]) -> IngestResult:
+    def _ingest(self, inputs: list[RawInput], poisoned: dict[int, str]) -> IngestReport:
         started = time.perf_counter()
-        result = IngestResult()
+        result = IngestReport()
         parsed: list[tuple[int, CloudEvent, RawInput]] = []
         letters: list[DeadLetter] = []
         for index, item in enumerate(inputs):
             if index in poisoned:
                 reason = f"the engine failed on this event: {poisoned[index]}"
-                result.rejected.append(Rejection(index, "engine_error", reason))
+                result.rejected.append(Rejection(index=index, category="engine_error", reason=reason))
                 letters.append(DeadLetter.of(item.origin, "engine_error", reason, item.raw))
                 continue
             try:
                 event = parse_event(item.raw)
             except InvalidEvent as invalid:
-                result.rejected.append(Rejection(index, invalid.category, invalid.reason))
+                result.rejected.append(Rejection(index=index, category=invalid.category, reason=invalid.reason))
                 letters.append(DeadLetter.of(item.origin, invalid.category, invalid.reason, item.raw))
                 continue
             parsed.append((index, event, item))
@@ -379,14 +359,14 @@ class EmbeddedMonitor:
                             reason = (f"id: {event.id!r} from {event.source!r} was accepted before (case {first[1]}, "
                                       f"journal entry {first[2]}) with other content; this one is not applied")
                             letters.append(DeadLetter.of(item.origin, "conflicting_duplicate", reason, raw))
-                            result.rejected.append(Rejection(index, "conflicting_duplicate", reason))
+                            result.rejected.append(Rejection(index=index, category="conflicting_duplicate", reason=reason))
                             continue
                         if event.time > horizon:
                             reason = (f"time: {event.time.isoformat()} is more than "
                                       f"{self.options.max_future_skew} ahead of the monitor's clock "
                                       f"{now.isoformat()}")
                             letters.append(DeadLetter.of(item.origin, "future_time", reason, raw))
-                            result.rejected.append(Rejection(index, "future_time", reason))
+                            result.rejected.append(Rejection(index=index, category="future_time", reason=reason))
                             continue
                         known[(event.source, event.id)] = (digest, event.subject, "in this batch")
                         clock_now = self.engine.now or now
@@ -413,7 +393,7 @@ class EmbeddedMonitor:
                     for refused in emitted.refused:
                         if refused.origin in applied:
                             index, row, key = applied[refused.origin]
-                            result.rejected.append(Rejection(index, refused.category, refused.reason))
+                            result.rejected.append(Rejection(index=index, category=refused.category, reason=refused.reason))
                             result.accepted -= 1
                             counted[key] -= 1
                             dropped.add(row)
@@ -538,27 +518,3 @@ class EmbeddedMonitor:
             metrics.cases_in_warning.set(count)
         metrics.journal_events.set(self.store.count("journal"))
         metrics.store_bytes.set(self.store.size_bytes())
-
-
-def lines_of(body: bytes, origin: str) -> list[RawInput]:
-    """NDJSON: one input per non-blank line, keeping each line's original bytes."""
-    return [RawInput(f"{origin}:{n}", line.rstrip(b"\r"))
-            for n, line in enumerate(body.split(b"\n"), start=1) if line.strip()]
-
-
-def batch_of(body: bytes, origin: str) -> list[RawInput]:
-    """A CloudEvents JSON batch (an array): each element re-serialised (the array's bytes cannot be
-    split without a second parse; the element's content is kept exactly)."""
-    try:
-        items = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise ReferenceFileError(f"not valid JSON: {exc}") from None
-    if not isinstance(items, list):
-        raise ReferenceFileError("a CloudEvents batch must be a JSON array")
-    inputs = []
-    for n, item in enumerate(items):
-        try:
-            inputs.append(RawInput(f"{origin}[{n}]", orjson.dumps(item)))
-        except TypeError as exc:  # nested deeper than orjson writes (254 levels): no event is
-            raise ReferenceFileError(f"element {n} of the batch nests too deeply to be kept ({exc})") from None
-    return inputs

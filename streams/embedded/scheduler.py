@@ -12,7 +12,7 @@ from datetime import datetime
 
 from permitwatch.streams.clocks import Clock
 from permitwatch.streams.embedded.monitor import EmbeddedMonitor
-from permitwatch.streams.embedded.store import StoreError
+from permitwatch.streams.store import StoreError
 
 log = logging.getLogger("permitwatch.scheduler")
 
@@ -25,6 +25,10 @@ class DeadlineScheduler:
         self.running = False
         self._wake: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+
+    def health(self) -> tuple[bool, str]:
+        """The readiness check of the deadlines: they fire only while the scheduler runs."""
+        return self.running, "scheduler running" if self.running else "scheduler stopped"
 
     def poke(self) -> None:
         """Called (from any thread) when new input may have scheduled an earlier deadline."""

@@ -24,10 +24,10 @@ from permitwatch.models.alerts import Alert
 from permitwatch.models.deadletter import DeadLetter
 from permitwatch.models.events import InvalidEvent, content_digest, parse_event
 from permitwatch.models.referrals import Referral
-from permitwatch.streams.embedded.store import Store
 from permitwatch.streams.kafka.topology import Topology
 from permitwatch.streams.kafka.wire import CONTROL_HEADER, SOURCE_HEADER, Record, action_of, record_of
 from permitwatch.streams.metrics import Metrics
+from permitwatch.streams.store import Store
 
 log = logging.getLogger("permitwatch.kafka.follower")
 

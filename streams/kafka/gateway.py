@@ -20,23 +20,22 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
-from permitwatch.alerts.engine import Emitted
 from permitwatch.models.calendar import CalendarOverride
 from permitwatch.models.catalog import Catalog
 from permitwatch.models.errors import Unavailable
 from permitwatch.models.events import InvalidEvent, parse_event
 from permitwatch.models.files import parse_structured
 from permitwatch.models.settings import RuleSettings
-from permitwatch.models.views import ActionRecord
+from permitwatch.models.views import ActionRecord, IngestReport, ReferenceChange, Rejection
 from permitwatch.streams.clocks import Clock, history_warning
-from permitwatch.streams.embedded.monitor import IngestResult, RawInput, Rejection
-from permitwatch.streams.embedded.store import Store
 from permitwatch.streams.kafka.follower import Follower
 from permitwatch.streams.kafka.reference import ReferenceData, publish_reference
 from permitwatch.streams.kafka.stages import dead_letter
 from permitwatch.streams.kafka.topology import Topology, TopologyError, ensure_topics
 from permitwatch.streams.kafka.wire import Output, action_value
 from permitwatch.streams.metrics import Metrics
+from permitwatch.streams.port import RawInput
+from permitwatch.streams.store import Store
 
 log = logging.getLogger("permitwatch.kafka.gateway")
 
@@ -153,8 +152,8 @@ class KafkaMonitor:
 
     # ----- MonitorPort -----
 
-    def ingest(self, inputs: list[RawInput]) -> IngestResult:
-        result = IngestResult()
+    def ingest(self, inputs: list[RawInput]) -> IngestReport:
+        result = IngestReport()
         outputs: list[Output] = []
         kinds: list[tuple[str, str | None]] = []
         times: list[datetime] = []
@@ -162,7 +161,7 @@ class KafkaMonitor:
             try:
                 event = parse_event(item.raw)
             except InvalidEvent as invalid:
-                result.rejected.append(Rejection(index, invalid.category, invalid.reason))
+                result.rejected.append(Rejection(index=index, category=invalid.category, reason=invalid.reason))
                 outputs.append(dead_letter(self.topology, item.origin, invalid.category, invalid.reason, item.raw))
                 continue
             outputs.append(Output(self.topology.events, event.subject.encode(), item.raw))
@@ -183,7 +182,7 @@ class KafkaMonitor:
         self._call(self._produce([dead_letter(self.topology, origin, category, reason, raw)]))
         self.metrics.dead_letters.labels(category).inc()
 
-    def update_reference(self, kind: str, raw: bytes) -> Emitted:
+    def update_reference(self, kind: str, raw: bytes) -> ReferenceChange:
         """Publish a catalog (replacing the whole catalog) or a calendar override; the workers
         re-judge open cases when they read it, so the alerts it moves arrive on the topics."""
         if kind == "catalog":
@@ -192,7 +191,7 @@ class KafkaMonitor:
             catalog, calendars = None, [parse_structured(raw, CalendarOverride, "calendar")]
         self._call(publish_reference(self.bootstrap, self.topology, catalog, calendars, self.producer_options))
         self._call(self._read_reference())
-        return Emitted()
+        return ReferenceChange.of(kind, [])  # the workers re-judge; their alerts arrive on the topics
 
     def referral_case(self, referral_or_case_id: str) -> str | None:
         return self.store.referral_case(referral_or_case_id)

@@ -21,7 +21,8 @@ from permitwatch.alerts.clock import JUST_AFTER
 from permitwatch.models.errors import Refused
 from permitwatch.models.events import InvalidEvent, parse_event
 from permitwatch.models.settings import RuleSettings
-from permitwatch.streams.importing import ImportSummary
+from permitwatch.models.views import HistoryReport, Rejection
+from permitwatch.streams.importing import untimed
 from permitwatch.streams.kafka.reference import ReferenceData
 from permitwatch.streams.kafka.stages import dead_letter
 from permitwatch.streams.kafka.topology import Topology, ensure_topics
@@ -58,7 +59,7 @@ async def _has_judged_records(bootstrap: str, topology: Topology) -> bool:
 
 async def import_history(bootstrap: str, topology: Topology, events: list[tuple[datetime | None, Record]],
                          unmapped: list[tuple[Record, str]] = (), until: datetime | None = None, batch: int = 2000,
-                         producer_options: dict | None = None) -> ImportSummary:
+                         producer_options: dict | None = None) -> HistoryReport:
     """Produce `events` (time, record; None: no usable time) to a deployment no worker has run on;
     `unmapped` (records no event came from, with the reason) go to the dead-letter topic."""
     await ensure_topics(bootstrap, topology)
@@ -74,27 +75,27 @@ async def import_history(bootstrap: str, topology: Topology, events: list[tuple[
             "partitions' clocks are past history, which would be judged at them. Import history into a new "
             "deployment (another --topic-prefix and worker --group) before starting its workers, or replay it with "
             "`permitwatch replay`")
-    summary = ImportSummary()
+    summary = HistoryReport()
     timed = sorted((pair for pair in events if pair[0] is not None), key=lambda pair: pair[0])
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", client_id="permitwatch-import",
                                 enable_idempotence=False, **(producer_options or {}))
     await producer.start()
     try:
         outputs = [dead_letter(topology, record.origin, "unmapped", reason, record.raw) for record, reason in unmapped]
-        for _, record in (pair for pair in events if pair[0] is None):
-            reason = record.refused or "time: missing, or not a timezone-aware ISO 8601 time"
-            outputs.append(dead_letter(topology, record.origin, "unmapped" if record.refused else "schema", reason,
-                                       record.raw))
-            summary.rejected.append((record.origin, reason))
+        for index, record in enumerate(record for time, record in events if time is None):
+            refusal = untimed(record, index)
+            outputs.append(dead_letter(topology, record.origin, refusal.category, refusal.reason, record.raw))
+            summary.rejected.append(refusal)
         for start in range(0, len(timed), batch):
             chunk = timed[start:start + batch]
-            for _, record in chunk:
+            for index, (_, record) in enumerate(chunk, start):
                 summary.events += 1
                 try:
                     event = parse_event(record.raw)
                 except InvalidEvent as invalid:
                     outputs.append(dead_letter(topology, record.origin, invalid.category, invalid.reason, record.raw))
-                    summary.rejected.append((record.origin, invalid.reason))
+                    summary.rejected.append(Rejection(index=index, category=invalid.category, reason=invalid.reason,
+                                                      origin=record.origin))
                     continue
                 outputs.append(Output(topology.events, event.subject.encode(), record.raw))
                 summary.accepted += 1
