@@ -516,6 +516,14 @@ class CaseBook:
         self.timers.schedule(case_id, case.expires)
         return case
 
+    def department_of(self, event: CloudEvent) -> str | None:
+        """The department an applied event counts for (metrics): the one it names, else its case's."""
+        department = event.data.department
+        if department is None:
+            case = self.cases.get(event.subject)
+            department = case.department if case is not None else None
+        return department
+
     @property
     def open_cases(self) -> int:
         return len(self.cases)

@@ -20,7 +20,7 @@ def engine_alone(lines: list[bytes]) -> tuple[float, int, int]:
     from permitwatch.alerts.engine import Engine
     from permitwatch.models.events import parse_event
     from permitwatch.models.settings import RuleSettings
-    from permitwatch.streams.sample_catalog import SAMPLE_CATALOG
+    from permitwatch.streams.simulation.sample_catalog import SAMPLE_CATALOG
 
     engine = Engine(SAMPLE_CATALOG.by_code(), WorkingCalendar(), RuleSettings())
     alerts = 0
@@ -35,9 +35,9 @@ def whole_replay(path) -> float:
     from permitwatch.alerts.clock import WorkingCalendar
     from permitwatch.alerts.engine import Engine
     from permitwatch.models.settings import RuleSettings
-    from permitwatch.streams.readers import read_jsonl
+    from permitwatch.streams.inputs.readers import read_jsonl
     from permitwatch.streams.replay import replay
-    from permitwatch.streams.sample_catalog import SAMPLE_CATALOG
+    from permitwatch.streams.simulation.sample_catalog import SAMPLE_CATALOG
 
     engine = Engine(SAMPLE_CATALOG.by_code(), WorkingCalendar(), RuleSettings())
     started = time.perf_counter()

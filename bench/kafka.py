@@ -22,7 +22,7 @@ import orjson
 from bench.common import generated_log, machine
 from permitwatch.streams.kafka.reference import publish_reference
 from permitwatch.streams.kafka.topology import Topology, ensure_topics
-from permitwatch.streams.sample_catalog import SAMPLE_CATALOG
+from permitwatch.streams.simulation.sample_catalog import SAMPLE_CATALOG
 from tests.brokers import WorkerProcess, produce, read_topic, start
 
 

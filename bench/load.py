@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from bench.common import accepted_case, percentiles
-from permitwatch.streams.sample_catalog import SAMPLE_CATALOG
+from permitwatch.streams.simulation.sample_catalog import SAMPLE_CATALOG
 
 DAY = "2026-03-02"
 

@@ -144,7 +144,7 @@ def load(connection, log: Path) -> None:
     """The events (only the CloudEvent attributes the query reads), the catalog and the calendar."""
     import chinese_calendar
 
-    from permitwatch.streams.sample_catalog import SAMPLE_CATALOG
+    from permitwatch.streams.simulation.sample_catalog import SAMPLE_CATALOG
 
     connection.execute("SET TimeZone = 'Asia/Shanghai'")
     connection.execute(f"""CREATE TABLE events AS SELECT * FROM read_ndjson('{log}', columns = {{
@@ -181,9 +181,9 @@ def engine_overdue(log: Path) -> set[str]:
     from permitwatch.alerts.clock import WorkingCalendar
     from permitwatch.alerts.engine import Engine
     from permitwatch.models.settings import RuleSettings
-    from permitwatch.streams.readers import read_jsonl
+    from permitwatch.streams.inputs.readers import read_jsonl
     from permitwatch.streams.replay import replay
-    from permitwatch.streams.sample_catalog import SAMPLE_CATALOG
+    from permitwatch.streams.simulation.sample_catalog import SAMPLE_CATALOG
 
     engine = Engine(SAMPLE_CATALOG.by_code(), WorkingCalendar(), RuleSettings())
     out = io.BytesIO()

@@ -72,7 +72,7 @@ def department_log(cases: int, departments: int, seed: int = 7) -> Path:
 
 
 def city_log(cases: int, seed: int = 1) -> Path:
-    from permitwatch.streams.simulate import CitySimulator
+    from permitwatch.streams.simulation.city import CitySimulator
 
     path = CACHE / f"city-sim-{cases}-{seed}.jsonl"
     if not path.exists():
@@ -88,9 +88,9 @@ def replayed(path: Path) -> dict:
     from permitwatch.alerts.clock import WorkingCalendar
     from permitwatch.alerts.engine import Engine
     from permitwatch.models.settings import RuleSettings
-    from permitwatch.streams.readers import read_jsonl
+    from permitwatch.streams.inputs.readers import read_jsonl
     from permitwatch.streams.replay import replay
-    from permitwatch.streams.sample_catalog import SAMPLE_CATALOG
+    from permitwatch.streams.simulation.sample_catalog import SAMPLE_CATALOG
     from permitwatch.streams.tuning import tune_gc
 
     tune_gc()

@@ -25,7 +25,7 @@ import orjson
 
 from bench.common import accepted_case, generated_log, machine, percentiles
 from permitwatch.api.auth import TokenFile, new_token
-from permitwatch.streams.sample_catalog import SAMPLE_CATALOG
+from permitwatch.streams.simulation.sample_catalog import SAMPLE_CATALOG
 
 ROOT = Path(__file__).resolve().parent.parent
 

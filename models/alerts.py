@@ -7,10 +7,10 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from permitwatch.models.common import SCHEMA_VERSION, Contract
+from permitwatch.models.common import RULE_ID_PATTERN, SCHEMA_VERSION, Contract
 from permitwatch.models.settings import Signal
 
-RuleId = Annotated[str, Field(pattern=r"^PW-0(0[1-9]|1[0-9])$")]
+RuleId = Annotated[str, Field(pattern=f"^{RULE_ID_PATTERN}$")]
 
 
 class Officers(Contract):

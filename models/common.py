@@ -9,6 +9,8 @@ from zoneinfo import ZoneInfo
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
 SCHEMA_VERSION = "1.0"
+RULE_ID_PATTERN = r"PW-0(0[1-9]|1[0-9])"
+"""A rule id, PW-001 … PW-019 (LEGAL-RULES.md §2)."""
 
 # Plausible range for a licensing event. A year-9999 timestamp would otherwise move a replay's
 # clock past every deadline in the file and raise a flood of false red cards.

@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 
-from permitwatch.models.common import Contract, Duration, working_days
+from permitwatch.models.common import RULE_ID_PATTERN, Contract, Duration, working_days
 from permitwatch.models.files import load_structured
 
 Signal = Literal["warning", "yellow", "red", "data"]
@@ -71,7 +71,7 @@ class RuleSettings(Contract):
     @classmethod
     def _rule_ids(cls, value):
         for rule in value:
-            if not re.fullmatch(r"PW-0(0[1-9]|1[0-9])", rule):
+            if not re.fullmatch(RULE_ID_PATTERN, rule):
                 raise ValueError(f"{rule!r} is not a rule id (PW-001 … PW-019)")
         return value
 

@@ -24,6 +24,14 @@ def history_warning(times: list[datetime], now: datetime) -> str | None:
             "history with `permitwatch import` instead (it replays events on their own clock)")
 
 
+def too_far_ahead(what: str, moment: datetime, now: datetime, limit: timedelta, whose: str) -> str | None:
+    """Why `what` dated `moment` is refused, or None when it is within `limit` of the clock `now`:
+    applied, it would move the clock past real deadlines and raise false alerts."""
+    if moment <= now + limit:
+        return None
+    return f"{what} {moment.isoformat()} is more than {limit} ahead of {whose} clock {now.isoformat()}"
+
+
 class Clock(Protocol):
     def now(self) -> datetime: ...
 

@@ -109,10 +109,10 @@ class Metrics:
         self.events.labels(kind).inc(count)
         self.department_events.labels(department or UNKNOWN_DEPARTMENT).inc(count)
 
-    def alerts_stored(self, alerts: Iterable[Alert], stored_at: datetime, found_at: dict[str, datetime],
-                      clock: Clock) -> None:
-        """Counts alert records stored at `stored_at` and observes how late each was, in real
-        seconds. A deadline alert is late from its deadline or, if the engine learnt what it rests
+    def published(self, alerts: Iterable[Alert], referrals: Iterable[Referral], stored_at: datetime,
+                  found_at: dict[str, datetime], clock: Clock) -> None:
+        """Counts the alert records and referral versions a runtime stored (or produced) at
+        `stored_at` and observes how late each alert was, in real seconds. A deadline alert is late from its deadline or, if the engine learnt what it rests
         on only afterwards, from then (`found_at`, per alert id: `Emitted.found_at`); any other
         from its event's time."""
         for alert in alerts:
@@ -125,3 +125,5 @@ class Metrics:
                 self.deadline_lag.observe(max(clock.real_seconds(stored_at - due), 0.0))
             else:
                 self.processing_lag.observe(max(clock.real_seconds(stored_at - due), 0.0))
+        for version in referrals:
+            self.referral_versions.labels(version.status).inc()

@@ -18,7 +18,7 @@ from permitwatch.alerts.engine import Emitted, Engine
 from permitwatch.models.common import json_line
 from permitwatch.models.deadletter import DeadLetter
 from permitwatch.models.events import InvalidEvent, parse_event
-from permitwatch.streams.readers import Record
+from permitwatch.streams.inputs.readers import Record
 
 
 @dataclass

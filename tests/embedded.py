@@ -8,11 +8,12 @@ from pathlib import Path
 import orjson
 from fastapi.testclient import TestClient
 
-from permitwatch.api.server import Embedded, build_embedded
-from permitwatch.api.settings import ServerSettings
+from permitwatch.api import compose
+from permitwatch.api.compose import Embedded
 from permitwatch.streams.clocks import ManualClock
+from permitwatch.streams.settings import Settings
 from tests.factory import moment
-from tests.test_engine import ITEMS
+from tests.scenarios import ITEMS
 
 
 @dataclass
@@ -52,8 +53,8 @@ def write_catalog(directory: Path) -> Path:
 
 def start(tmp_path: Path, now: str = "2026-03-02 08:00", **settings) -> Runtime:
     clock = ManualClock(moment(now))
-    config = ServerSettings(data_dir=tmp_path, catalog=write_catalog(tmp_path), **settings)
-    embedded = build_embedded(config, clock)
+    config = Settings(data_dir=tmp_path, catalog=write_catalog(tmp_path), **settings)
+    embedded = compose.embedded(config, clock)
     client = TestClient(embedded.app)
     client.__enter__()
     return Runtime(embedded, client, clock, embedded.new_tokens)

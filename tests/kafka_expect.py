@@ -10,7 +10,7 @@ from permitwatch.models.referrals import Referral
 from permitwatch.streams.kafka.stages import alert_value, referral_value
 from tests.factory import CaseEvents
 from tests.harness import run_all
-from tests.test_engine import ITEMS, UNTIL
+from tests.scenarios import ITEMS, UNTIL
 
 
 def with_exemption(events: list) -> list:

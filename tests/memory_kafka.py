@@ -63,7 +63,8 @@ class MemoryCluster:
         self.stages = {
             self.topology.events: CaseStage(self.topology, reference, t["cases"], self.clock, timedelta(minutes=5),
                                             self.metrics),
-            self.topology.city: CityStage(self.topology, self.settings, t["city"], self.metrics),
+            self.topology.city: CityStage(self.topology, self.settings, t["city"], self.clock,
+                                              self.metrics),
         }
 
     def partitions(self, topic: str) -> int:

@@ -4,7 +4,7 @@ which cases of a simulated city are overdue."""
 from __future__ import annotations
 
 from bench.peer import compare
-from permitwatch.streams.simulate import CitySimulator
+from permitwatch.streams.simulation.city import CitySimulator
 
 
 def test_engine_and_sql_peer_agree_on_the_overdue_cases(tmp_path):

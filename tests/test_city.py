@@ -20,8 +20,7 @@ from permitwatch.models.settings import RuleSettings
 from tests.factory import CaseEvents, moment
 from tests.harness import run_all
 from tests.kafka_expect import with_exemption
-from tests.test_engine import ITEMS, UNTIL, scenario
-from tests.test_referrals import late_case
+from tests.scenarios import ITEMS, UNTIL, late_case, scenario
 
 PARTITIONS = 3
 

@@ -18,12 +18,13 @@ from datetime import timedelta
 import orjson
 import pytest
 
-from permitwatch.api.server import Embedded, build_embedded
-from permitwatch.api.settings import ServerSettings
+from permitwatch.api import compose
+from permitwatch.api.compose import Embedded
 from permitwatch.streams.clocks import ManualClock
 from permitwatch.streams.port import RawInput
-from permitwatch.streams.sample_catalog import SAMPLE_CATALOG
-from permitwatch.streams.simulate import CitySimulator
+from permitwatch.streams.settings import Settings
+from permitwatch.streams.simulation.city import CitySimulator
+from permitwatch.streams.simulation.sample_catalog import SAMPLE_CATALOG
 from tests.factory import CaseEvents, moment
 from tests.live import free_port, serving
 from tests.tools import chinese_fonts
@@ -78,8 +79,8 @@ def embedded_runtime(tmp_path) -> tuple[Embedded, ManualClock, int]:
     (tmp_path / "catalog.json").write_bytes(orjson.dumps(SAMPLE_CATALOG.model_dump(mode="json")))
     port = free_port()
     clock = ManualClock(moment("2026-03-02 08:00"))
-    settings = ServerSettings(data_dir=tmp_path, catalog=tmp_path / "catalog.json", port=port)
-    return build_embedded(settings, clock), clock, port
+    settings = Settings(data_dir=tmp_path, catalog=tmp_path / "catalog.json", port=port)
+    return compose.embedded(settings, clock), clock, port
 
 
 @pytest.fixture

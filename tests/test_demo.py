@@ -9,7 +9,7 @@ import sys
 import time
 import urllib.request
 
-from tests.test_durability import ROOT, free_port
+from tests.live import ROOT, free_port
 
 
 def run_demo_for(data, seconds: float) -> None:

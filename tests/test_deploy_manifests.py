@@ -14,12 +14,11 @@ import pytest
 import yaml
 
 from permitwatch.api.cli import build_parser
-from permitwatch.api.settings import ServerSettings
 from permitwatch.models.catalog import load_catalog
-from permitwatch.streams.kafka.worker import WorkerSettings
+from permitwatch.streams.settings import Settings
 
 DEPLOY = Path(__file__).resolve().parents[1] / "deploy"
-KNOWN = {f"PERMITWATCH_{name.upper()}" for name in {*WorkerSettings.model_fields, *ServerSettings.model_fields}}
+KNOWN = {f"PERMITWATCH_{name.upper()}" for name in Settings.model_fields}
 
 
 def manifests() -> list[dict]:
@@ -100,9 +99,9 @@ def test_prometheus_scrapes_services_compose_defines_on_their_metrics_ports():
         command = service["command"]
         if command[0] == "worker":
             serving[name] = service["environment"].get("PERMITWATCH_METRICS_PORT",
-                                                       WorkerSettings.model_fields["metrics_port"].default)
+                                                       Settings.model_fields["metrics_port"].default)
         elif command[0] == "api":
-            serving[name] = ServerSettings.model_fields["port"].default
+            serving[name] = Settings.model_fields["port"].default
     assert targets == {f"{name}:{port}" for name, port in serving.items()}
 
 

@@ -2,111 +2,18 @@
 
 from __future__ import annotations
 
-import http.client
-import os
 import random
 import signal
-import socket
-import subprocess
-import sys
 import threading
-import time
-import urllib.error
-import urllib.request
 from datetime import datetime
 from pathlib import Path
 
 import orjson
 import pytest
 
-from permitwatch.alerts.clock import WorkingCalendar
-from permitwatch.alerts.engine import Engine
-from permitwatch.api.auth import TokenFile, new_token
-from permitwatch.models.events import parse_event
-from permitwatch.models.settings import RuleSettings
-from permitwatch.streams.sample_catalog import SAMPLE_CATALOG
-from permitwatch.streams.simulate import CitySimulator
+from permitwatch.streams.simulation.city import CitySimulator
 from permitwatch.streams.store import Store
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class Server:
-    """`permitwatch run` on a simulated clock at the start of the sample log, so the events are
-    current (not months late against the real date); the log runs ahead of that clock, which a
-    large future-skew allowance admits."""
-
-    def __init__(self, data: Path, port: int, tokens: Path):
-        catalog = data / "catalog.json"
-        catalog.write_bytes(orjson.dumps(SAMPLE_CATALOG.model_dump(mode="json")))
-        self.args = [sys.executable, "-m", "permitwatch", "run", "--data-dir", str(data), "--port", str(port),
-                     "--tokens-file", str(tokens), "--catalog", str(catalog),
-                     "--clock-start", "2026-03-02T08:00:00+08:00", "--clock-speed", "1"]
-        self.env = {**os.environ, "PERMITWATCH_MAX_FUTURE_SKEW_SECONDS": str(400 * 86400)}
-        self.url = f"http://127.0.0.1:{port}"
-        self.log = data / "server.log"
-        self.process: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        with self.log.open("ab") as log:
-            self.process = subprocess.Popen(self.args, cwd=ROOT, stdout=log, stderr=log, env=self.env)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(f"{self.url}/readyz", timeout=2) as response:
-                    if response.status == 200:
-                        return
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                pass
-            if self.process.poll() is not None:
-                raise RuntimeError(f"server exited: {self.log.read_text()[-2000:]}")
-            time.sleep(0.2)
-        raise RuntimeError("server not ready in 60 s")
-
-    def kill(self) -> None:
-        os.kill(self.process.pid, signal.SIGKILL)
-        self.process.wait()
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(timeout=30)
-
-
-def loader_tokens(directory: Path) -> tuple[str, Path]:
-    """A token that may send events and read alerts, and the tokens file holding its hash."""
-    token, entry = new_token("loader", ["ingest", "operator"])
-    path = directory / "tokens.json"
-    path.write_bytes(orjson.dumps(TokenFile(tokens=[entry]).model_dump()))
-    return token, path
-
-
-def post(url: str, token: str, lines: list[bytes]) -> dict | None:
-    request = urllib.request.Request(f"{url}/events", data=b"\n".join(lines), method="POST", headers={
-        "Authorization": f"Bearer {token}", "Content-Type": "application/x-ndjson"})
-    try:
-        with urllib.request.urlopen(request, timeout=60) as response:
-            return orjson.loads(response.read())
-    except (urllib.error.URLError, http.client.HTTPException, TimeoutError, OSError):
-        return None  # the server died under the request (even halfway through its answer): not acknowledged
-
-
-def replayed_records(database: Path) -> list[tuple[str, str]]:
-    """What the journal yields when replayed at its recorded clocks: the only correct output."""
-    store = Store(database)
-    engine = Engine(SAMPLE_CATALOG.by_code(), WorkingCalendar(), RuleSettings())
-    out = []
-    for row in store.journal_after(0):
-        out += engine.advance(row.clock).alerts
-        out += engine.process(parse_event(row.raw)).alerts
-    out += engine.advance(datetime.fromisoformat(store.meta("clock"))).alerts
-    return [(a.alert_id, a.status) for a in out]
+from tests.live import Server, free_port, loader_tokens, post, replayed_records
 
 
 def test_kill_9_mid_stream_loses_nothing_and_duplicates_nothing(tmp_path):
@@ -189,8 +96,8 @@ def test_sigterm_shuts_down_like_sigint_with_the_checkpoint(tmp_path, stop):
 
 
 def test_send_cut_short_says_what_was_done_and_resumes_where_it_stopped(tmp_path, monkeypatch, capsys):
+    from permitwatch.api import client as sender
     from permitwatch.api.cli import main
-    from permitwatch.streams import sender
 
     token, tokens = loader_tokens(tmp_path)
     server = Server(tmp_path, free_port(), tokens)

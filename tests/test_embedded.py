@@ -132,10 +132,10 @@ def test_demo_alerts_match_the_ground_truth_exactly(tmp_path, runtimes):
     precision and recall are 1.0 for every rule."""
     from datetime import timedelta
 
-    from permitwatch.streams.demo import check
     from permitwatch.streams.port import RawInput
-    from permitwatch.streams.sample_catalog import SAMPLE_CATALOG
-    from permitwatch.streams.simulate import CitySimulator
+    from permitwatch.streams.simulation.city import CitySimulator
+    from permitwatch.streams.simulation.demo import check
+    from permitwatch.streams.simulation.sample_catalog import SAMPLE_CATALOG
 
     runtime = runtimes(tmp_path)
     monitor = runtime.embedded.monitor
@@ -182,13 +182,13 @@ def test_the_scheduler_waits_for_a_busy_monitor_off_the_event_loop(tmp_path):
     import threading
     import time
 
-    from permitwatch.api.server import build_embedded
-    from permitwatch.api.settings import ServerSettings
+    from permitwatch.api import compose
     from permitwatch.streams.clocks import ManualClock
+    from permitwatch.streams.settings import Settings
     from tests.embedded import write_catalog
     from tests.factory import moment
 
-    embedded = build_embedded(ServerSettings(data_dir=tmp_path, catalog=write_catalog(tmp_path)),
+    embedded = compose.embedded(Settings(data_dir=tmp_path, catalog=write_catalog(tmp_path)),
                               ManualClock(moment("2026-03-02 08:00")))
     monitor, scheduler = embedded.monitor, embedded.scheduler
     monitor.tick = lambda: None  # the tick has finished; a batch takes the lock before the next question
@@ -234,11 +234,11 @@ def test_history_posted_to_a_running_monitor_is_accepted_with_a_warning_naming_i
 
 
 def test_a_monitor_started_with_no_catalog_says_what_that_means(tmp_path, caplog):
-    from permitwatch.api.server import build_embedded
-    from permitwatch.api.settings import ServerSettings
+    from permitwatch.api import compose
+    from permitwatch.streams.settings import Settings
 
     with caplog.at_level("WARNING"):
-        embedded = build_embedded(ServerSettings(data_dir=tmp_path))
+        embedded = compose.embedded(Settings(data_dir=tmp_path))
     embedded.close()
     assert any("no item catalog" in record.getMessage() and "--catalog" in record.getMessage()
                for record in caplog.records)

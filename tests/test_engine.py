@@ -2,70 +2,14 @@
 
 from __future__ import annotations
 
-import random
-from datetime import timedelta
-
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from permitwatch.models.common import json_line
 from permitwatch.models.settings import RuleSettings
-from tests.factory import CaseEvents, catalog, moment
+from tests.factory import CaseEvents, moment
 from tests.harness import active, engine_for, rules, run
-
-ITEMS = catalog(
-    {"item_code": "ITEM-Q", "name": "q", "department": "D", "quantity_limited": True, "promised_limit": {"value": 8},
-     "hearing_required": True, "fee": {"fee_code": "FEE-1", "max_amount": "50.00"}},
-)
-
-
-def scenario(seed: int, cases: int = 4) -> list:
-    """A few cases with a realistic spread of compliant and violating events."""
-    rnd = random.Random(seed)
-    events = []
-    for n in range(cases):
-        c = CaseEvents(f"SZ-{seed}-{n}", item=rnd.choice(["ITEM-STD", "ITEM-Q"]))
-        day = moment("2026-03-02 09:00") + timedelta(days=rnd.randint(0, 20), hours=rnd.randint(0, 8))
-
-        def at(offset_days: float, day=day) -> str:
-            return (day + timedelta(days=offset_days)).isoformat()
-
-        events.append(c.submitted(at(0), materials=("M1", "M2")))
-        if rnd.random() < 0.5:
-            events.append(c.correction(at(rnd.choice([1, 9])), ("M2", "M3")))
-            events.append(c.supplied(at(10), ("M2", "M3")))
-            if rnd.random() < 0.5:
-                events.append(c.correction(at(11), rnd.choice([("M3",), ("M4",), ("M9",)])))
-        events.append(c.accepted(at(12), receipt_no=rnd.choice(["R-1", None])))
-        if rnd.random() < 0.4:
-            events.append(c.procedure(at(14), rnd.choice(["extension", "hearing", "on_site_verification"]),
-                                      rnd.choice([5, 12]), approved_by=rnd.choice(["head", None])))
-            events.append(c.procedure_ended(at(18), "hearing"))
-        if rnd.random() < 0.3:
-            events.append(c.hearing("held", at(20)))
-        if rnd.random() < 0.8:
-            events.append(c.decided(at(rnd.choice([15, 30, 45])), rnd.choice(["grant", "deny"])))
-            if rnd.random() < 0.7:
-                events.append(c.licence(at(rnd.choice([46, 70]))))
-                events.append(c.published(at(47)))
-            if rnd.random() < 0.3:
-                events.append(c.fee(at(46), rnd.choice(["20.00", "80.00"])))
-        elif rnd.random() < 0.3:
-            events.append(c.withdrawn(at(16)))
-    events.sort(key=lambda e: e.time)
-    return events
-
-
-UNTIL = "2026-09-01"
-
-
-# Shuffled events arrive up to months late; keep closed cases long enough to receive them.
-PATIENT = RuleSettings(closed_case_retention_days=1000)
-
-
-def final_ids(events, exclude=("PW-018",)) -> set[str]:
-    alerts = run(events, until=UNTIL, catalog=ITEMS, settings=PATIENT)
-    return {a.alert_id for a in active(alerts) if a.rule not in exclude}
+from tests.scenarios import ITEMS, UNTIL, final_ids, scenario
 
 
 def test_every_event_duplicated_gives_the_same_alerts():
@@ -112,8 +56,8 @@ def test_simulated_city_alerts_match_its_ground_truth():
     from permitwatch.alerts.clock import WorkingCalendar
     from permitwatch.alerts.engine import Engine
     from permitwatch.models.events import parse_event
-    from permitwatch.streams.sample_catalog import SAMPLE_CATALOG
-    from permitwatch.streams.simulate import CitySimulator
+    from permitwatch.streams.simulation.city import CitySimulator
+    from permitwatch.streams.simulation.sample_catalog import SAMPLE_CATALOG
 
     sim = CitySimulator(seed=42, violation_rate=0.5, cases_per_day=30)
     engine = Engine(SAMPLE_CATALOG.by_code(), WorkingCalendar(), RuleSettings())

@@ -15,11 +15,11 @@ import urllib.request
 
 import orjson
 
-from permitwatch.streams.simulate import CitySimulator
+from permitwatch.streams.simulation.city import CitySimulator
 from permitwatch.streams.store import Store
 from tests.factory import CaseEvents
-from tests.test_durability import ROOT, Server, free_port, loader_tokens, post, replayed_records
-from tests.test_engine import UNTIL, final_ids, scenario
+from tests.live import ROOT, Server, free_port, loader_tokens, post, replayed_records
+from tests.scenarios import UNTIL, final_ids, scenario
 
 
 def _post_status(url: str, token: str, lines: list[bytes]) -> tuple[int, dict]:

@@ -21,16 +21,16 @@ from permitwatch.alerts.emit import alert_id
 from permitwatch.models.common import json_line
 from permitwatch.models.deadletter import DeadLetter
 from permitwatch.models.events import InvalidEvent, parse_event
+from permitwatch.streams.inputs.readers import Record
 from permitwatch.streams.kafka.topology import Topology
 from permitwatch.streams.port import RawInput
-from permitwatch.streams.readers import Record
 from permitwatch.streams.replay import replay
 from tests.embedded import start
 from tests.factory import CaseEvents, moment
 from tests.fuzzing import TRIED, raw_inputs, valid_events
 from tests.harness import engine_for, run_all
 from tests.memory_kafka import MemoryCluster
-from tests.test_engine import ITEMS, PATIENT, UNTIL
+from tests.scenarios import ITEMS, PATIENT, UNTIL
 
 START = moment("2026-03-02 00:00")
 OFFICERS = ["o-1", "o-2", "o-3"]

@@ -10,8 +10,8 @@ import pytest
 from permitwatch.api.cli import main
 from permitwatch.models.files import load_structured
 from permitwatch.models.mapping import FeedMapping
-from permitwatch.streams.feeds import MappedCounts, MappingError, map_records, parse_time
-from permitwatch.streams.readers import read_jsonl
+from permitwatch.streams.inputs.feeds import MappedCounts, MappingError, map_records, parse_time
+from permitwatch.streams.inputs.readers import read_jsonl
 from permitwatch.streams.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -63,9 +63,9 @@ def test_import_command_loads_history_for_an_audit(tmp_path, capsys):
 
 
 def test_import_refuses_a_data_directory_in_use(tmp_path, capsys):
-    from permitwatch.streams.importing import hold_data_dir
+    from permitwatch.streams.datadir import DataDir
 
-    holder = hold_data_dir(tmp_path)
+    holder = DataDir(tmp_path).hold()
     try:
         assert main(["import", str(SAMPLE), "--format", "feed", "--mapping", str(MAPPING),
                      "--data-dir", str(tmp_path)]) == 2

@@ -37,7 +37,7 @@ from tests.brokers import (
 from tests.factory import CaseEvents, moment
 from tests.harness import active, run
 from tests.kafka_expect import Expected, with_exemption
-from tests.test_engine import ITEMS, UNTIL, scenario
+from tests.scenarios import ITEMS, UNTIL, scenario
 
 REPO = Path(__file__).resolve().parent.parent
 DOCS_KAFKA = REPO / "docs" / "kafka.md"
@@ -250,8 +250,8 @@ def test_a_read_model_rebuilt_after_retention_and_compaction_has_the_current_sta
     (memory storage) does neither."""
     from fastapi.testclient import TestClient
 
-    from permitwatch.api.server import build_kafka_api
-    from permitwatch.api.settings import ServerSettings
+    from permitwatch.api import compose
+    from permitwatch.streams.settings import Settings
 
     if deployment.broker.name != "noida-db":
         pytest.skip("tansu 0.6.0 keeps every record: no retention, no compaction")
@@ -277,10 +277,10 @@ def test_a_read_model_rebuilt_after_retention_and_compaction_has_the_current_sta
     _until(lambda: len(deployment.values(topology.alerts)) < repeated, "the alerts topic compacted", 60)
     _until(lambda: all(dict(r.headers).get(CONTROL_HEADER) for r in deployment.read(topology.events)),
            "the events' retention passed (the workers' latest ticks remain)", 60)
-    settings = ServerSettings(kafka=deployment.broker.bootstrap, topic_prefix=topology.prefix, partitions=PARTITIONS,
+    settings = Settings(kafka=deployment.broker.bootstrap, topic_prefix=topology.prefix, partitions=PARTITIONS,
                               data_dir=tmp_path / "rebuilt", clock_start=moment(UNTIL),
                               producer_max_batch_size=deployment.broker.max_batch_size)
-    rebuilt = build_kafka_api(settings)
+    rebuilt = compose.kafka_api(settings)
     try:
         with TestClient(rebuilt.app) as client:
             _until(lambda: client.get("/readyz").json()["ready"], "the rebuilt read model caught up")
@@ -408,8 +408,8 @@ def test_the_api_over_kafka_ingests_follows_the_topics_and_records_exemptions(de
     its stored positions without repeating a record."""
     from fastapi.testclient import TestClient
 
-    from permitwatch.api.server import build_kafka_api
-    from permitwatch.api.settings import ServerSettings
+    from permitwatch.api import compose
+    from permitwatch.streams.settings import Settings
 
     events = [e for e in city(10, 20) if e.subject not in ("SZ-LATE", "SZ-NONE")]
     late = CaseEvents("SZ-LATE", item="ITEM-STD")
@@ -417,7 +417,7 @@ def test_the_api_over_kafka_ingests_follows_the_topics_and_records_exemptions(de
                      late.decided("2026-05-20")], key=lambda e: e.time)
     expected = Expected.of(events)
     deployment.worker(moment(UNTIL).isoformat())
-    settings = ServerSettings(kafka=deployment.broker.bootstrap, topic_prefix=deployment.topology.prefix,
+    settings = Settings(kafka=deployment.broker.bootstrap, topic_prefix=deployment.topology.prefix,
                               partitions=PARTITIONS, data_dir=tmp_path / "api", clock_start=moment(UNTIL),
                               producer_max_batch_size=deployment.broker.max_batch_size)
 
@@ -427,7 +427,7 @@ def test_the_api_over_kafka_ingests_follows_the_topics_and_records_exemptions(de
     def stored_alerts(api) -> list[bytes]:
         return stored(api, "alerts")
 
-    api = build_kafka_api(settings)
+    api = compose.kafka_api(settings)
     try:
         with TestClient(api.app) as client:
             ingest = {"Authorization": f"Bearer {api.new_tokens['ingest']}"}
@@ -453,7 +453,7 @@ def test_the_api_over_kafka_ingests_follows_the_topics_and_records_exemptions(de
         count = len(stored_alerts(api))
     finally:
         api.close()
-    again = build_kafka_api(settings)
+    again = compose.kafka_api(settings)
     try:
         with TestClient(again.app) as client:
             _until(lambda: client.get("/readyz").json()["ready"], "the restarted API ready")
@@ -469,15 +469,15 @@ def test_operators_actions_reach_every_api_instance_and_survive_a_rebuilt_read_m
     topic existed publishes its own actions there on its first start."""
     from fastapi.testclient import TestClient
 
-    from permitwatch.api.server import build_kafka_api
-    from permitwatch.api.settings import ServerSettings
+    from permitwatch.api import compose
+    from permitwatch.streams.settings import Settings
 
     events = city(11, 10)
     deployment.send(events)
     deployment.worker(moment(UNTIL).isoformat())
 
-    def settings(name: str) -> ServerSettings:
-        return ServerSettings(kafka=deployment.broker.bootstrap, topic_prefix=deployment.topology.prefix,
+    def settings(name: str) -> Settings:
+        return Settings(kafka=deployment.broker.bootstrap, topic_prefix=deployment.topology.prefix,
                               partitions=PARTITIONS, data_dir=tmp_path / name, clock_start=moment(UNTIL),
                               producer_max_batch_size=deployment.broker.max_batch_size)
 
@@ -485,7 +485,7 @@ def test_operators_actions_reach_every_api_instance_and_survive_a_rebuilt_read_m
     older.action(ActionRecord(seq=0, target_kind="alert", target_id="PW-OLD-1", action="acknowledge",
                               actor="old.operator", at=moment("2026-03-01 09:00")))
     older.close()
-    apis = [build_kafka_api(settings(name)) for name in ("api-1", "api-2")]
+    apis = [compose.kafka_api(settings(name)) for name in ("api-1", "api-2")]
     clients = [TestClient(api.app) for api in apis]
     try:
         for client in clients:
@@ -519,7 +519,7 @@ def test_operators_actions_reach_every_api_instance_and_survive_a_rebuilt_read_m
             client.__exit__(None, None, None)
         for api in apis:
             api.close()
-    rebuilt = build_kafka_api(settings("api-3"))
+    rebuilt = compose.kafka_api(settings("api-3"))
     try:
         with TestClient(rebuilt.app) as client:
             _until(lambda: client.get("/readyz").json()["ready"], "the third instance caught up")

@@ -1,7 +1,7 @@
 """docs/asyncapi.yaml and docs/kafka.md describe the topics the workers create and the settings they
 read: the document is current, valid AsyncAPI 3.0.0 (checked with the AsyncAPI initiative's own JSON
 Schema, from the npm registry), and names every topic with its key, cleanup policy, retention and
-payload; the settings table names every setting. (tests/test_kafka_broker.py runs the documented
+payload; the settings tables of docs/kafka.md and docs/operations.md name every setting. (tests/test_kafka_broker.py runs the documented
 commands against a real broker.)"""
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import re
 from pathlib import Path
 
 import jsonschema_rs
+import pytest
 import yaml
 
 from permitwatch.streams.kafka.asyncapi import asyncapi_yaml, render_asyncapi
@@ -73,13 +74,18 @@ def test_docs_kafka_md_lists_every_topic_with_its_key_and_cleanup_policy():
         assert partitions == ("1" if spec.partitions == 1 else "N")
 
 
-def test_docs_kafka_md_names_every_worker_setting():
-    from permitwatch.streams.kafka.worker import WorkerSettings
+@pytest.mark.parametrize(("doc", "header", "command"), [
+    ("kafka.md", "| setting | default | what |", "worker"),
+    ("operations.md", "| setting | flag | default | meaning |", "run"),
+])
+def test_the_settings_tables_name_every_setting_their_command_reads(doc, header, command):
+    from permitwatch.streams.settings import Settings
 
-    table = (DOCS / "kafka.md").read_text().split("| setting | default | what |", 1)[1].split("\n\n", 1)[0]
+    table = (DOCS / doc).read_text().split(header, 1)[1].split("\n\n", 1)[0]
     named = set()
     for cell in re.findall(r"^\| ([^|]+) \|", table, re.MULTILINE):
-        named |= {name.replace("…_", "PERMITWATCH_") for name in re.findall(r"`((?:PERMITWATCH|…)_[A-Z_]+)`", cell)}
-    settings = {f"PERMITWATCH_{name.upper()}" for name in WorkerSettings.model_fields}
-    assert settings - named == set(), "settings docs/kafka.md does not name"
-    assert named - settings == set(), "docs/kafka.md names settings that do not exist"
+        for name in re.findall(r"`((?:PERMITWATCH|…)?_[A-Z_]+)`", cell):
+            named.add("PERMITWATCH" + name.removeprefix("PERMITWATCH").removeprefix("…"))
+    settings = {f"PERMITWATCH_{name.upper()}" for name in Settings.read_by(command)}
+    assert settings - named == set(), f"settings docs/{doc} does not name"
+    assert named - settings == set(), f"docs/{doc} names settings that `{command}` does not read"

@@ -15,7 +15,7 @@ from permitwatch.streams.metrics import Metrics
 from permitwatch.streams.store import Store
 from tests.factory import CaseEvents
 from tests.harness import active, run
-from tests.test_engine import ITEMS
+from tests.scenarios import ITEMS
 
 TOPOLOGY = Topology("pw", 2)
 

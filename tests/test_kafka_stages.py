@@ -16,7 +16,7 @@ from permitwatch.streams.kafka.topology import Topology
 from tests.factory import CaseEvents, moment
 from tests.kafka_expect import Expected, with_exemption
 from tests.memory_kafka import Crashes, MemoryCluster
-from tests.test_engine import ITEMS, UNTIL, scenario
+from tests.scenarios import ITEMS, UNTIL, scenario
 
 TOPOLOGY = Topology("t", partitions=4)
 

@@ -24,10 +24,11 @@ import orjson
 import pytest
 import yaml
 
-from permitwatch.api.server import Embedded, build_embedded
-from permitwatch.api.settings import ServerSettings
+from permitwatch.api import compose
+from permitwatch.api.compose import Embedded
 from permitwatch.streams.clocks import ManualClock
 from permitwatch.streams.embedded.monitor import EmbeddedMonitor
+from permitwatch.streams.settings import Settings
 from tests.embedded import write_catalog
 from tests.factory import CaseEvents, moment
 from tests.live import free_port, serving
@@ -169,7 +170,7 @@ class Watch:
 @contextmanager
 def healthy_demo(binary: str, directory: Path) -> Iterator[tuple[EmbeddedMonitor, Watch]]:
     """`permitwatch run --demo` (a day per minute from 2026-03-02 08:30), scraped from its start."""
-    embedded = build_embedded(ServerSettings(data_dir=directory / "demo", demo=True))
+    embedded = compose.embedded(Settings(data_dir=directory / "demo", demo=True))
     port = free_port()
     try:
         with serving(embedded.app, port), prometheus(binary, directory / "demo-prometheus",
@@ -203,8 +204,8 @@ def test_alerts_fire_on_their_faults_and_not_on_the_healthy_demo(tmp_path, prome
 def induce_each_fault(tmp_path: Path, binary: str, monkeypatch) -> None:
     clock = ManualClock(moment("2026-03-02 09:00"))
     (tmp_path / "monitor").mkdir()
-    embedded: Embedded = build_embedded(
-        ServerSettings(data_dir=tmp_path / "monitor", catalog=write_catalog(tmp_path / "monitor")), clock)
+    embedded: Embedded = compose.embedded(
+        Settings(data_dir=tmp_path / "monitor", catalog=write_catalog(tmp_path / "monitor")), clock)
     monitor = embedded.monitor
     headers = {"Authorization": f"Bearer {embedded.new_tokens['ingest']}", "Content-Type": "application/x-ndjson"}
     port = free_port()

@@ -8,25 +8,7 @@ from datetime import timedelta
 from permitwatch.models.common import json_line
 from tests.factory import CaseEvents, moment
 from tests.harness import run_all
-
-
-def late_case(case_id: str = "SZ-A", officer: str = "o-handler", start: str = "2026-03-02",
-              department: str = "D-MARKET", reviewer: str = "o-reviewer", approver: str = "o-approver"):
-    """Accepted, reviewed, decided after the statutory deadline, licence issued late."""
-    c = CaseEvents(case_id, department=department)
-    day = moment(start)
-
-    def at(days: int, hour: int = 10) -> str:
-        return (day + timedelta(days=days)).replace(hour=hour).isoformat()
-
-    return c, [
-        c.submitted(at(0, 9), officer=officer),
-        c.accepted(at(1), officer=officer),
-        c.step(at(5), "review", reviewer),
-        c.decided(at(40), officer=approver),
-        c.published(at(41)),
-        c.licence(at(70)),
-    ]
+from tests.scenarios import late_case
 
 
 def latest(referrals):

@@ -9,7 +9,7 @@ import pytest
 
 from permitwatch.api.cli import main
 from tests.factory import CaseEvents
-from tests.test_engine import ITEMS, scenario
+from tests.scenarios import ITEMS, scenario
 
 REALDATA = Path(__file__).resolve().parent / "data" / "realdata"
 

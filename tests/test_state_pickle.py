@@ -18,8 +18,8 @@ from permitwatch.models.events import parse_event
 from permitwatch.models.settings import RuleSettings
 from permitwatch.streams import state_pickle
 from permitwatch.streams.kafka.wire import decode_state, encode_state
-from permitwatch.streams.sample_catalog import SAMPLE_CATALOG
-from permitwatch.streams.simulate import CitySimulator
+from permitwatch.streams.simulation.city import CitySimulator
+from permitwatch.streams.simulation.sample_catalog import SAMPLE_CATALOG
 from tests.factory import CaseEvents
 
 

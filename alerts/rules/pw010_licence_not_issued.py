@@ -1,4 +1,5 @@
-"""PW-010 未按期颁发许可证件: the licence is not issued within 10 working days of a grant."""
+"""PW-010 未按期颁发许可证件: the licence is not issued within 10 working days of a grant
+(`licence_issue_limit`)."""
 
 from __future__ import annotations
 

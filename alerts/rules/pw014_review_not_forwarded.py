@@ -1,5 +1,5 @@
 """PW-014 初审机关逾期未报送: a preliminary review not forwarded to the upper agency within
-20 working days of acceptance.
+20 working days of acceptance (`preliminary_review_limit`).
 
 An item the catalog marks `preliminary_review` is watched from acceptance: the finding comes when
 the limit passes. A `review.forwarded` shows a preliminary review whatever the catalog says

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from permitwatch.api.auth import Principal, requires
 from permitwatch.api.problems import AUTHENTICATED, BAD_BODY, CURSOR_MAX, NOT_FOUND, UNAVAILABLE, QueryInstant
 from permitwatch.api.read_model import AlertFilter
+from permitwatch.models.common import RULE_ID_PATTERN
 from permitwatch.models.views import ActionRecord, AlertPage, AlertView
 
 router = APIRouter(tags=["alerts"], responses=AUTHENTICATED)
@@ -25,7 +26,7 @@ Operator = Annotated[Principal, Depends(requires("operator"))]
 def list_alerts(
     request: Request,
     _: Operator,
-    rule: Annotated[str | None, Query(pattern=r"^PW-0(0[1-9]|1[0-9])$")] = None,
+    rule: Annotated[str | None, Query(pattern=f"^{RULE_ID_PATTERN}$")] = None,
     signal: Literal["warning", "yellow", "red", "data"] | None = None,
     status_: Annotated[Literal["active", "retracted"] | None, Query(alias="status")] = None,
     department: str | None = None,

@@ -30,7 +30,7 @@ from permitwatch.models.files import parse_structured
 from permitwatch.models.settings import RuleSettings
 from permitwatch.models.views import ActionRecord, IngestReport, ReferenceChange, Rejection
 from permitwatch.streams import state_pickle
-from permitwatch.streams.clocks import Clock, history_warning
+from permitwatch.streams.clocks import Clock, history_warning, too_far_ahead
 from permitwatch.streams.metrics import Metrics
 from permitwatch.streams.port import RawInput
 from permitwatch.streams.retired import CompactCases
@@ -334,7 +334,6 @@ class EmbeddedMonitor:
             parsed.append((index, event, item))
         with self.lock:
             now = self.clock.now()
-            horizon = now + self.options.max_future_skew
             try:
                 with self.store.transaction() as tx:
                     emitted = self.engine.advance(now)
@@ -361,10 +360,9 @@ class EmbeddedMonitor:
                             letters.append(DeadLetter.of(item.origin, "conflicting_duplicate", reason, raw))
                             result.rejected.append(Rejection(index=index, category="conflicting_duplicate", reason=reason))
                             continue
-                        if event.time > horizon:
-                            reason = (f"time: {event.time.isoformat()} is more than "
-                                      f"{self.options.max_future_skew} ahead of the monitor's clock "
-                                      f"{now.isoformat()}")
+                        reason = too_far_ahead("time:", event.time, now, self.options.max_future_skew,
+                                               "the monitor's")
+                        if reason:
                             letters.append(DeadLetter.of(item.origin, "future_time", reason, raw))
                             result.rejected.append(Rejection(index=index, category="future_time", reason=reason))
                             continue
@@ -381,10 +379,7 @@ class EmbeddedMonitor:
                         engine_time += time.perf_counter() - t0
                         emitted.extend(caused)
                         result.accepted += 1
-                        department = event.data.department
-                        if department is None:
-                            case = self.engine.cases.get(event.subject)
-                            department = case.department if case is not None else None
+                        department = self.engine.book.department_of(event)
                         counted[(event.kind, department)] += 1
                         applied[item.origin] = (index, len(journal) - 1, (event.kind, department))
                     # An exemption of a case without a referral is refused when the engine applies it:
@@ -489,10 +484,7 @@ class EmbeddedMonitor:
             self.metrics.dead_letters.labels(refused.category).inc()
         if self.engine.now is not None:
             Store.set_meta(tx, "clock", self.engine.now.isoformat())
-        metrics = self.metrics
-        metrics.alerts_stored(emitted.alerts, now, emitted.found_at, self.clock)
-        for referral in emitted.referrals:
-            metrics.referral_versions.labels(referral.status).inc()
+        self.metrics.published(emitted.alerts, emitted.referrals, now, emitted.found_at, self.clock)
 
     def _notify(self) -> None:
         for listener in list(self.listeners):

@@ -22,12 +22,12 @@ from permitwatch.models.errors import Refused
 from permitwatch.models.events import InvalidEvent, parse_event
 from permitwatch.models.settings import RuleSettings
 from permitwatch.models.views import HistoryReport, Rejection
-from permitwatch.streams.importing import untimed
+from permitwatch.streams.embedded.history import untimed
+from permitwatch.streams.inputs.readers import Record
 from permitwatch.streams.kafka.reference import ReferenceData
 from permitwatch.streams.kafka.stages import dead_letter
 from permitwatch.streams.kafka.topology import Topology, ensure_topics
 from permitwatch.streams.kafka.wire import CONTROL_HEADER, Output, Tick, control_output
-from permitwatch.streams.readers import Record
 
 
 class HistoryRefused(Refused):

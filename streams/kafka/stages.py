@@ -57,10 +57,10 @@ from permitwatch.models.alerts import Alert, Message
 from permitwatch.models.common import record_bytes
 from permitwatch.models.deadletter import DeadLetter, KafkaSource
 from permitwatch.models.errors import CorruptState
-from permitwatch.models.events import CloudEvent, ExemptionRecorded, InvalidEvent, content_digest, parse_event
+from permitwatch.models.events import ExemptionRecorded, InvalidEvent, content_digest, parse_event
 from permitwatch.models.referrals import Referral
 from permitwatch.models.settings import RuleSettings
-from permitwatch.streams.clocks import Clock
+from permitwatch.streams.clocks import Clock, too_far_ahead
 from permitwatch.streams.kafka.reference import ReferenceData
 from permitwatch.streams.kafka.topology import Topology
 from permitwatch.streams.kafka.wire import (
@@ -515,11 +515,9 @@ class CaseStage(Stage):
         except InvalidEvent as invalid:
             step.outputs.append(self._refuse(record, invalid.category, invalid.reason))
             return [], [], None
-        now = self.clock.now()
-        if event.time > now + self.max_future_skew:
-            step.outputs.append(self._refuse(record, "future_time", (
-                f"time: {event.time.isoformat()} is more than {self.max_future_skew} ahead of the worker's clock "
-                f"{now.isoformat()}")))
+        ahead = too_far_ahead("time:", event.time, self.clock.now(), self.max_future_skew, "the worker's")
+        if ahead:
+            step.outputs.append(self._refuse(record, "future_time", ahead))
             return [], [], None
         if isinstance(event, ExemptionRecorded):
             return book.book.advance(event.time), [], ExemptionInput(event.subject, exemption_of(event), event.time,
@@ -535,24 +533,14 @@ class CaseStage(Stage):
         if book.book.stats.duplicates > duplicates:
             self.metrics.duplicates.inc()
             return [], [], None
-        self.metrics.event_accepted(event.kind, self._department(book, event))
+        self.metrics.event_accepted(event.kind, book.book.department_of(event))
         # The case's own outcome comes last, after the timers the clock passed on the way to its time.
         return outcomes[:-1], outcomes[-1:], None
 
-    @staticmethod
-    def _department(book: PartitionBook, event: CloudEvent) -> str | None:
-        department = event.data.department
-        if department is None:
-            case = book.cases.get(event.subject)
-            department = case.department if case is not None else None
-        return department
-
     def _tick(self, book: PartitionBook, tick: Tick, record: Record, step: Step) -> list[CaseOutcome]:
-        now = self.clock.now()
-        if tick.time > now + self.max_future_skew:
-            step.outputs.append(self._refuse(record, "future_time", (
-                f"tick at {tick.time.isoformat()} is more than {self.max_future_skew} ahead of this worker's clock "
-                f"{now.isoformat()}: the workers' clocks disagree")))
+        ahead = too_far_ahead("tick at", tick.time, self.clock.now(), self.max_future_skew, "this worker's")
+        if ahead:
+            step.outputs.append(self._refuse(record, "future_time", f"{ahead}: the workers' clocks disagree"))
             return []
         with book.cases.passing_unreadable() as unreadable:
             outcomes = book.book.advance(tick.time)
@@ -578,8 +566,8 @@ class CaseStage(Stage):
         topology = self.topology
         for alert in outcome.alerts:
             step.outputs.append(alert_output(topology, alert))
-        self.metrics.alerts_stored(outcome.alerts, self.clock.now(),
-                                   dict.fromkeys((alert.alert_id for alert in outcome.alerts), found_at), self.clock)
+        self.metrics.published(outcome.alerts, (), self.clock.now(),
+                               dict.fromkeys((alert.alert_id for alert in outcome.alerts), found_at), self.clock)
 
     def _city_outputs(self, inputs: list[CityInput], book: PartitionBook) -> list[Output]:
         """The step's inputs for the city stage, each with this partition's promise."""
@@ -633,11 +621,13 @@ class CityStage(Stage):
     or department. Its watermark is the oldest clock among the events partitions, heard on every
     input they send and on every tick."""
 
-    def __init__(self, topology: Topology, settings: RuleSettings, table: StateTable, metrics: Metrics):
+    def __init__(self, topology: Topology, settings: RuleSettings, table: StateTable, clock: Clock,
+                 metrics: Metrics):
         super().__init__()
         self.topology = topology
         self.settings = settings
         self.table = table
+        self.clock = clock
         self.metrics = metrics
         self.book: CityBook | None = None
         self.header = CityHeader({}, {}, None, 0)
@@ -722,13 +712,10 @@ class CityStage(Stage):
         return step
 
     def _outputs(self, emitted: Emitted, step: Step) -> None:
-        topology, metrics = self.topology, self.metrics
-        for alert in emitted.alerts:
-            step.outputs.append(alert_output(topology, alert))
-            metrics.alerts.labels(alert.rule, alert.signal, alert.status).inc()
-        for version in emitted.referrals:
-            step.outputs.append(referral_output(topology, version))
-            metrics.referral_versions.labels(version.status).inc()
+        topology = self.topology
+        step.outputs.extend(alert_output(topology, alert) for alert in emitted.alerts)
+        step.outputs.extend(referral_output(topology, version) for version in emitted.referrals)
+        self.metrics.published(emitted.alerts, emitted.referrals, self.clock.now(), emitted.found_at, self.clock)
         for refused in emitted.refused:
             step.outputs.append(self._refused(refused))
 

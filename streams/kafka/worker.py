@@ -11,57 +11,30 @@ while nobody owned it on its first tick.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import shutil
 from datetime import timedelta
 from pathlib import Path
-from typing import Literal
 
 import faust
-from pydantic import Field
 
 from permitwatch.models.errors import Misconfigured
-from permitwatch.models.settings import load_settings
 from permitwatch.streams.clocks import Clock
 from permitwatch.streams.kafka.gaps import GapGuard
 from permitwatch.streams.kafka.reference import ReferenceData
 from permitwatch.streams.kafka.stages import CaseStage, CityStage, Stage, Step, apply_writes
-from permitwatch.streams.kafka.topology import ensure_topics
 from permitwatch.streams.kafka.wire import Output, Record, Tick, control_output, record_of
 from permitwatch.streams.metrics import Metrics
-from permitwatch.streams.settings import KafkaSettings, RuntimeSettings
+from permitwatch.streams.settings import Settings
 
 log = logging.getLogger("permitwatch.kafka.worker")
-
-
-class WorkerSettings(RuntimeSettings, KafkaSettings):
-    kafka: str | None = Field("localhost:9092", description="Kafka bootstrap servers, host:port[,host:port]")
-    group: str = Field("permitwatch-worker", pattern=r"^[A-Za-z0-9._-]+$", description=(
-        "Consumer group and faust app id: the workers of one deployment share it; their tables' "
-        "changelog topics are named after it"))
-    store: Literal["memory", "rocksdb"] = Field("memory", description=(
-        "Where tables live: memory, or rocksdb (on disk, for state larger than memory; needs the "
-        "rocksdict package). Either is rebuilt from the changelogs on every start"))
-    state_dir: Path = Field(Path("permitwatch-worker"), description="faust's data directory (RocksDB files)")
-    group_instance_id: str | None = Field(None, description=(
-        "Static group membership (e.g. the pod name of a StatefulSet): a restarted worker with the same "
-        "id takes back its partitions at once instead of after its predecessor's session times out"))
-    tick_interval_seconds: float = Field(1.0, gt=0, description="How often deadlines are checked")
-    standby_replicas: int = Field(1, ge=0, description="Standby copies of each table partition on other workers")
-    metrics_host: str = "0.0.0.0"
-    metrics_port: int = Field(9464, ge=0, le=65535, description="Prometheus /metrics port (0: none)")
-    log_level: str = "INFO"
-    session_timeout_seconds: float | None = Field(None, gt=0)
-    heartbeat_interval_seconds: float | None = Field(None, gt=0)
-    rebalance_timeout_seconds: float | None = Field(None, gt=0)
 
 
 class Worker:
     """The faust app with its topics, tables and agents, around the two stages."""
 
-    def __init__(self, settings: WorkerSettings, reference: ReferenceData, clock: Clock,
+    def __init__(self, settings: Settings, reference: ReferenceData, clock: Clock,
                  metrics: Metrics | None = None):
         self.settings = settings
         self.reference = reference
@@ -100,7 +73,7 @@ class Worker:
         city = app.Table("city", partitions=1, **raw)
         skew = timedelta(seconds=settings.max_future_skew_seconds)
         self.case_stage = CaseStage(topology, reference, cases, clock, skew, self.metrics)
-        self.city_stage = CityStage(topology, reference.settings, city, self.metrics)
+        self.city_stage = CityStage(topology, reference.settings, city, clock, self.metrics)
 
         self.gaps = GapGuard(settings.bootstrap, self.metrics.gap_refills)
         app.agent(events, name="cases", concurrency=1)(self._consume(self.case_stage, self._read_reference))
@@ -167,25 +140,11 @@ class WorkerSetupError(Misconfigured):
     """The worker cannot start as configured; the message says why and what to do."""
 
 
-def run_worker(settings: WorkerSettings) -> None:
-    """Create missing topics, read the reference data, then run until stopped (SIGTERM, ^C)."""
+def serve(worker: Worker) -> None:
+    """Run the worker until stopped (SIGTERM, ^C), with its metrics served."""
     from prometheus_client import start_http_server
 
-    try:
-        settings.state_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise WorkerSetupError(f"the state directory {settings.state_dir} cannot be made ({exc.strerror}): check "
-                               "the mount and permissions, or give another --state-dir") from None
-    rule_settings = load_settings(settings.rule_settings)
-    topology = settings.topology
-    created = asyncio.run(ensure_topics(settings.bootstrap, topology))
-    if created:
-        log.info("created topics: %s", ", ".join(created))
-    reference = ReferenceData(topology, rule_settings)
-    asyncio.run(reference.read(settings.bootstrap))
-    log.info("reference data: %s catalog entries, calendars %s", len(reference.entries),
-             ", ".join(sorted(reference.calendars)) or "built-in only")
-    worker = Worker(settings, reference, settings.make_clock())
+    settings = worker.settings
     if settings.store == "rocksdb":
         discard_local_tables(worker.app.conf.tabledir)
     if settings.metrics_port:

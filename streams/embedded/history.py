@@ -6,46 +6,16 @@ the audit through `permitwatch run`."""
 
 from __future__ import annotations
 
-import fcntl
-import os
 from collections.abc import Iterable
 from datetime import datetime, timedelta
-from pathlib import Path
 
 import orjson
 
-from permitwatch.models.errors import Misconfigured
 from permitwatch.models.views import HistoryReport, Rejection
 from permitwatch.streams.clocks import ManualClock
 from permitwatch.streams.embedded.monitor import EmbeddedMonitor, MonitorOptions
+from permitwatch.streams.inputs.readers import Record
 from permitwatch.streams.port import RawInput
-from permitwatch.streams.readers import Record
-
-
-class DataDirError(Misconfigured):
-    """The data directory cannot be used; the message says why and what to do."""
-
-
-class DataDirBusy(DataDirError):
-    """Another permitwatch process holds the data directory."""
-
-
-def hold_data_dir(data_dir: Path) -> int:
-    """An exclusive lock on the data directory for this process's lifetime (one writer only)."""
-    try:
-        data_dir.mkdir(parents=True, exist_ok=True)
-        handle = os.open(data_dir / ".lock", os.O_CREAT | os.O_RDWR, 0o600)
-    except OSError as exc:
-        raise DataDirError(f"{data_dir} cannot be written ({exc.strerror}): the journal and state are kept there; "
-                           "check the mount and permissions, or choose another --data-dir") from None
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(handle)
-        raise DataDirBusy(f"{data_dir} is in use by another permitwatch process (a running `permitwatch run`?); "
-                          "stop it first") from None
-    return handle
-
 
 HISTORY = MonitorOptions(max_future_skew=timedelta(days=36500), warn_of_history=False)
 """Monitor options for loading history: events run ahead of the clock by design."""

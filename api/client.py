@@ -18,7 +18,7 @@ import orjson
 from permitwatch.models.errors import Refused, Unavailable
 from permitwatch.models.views import IngestReport
 from permitwatch.streams.clocks import history_warning
-from permitwatch.streams.readers import open_binary
+from permitwatch.streams.inputs.readers import open_binary
 
 
 class SendReport(IngestReport):

@@ -18,7 +18,7 @@ import orjson
 from permitwatch.models.errors import InvalidInput
 from permitwatch.models.events import TYPE_PREFIX
 from permitwatch.models.mapping import EventSpec, FeedMapping, FieldSpec
-from permitwatch.streams.readers import Record
+from permitwatch.streams.inputs.readers import Record
 
 _COMPACT = re.compile(r"^(\d{4})(\d{2})(\d{2})T?(\d{2}):?(\d{2}):?(\d{2})$")
 

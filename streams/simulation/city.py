@@ -24,7 +24,7 @@ from permitwatch.models.catalog import Catalog, CatalogEntry
 from permitwatch.models.common import working_days
 from permitwatch.models.events import TYPE_PREFIX
 from permitwatch.models.settings import RuleSettings
-from permitwatch.streams.sample_catalog import SAMPLE_CATALOG
+from permitwatch.streams.simulation.sample_catalog import SAMPLE_CATALOG
 
 INJECTABLE = (
     "PW-001", "PW-002", "PW-003", "PW-004", "PW-005", "PW-006", "PW-007", "PW-008", "PW-009", "PW-010",

@@ -21,12 +21,11 @@ from permitwatch.models.alerts import Alert
 from permitwatch.streams.clocks import Clock
 from permitwatch.streams.embedded.monitor import EmbeddedMonitor
 from permitwatch.streams.port import RawInput
-from permitwatch.streams.simulate import CitySimulator
+from permitwatch.streams.simulation.city import CitySimulator
 from permitwatch.streams.store import Store, StoreError
 
 log = logging.getLogger("permitwatch.demo")
 
-GROUND_TRUTH = "demo-ground-truth.jsonl"
 
 
 class DemoFeeder:
