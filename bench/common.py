@@ -24,9 +24,26 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()} ({platform.machine()})"
 
 
+def anchor_loop(lines: list[bytes], rounds: int = 3) -> float:
+    """Lines per second of a plain loop over `lines` doing the least an event needs (decode its
+    JSON, note its case), best of `rounds`: the anchor the throughputs are stated against, since
+    this machine's speed moves by tens of percent between runs."""
+    import time
+
+    best = float("inf")
+    for _ in range(rounds):
+        seen: dict[str, int] = {}
+        started = time.perf_counter()
+        for line in lines:
+            event = orjson.loads(line)
+            seen[event["subject"]] = seen.get(event["subject"], 0) + 1
+        best = min(best, time.perf_counter() - started)
+    return len(lines) / best
+
+
 def generated_log(events: int, seed: int = 1, cases_per_day: int = 400, violation_rate: float = 0.1) -> Path:
     """A JSON-lines log of at least `events` simulated events, generated once and cached."""
-    from permitwatch.streams.simulate import CitySimulator
+    from permitwatch.streams.simulation.city import CitySimulator
 
     path = CACHE / f"city-{seed}-{cases_per_day}-{violation_rate}-{events}.jsonl"
     if path.exists():
