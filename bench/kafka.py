@@ -1,20 +1,30 @@
-"""Kafka worker throughput against a local broker started here (noida-db or tansu, the brokers
-the tests use; Apache Kafka is not installable on these machines).
+"""Kafka workers end to end against a local broker started here (noida-db or tansu, the brokers
+the tests use; Apache Kafka is not installable on these machines), beside the broker's own speed.
 
-    python -m bench.kafka [--events N] [--partitions P] [--broker noida-db|tansu] [--store memory|rocksdb]
+    python -m bench.kafka [--events N] [--partitions P] [--workers W] [--broker noida-db|tansu]
+                          [--store memory|rocksdb]
 
-The generated city log is produced to the events topic first; then one `permitwatch worker`
-starts and the clock runs from its first poll until the worker's applied-offset markers cover
-every record of the events topic (its own ticks included). Prints events/s, and the alert,
-referral and dead-letter records it produced.
+The generated city log is produced to the events topic first. Then, on the same broker:
+
+- the anchor: a plain aiokafka loop that consumes those records and produces one record for each,
+  sending what each fetch returned and awaiting its acknowledgements together (records/s);
+- W `permitwatch worker` processes, timed from their start until every alert record and referral
+  version that `permitwatch replay` of the log writes is on the output topics (group join,
+  reference read and recovery included: what an operator waits for).
+
+Ends with `kafka: worker W events/s end to end, raw batched loop R records/s, ratio X`. Its
+temporary directory (broker data, worker state and logs) is removed unless --keep is given.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import io
+import shutil
 import tempfile
 import time
+from datetime import datetime
 from pathlib import Path
 
 import orjson
@@ -23,36 +33,81 @@ from bench.common import generated_log, machine
 from permitwatch.streams.kafka.reference import publish_reference
 from permitwatch.streams.kafka.topology import Topology, ensure_topics
 from permitwatch.streams.simulation.sample_catalog import SAMPLE_CATALOG
-from tests.brokers import WorkerProcess, produce, read_topic, start
+from tests.brokers import Broker, WorkerProcess, produce, read_topic, start
+
+GIVE_UP_SECONDS = 1800
+IDLE_SECONDS = 10
 
 
-async def _end_offsets(bootstrap: str, topic: str, partitions: int) -> dict[int, int]:
+def expected_outputs(lines: list[bytes], until: datetime) -> tuple[set[bytes], set[bytes]]:
+    """The alert records and referral versions `permitwatch replay` writes for `lines`, with the
+    clock at `until`: the bytes the workers must produce."""
+    from permitwatch.alerts.clock import WorkingCalendar
+    from permitwatch.alerts.engine import Engine
+    from permitwatch.models.settings import RuleSettings
+    from permitwatch.streams.inputs.readers import Record
+    from permitwatch.streams.replay import replay
+
+    engine = Engine(SAMPLE_CATALOG.by_code(), WorkingCalendar(), RuleSettings())
+    alerts, referrals = io.BytesIO(), io.BytesIO()
+    records = (Record(f"bench:{n}", line) for n, line in enumerate(lines))
+    replay(records, engine, alerts, io.BytesIO(), until=until, referrals_out=referrals)
+    return set(alerts.getvalue().splitlines()), set(referrals.getvalue().splitlines())
+
+
+async def raw_batched_loop(broker: Broker, source: str, partitions: int, records: int) -> float:
+    """Records/s of the plainest consume-and-produce loop aiokafka allows on this broker: what a
+    worker would reach if judging cost nothing."""
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+    options = {"max_batch_size": broker.max_batch_size} if broker.max_batch_size else {}
+    consumer = AIOKafkaConsumer(bootstrap_servers=broker.bootstrap, group_id=None, enable_auto_commit=False)
+    producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap, acks="all", **options)
+    await consumer.start()
+    await producer.start()
+    try:
+        tps = [TopicPartition(source, p) for p in range(partitions)]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        done = 0
+        started = time.perf_counter()
+        while done < records:
+            fetched = await consumer.getmany(timeout_ms=1000, max_records=2000)
+            batch = [message for messages in fetched.values() for message in messages]
+            pending = [await producer.send("bench.raw-out", message.value, key=message.key) for message in batch]
+            for delivery in pending:
+                await delivery
+            done += len(batch)
+        return done / (time.perf_counter() - started)
+    finally:
+        await producer.stop()
+        await consumer.stop()
+
+
+async def _record_counts(broker: Broker, topics: list[str]) -> int:
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+    consumer = AIOKafkaConsumer(bootstrap_servers=broker.bootstrap, group_id=None)
     await consumer.start()
     try:
-        ends = await consumer.end_offsets([TopicPartition(topic, p) for p in range(partitions)])
-        return {tp.partition: end for tp, end in ends.items()}
+        tps = [TopicPartition(topic, p) for topic in topics for p in (consumer.partitions_for_topic(topic) or ())]
+        ends = await consumer.end_offsets(tps)
+        return sum(ends.values())
     finally:
         await consumer.stop()
 
 
-async def _committed(bootstrap: str, group: str, topic: str, partitions: int) -> dict[int, int]:
-    from aiokafka import AIOKafkaConsumer, TopicPartition
-
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        return {p: (await consumer.committed(TopicPartition(topic, p))) or 0 for p in range(partitions)}
-    finally:
-        await consumer.stop()
+async def _output_records(broker: Broker, topology: Topology) -> tuple[set[bytes], set[bytes]]:
+    alerts = {record.value for record in await read_topic(broker, topology.alerts)}
+    referrals = {record.value for record in await read_topic(broker, topology.referrals)}
+    return alerts, referrals
 
 
-def worker_throughput(events: int, partitions: int = 4, broker_name: str = "noida-db", store: str = "memory") -> dict:
-    log = generated_log(events)
-    lines = log.read_bytes().splitlines()[:events]
-    records = [(_subject(line), line) for line in lines]
+def run(events: int, partitions: int = 4, workers: int = 1, broker_name: str = "noida-db", store: str = "memory",
+        keep: bool = False) -> dict:
+    lines = generated_log(events).read_bytes().splitlines()[:events]
+    last = max(datetime.fromisoformat(orjson.loads(line)["time"]) for line in lines)
+    expected_alerts, expected_referrals = expected_outputs(lines, last)
     directory = Path(tempfile.mkdtemp(prefix="permitwatch-bench-kafka-"))
     broker = start(broker_name, directory / broker_name)
     topology = Topology("bench", partitions)
@@ -60,55 +115,73 @@ def worker_throughput(events: int, partitions: int = 4, broker_name: str = "noid
         asyncio.run(ensure_topics(broker.bootstrap, topology))
         options = {"max_batch_size": broker.max_batch_size} if broker.max_batch_size else {}
         asyncio.run(publish_reference(broker.bootstrap, topology, SAMPLE_CATALOG, [], options))
-        started = time.perf_counter()
+        records = [(str(orjson.loads(line).get("subject", "")).encode(), line) for line in lines]
         asyncio.run(produce(broker, topology.events, records))
-        produce_seconds = time.perf_counter() - started
-        produced = asyncio.run(_end_offsets(broker.bootstrap, topology.events, partitions))
-        worker = WorkerProcess(broker, directory, "bench", partitions, _last_time(lines), store=store).start()
+        raw = asyncio.run(raw_batched_loop(broker, topology.events, partitions, len(records)))
+        # The workers' clock starts at the log's last event: nothing is judged late, and the
+        # deadlines the log leaves open are not yet due.
+        processes = [WorkerProcess(broker, directory, "bench", partitions, last.isoformat(), name=f"worker-{n}",
+                                   store=store, instance=f"worker-{n}") for n in range(workers)]
         started = time.perf_counter()
-        group = "bench-workers"
+        for process in processes:
+            process.start()
+        missing: tuple[int, int] = (len(expected_alerts), len(expected_referrals))
         while True:
-            time.sleep(1)
-            if worker.process.poll() is not None:
-                raise SystemExit(f"the worker exited; log in {worker.log}")
-            done = asyncio.run(_committed(broker.bootstrap, group, topology.events, partitions))
-            if all(done[p] >= produced[p] for p in produced):
+            time.sleep(2)
+            for process in processes:
+                if process.process.poll() is not None:
+                    raise SystemExit(f"a worker exited; log in {process.log}")
+            alerts, referrals = asyncio.run(_output_records(broker, topology))
+            missing = (len(expected_alerts - alerts), len(expected_referrals - referrals))
+            if missing == (0, 0):
                 break
+            if time.perf_counter() - started > GIVE_UP_SECONDS:
+                raise SystemExit(f"after {GIVE_UP_SECONDS} s still missing {missing[0]} alert records and "
+                                 f"{missing[1]} referral versions; logs in {directory}")
         elapsed = time.perf_counter() - started
-        worker.stop()
-        counts = {name: len(asyncio.run(read_topic(broker, topic))) for name, topic in
-                  (("alerts", topology.alerts), ("referrals", topology.referrals),
-                   ("dead letters", topology.dead_letter))}
+        # Idle now: what the workers still write is control traffic (ticks, the partitions' clocks
+        # for the city stage, the markers and state those steps write to the changelogs).
+        control = [topology.events, topology.city, "bench-workers-cases-changelog", "bench-workers-city-changelog"]
+        before = asyncio.run(_record_counts(broker, control))
+        time.sleep(IDLE_SECONDS)
+        idle = (asyncio.run(_record_counts(broker, control)) - before) / IDLE_SECONDS
+        for process in processes:
+            process.stop()
     finally:
         broker.stop()
+        if not keep:
+            shutil.rmtree(directory, ignore_errors=True)
     return {"events": len(records), "seconds": elapsed, "events_per_s": len(records) / elapsed,
-            "produce_seconds": produce_seconds, "broker": broker_name, "partitions": partitions, "store": store,
-            "records_out": counts}
+            "raw_records_per_s": raw, "ratio": len(records) / elapsed / raw, "broker": broker_name,
+            "partitions": partitions, "workers": workers, "store": store,
+            "alerts": len(expected_alerts), "referral_versions": len(expected_referrals),
+            "idle_records_per_s": idle}
+
+
+def summary(result: dict) -> str:
+    return (f"kafka: worker {result['events_per_s']:,.0f} events/s end to end, raw batched loop "
+            f"{result['raw_records_per_s']:,.0f} records/s, ratio {result['ratio']:.3f}")
 
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--partitions", type=int, default=4)
+    parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--broker", choices=["noida-db", "tansu"], default="noida-db")
     parser.add_argument("--store", choices=["memory", "rocksdb"], default="memory")
+    parser.add_argument("--keep", action="store_true", help="keep the broker data and worker logs")
     args = parser.parse_args(argv)
-    result = worker_throughput(args.events, args.partitions, args.broker, args.store)
-    print(f"produced {result['events']:,} events in {result['produce_seconds']:.1f} s")
+    result = run(args.events, args.partitions, args.workers, args.broker, args.store, args.keep)
     print(f"machine: {machine()}")
-    print(f"broker: {args.broker}, {args.partitions} partitions, store {args.store}, one worker")
-    print(f"worker: {result['events']:,} events in {result['seconds']:.1f} s (from start, including group join, "
-          f"reference read and up to one commit interval) = {result['events_per_s']:,.0f} events/s")
-    print("records out: " + ", ".join(f"{count:,} {name}" for name, count in result["records_out"].items()))
+    print(f"broker: {args.broker}, {args.partitions} partitions, store {args.store}, {args.workers} worker(s)")
+    print(f"workers: {result['events']:,} events in {result['seconds']:.1f} s, until all {result['alerts']:,} "
+          f"alert records and {result['referral_versions']:,} referral versions of replay were out (from start: "
+          f"group join and reference read included)")
+    print(f"idle control traffic: {result['idle_records_per_s']:,.1f} records/s on the events, city and "
+          f"changelog topics ({args.partitions} partitions, one tick a second)")
+    print(summary(result))
     return result
-
-
-def _subject(line: bytes) -> bytes:
-    return str(orjson.loads(line).get("subject", "")).encode()
-
-
-def _last_time(lines: list[bytes]) -> str:
-    return max(orjson.loads(line)["time"] for line in lines)
 
 
 if __name__ == "__main__":

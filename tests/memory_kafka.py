@@ -1,7 +1,8 @@
-"""The Kafka runtime's stages on an in-memory cluster: partitions consumed in a random order,
-and workers killed at random points of a step (before, during or after producing its records,
-with none, some or all of its table writes made durable) and restarted from the last committed
-offsets. What the broker tests cannot do a thousand times a second."""
+"""The Kafka runtime's stages on an in-memory cluster: batches taken from partitions in a random
+order, as the worker takes them, and workers killed at random points of a batch (before, during
+or after producing its records, with none, some or all of its table writes made durable) and
+restarted from the last committed offsets. What the broker tests cannot do a thousand times a
+second."""
 
 from __future__ import annotations
 
@@ -28,7 +29,9 @@ class Crashes:
     rate: float = 0.0
     """Chance that a step is cut short by a kill -9."""
     commit_every: int = 5
-    """Offsets are committed after about this many records (faust commits periodically)."""
+    """Offsets are committed after about this many batches (faust commits periodically)."""
+    batch: int = 6
+    """The most records a batch takes (from one or several partitions of a topic)."""
     crashes: int = 0
 
 
@@ -59,7 +62,6 @@ class MemoryCluster:
         """A fresh worker: nothing in memory, the tables as the changelog has them."""
         reference = ReferenceData(self.topology, self.settings, entries=self.catalog.by_code())
         t = self.tables
-        self.table_names = {id(table): name for name, table in t.items()}
         self.stages = {
             self.topology.events: CaseStage(self.topology, reference, t["cases"], self.clock, timedelta(minutes=5),
                                             self.metrics),
@@ -103,32 +105,48 @@ class MemoryCluster:
             ready = [tp for tp, log in self.logs.items() if tp[0] in self.stages and self.position.get(tp, 0) < len(log)]
             if not ready:
                 return
-            tp = self.rng.choice(sorted(ready))
-            record = self.logs[tp][self.position.get(tp, 0)]
-            self._consume(tp, record)
+            topic = self.rng.choice(sorted({tp[0] for tp in ready}))
+            self._consume(topic, self._batch(topic))
         raise AssertionError("the cluster did not settle")
 
-    def _consume(self, tp: tuple[str, int], record: Record) -> None:
-        step: Step = self.stages[tp[0]].handle(record)
+    def _batch(self, topic: str) -> list[Record]:
+        """Up to `Crashes.batch` records of `topic`, each the next of a random partition."""
+        taken: dict[tuple[str, int], int] = {}
+        records = []
+        for _ in range(self.rng.randint(1, self.crashes.batch)):
+            ready = [tp for tp, log in self.logs.items()
+                     if tp[0] == topic and self.position.get(tp, 0) + taken.get(tp, 0) < len(log)]
+            if not ready:
+                break
+            tp = self.rng.choice(sorted(ready))
+            records.append(self.logs[tp][self.position.get(tp, 0) + taken.get(tp, 0)])
+            taken[tp] = taken.get(tp, 0) + 1
+        return records
+
+    def _consume(self, topic: str, records: list[Record]) -> None:
+        stage = self.stages[topic]
+        steps: list[Step] = [stage.handle(record) for record in records]
+        outputs = [out for step in steps for out in step.outputs]
         if self.crashes.rate and self.rng.random() < self.crashes.rate:
-            self._crash(step)
+            self._crash(topic, steps, outputs)
             return
-        for out in step.outputs:
+        for out in outputs:
             self.produce(out)
-        self._write(step.writes)
-        self.position[tp] = record.offset + 1
+        stage.commit(steps, self._writer(topic))
+        for record in records:
+            self.position[(topic, record.partition)] = record.offset + 1
         if self.rng.random() < 1 / self.crashes.commit_every:
             self._flush()
             self.committed = dict(self.position)
 
-    def _crash(self, step: Step) -> None:
-        """kill -9 during `step`: some of its records reached the broker, and only once all of
+    def _crash(self, topic: str, steps: list[Step], outputs: list[Output]) -> None:
+        """kill -9 during a batch: some of its records reached the broker, and only once all of
         them did were its table writes made; of the writes not yet flushed, a prefix survives."""
-        produced = self.rng.randint(0, len(step.outputs))
-        for out in step.outputs[:produced]:
+        produced = self.rng.randint(0, len(outputs))
+        for out in outputs[:produced]:
             self.produce(out)
-        if produced == len(step.outputs):
-            self._write(step.writes)
+        if produced == len(outputs):
+            self.stages[topic].commit(steps, self._writer(topic))
         del self.unflushed[self.rng.randint(0, len(self.unflushed)):]
         self._flush()
         self.tables = {name: dict(table) for name, table in self.durable.items()}
@@ -136,11 +154,13 @@ class MemoryCluster:
         self.crashes.crashes += 1
         self._start_worker()
 
-    def _write(self, writes) -> None:
-        for table, key, value in writes:
-            name = self.table_names[id(table)]
+    def _writer(self, topic: str):
+        name = "cases" if topic == self.topology.events else "city"
+
+        def put(partition: int, key: bytes, value: bytes | None) -> None:
             self.unflushed.append((name, key, value))
             _put(self.tables[name], key, value)
+        return put
 
     def _flush(self) -> None:
         for name, key, value in self.unflushed:

@@ -478,10 +478,10 @@ def test_operators_actions_reach_every_api_instance_and_survive_a_rebuilt_read_m
 
     def settings(name: str) -> Settings:
         return Settings(kafka=deployment.broker.bootstrap, topic_prefix=deployment.topology.prefix,
-                              partitions=PARTITIONS, data_dir=tmp_path / name, clock_start=moment(UNTIL),
-                              producer_max_batch_size=deployment.broker.max_batch_size)
+                        partitions=PARTITIONS, data_dir=tmp_path / name, clock_start=moment(UNTIL),
+                        producer_max_batch_size=deployment.broker.max_batch_size)
 
-    older = Store(settings("api-1").database)  # a read model from before actions had a topic
+    older = Store(settings("api-1").data.database)  # a read model from before actions had a topic
     older.action(ActionRecord(seq=0, target_kind="alert", target_id="PW-OLD-1", action="acknowledge",
                               actor="old.operator", at=moment("2026-03-01 09:00")))
     older.close()

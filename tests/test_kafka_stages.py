@@ -52,7 +52,7 @@ def test_any_order_of_partitions_gives_the_replays_alerts(seed, order):
 @example(seed=483, order=483)  # a kill cut an item's step between a case entry and its header
 def test_workers_killed_anywhere_lose_nothing_and_repeat_only_identical_records(seed, order):
     events = with_exemption(scenario(seed, cases=10))
-    cluster = through_kafka(events, order, crash_rate=0.05)
+    cluster = through_kafka(events, order, crash_rate=0.15)  # per batch
     assert cluster.crashes.crashes > 0
     assert_same_as_replay(events, cluster)
 
@@ -98,6 +98,9 @@ def test_a_case_whose_stored_state_cannot_be_read_is_passed_by_and_the_others_de
     cluster = MemoryCluster(TOPOLOGY, ITEMS, now=moment("2026-03-02 12:00"))
     cluster.send_events([bad.submitted("2026-03-02 09:00"), bad.accepted("2026-03-02 10:00"),
                          good.submitted("2026-03-02 09:00"), good.accepted("2026-03-02 10:00")])
+    cluster.run()
+    # The last batch's marker redoes its writes on every start: the damage is to a case it did not write.
+    cluster.send_events([good.step("2026-03-02 11:00", "review", "o-reviewer")])
     cluster.run()
     table = cluster.tables["cases"]
     table[first.encode()] = damaged = table[first.encode()][:-20]

@@ -6,13 +6,16 @@ goes to the city topic, one partition, with the partition's clock. The city stag
 inputs in event-time order behind the oldest of the partitions' clocks (`alerts.city`).
 
 Each stage turns one consumed record into a `Step`: the records to produce and the table writes
-to make. The agent produces the records, waits until the broker has them, and only then makes the
-writes, the first of which is the partition's marker: the offset the state now includes, and the
-step's writes again (`redo`). Faust sends a table's writes to the changelog partition of the
-record being processed, in order, so after a kill -9 the changelog holds a prefix of the writes:
+to make. The agent takes what a fetch returns (a batch), turns each record into its step, the
+writes held in an `Overlay` that the next steps read through; produces the records of every step
+without waiting for each acknowledgement; waits until the broker has them all; and only then
+makes the writes (`Stage.commit`). Per partition, the first of them is the partition's marker:
+the offset the state now includes, and the batch's writes again (`redo`), each key once with its
+last value. Faust sends a table's writes to the changelog partition of the record they belong to,
+in order, so after a kill -9 a changelog holds a prefix of the writes:
 
 - a record at or before the marker was applied, and its outputs were produced before its writes:
-  it is skipped when consumed again. The marker's step itself may have been cut short after the
+  it is skipped when consumed again. The marker's batch itself may have been cut short after the
   marker; its writes are made again from the redo before the partition's state is read. Without
   that, a step's writes that belong together (an item's header and its case entries, a
   referral and the others whose finding it changed) could survive in part, and the state would contradict
@@ -33,7 +36,7 @@ from __future__ import annotations
 
 import heapq
 import logging
-from collections.abc import Iterable, Iterator, MutableMapping
+from collections.abc import Callable, Iterable, Iterator, MutableMapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -115,13 +118,17 @@ class Write(NamedTuple):
 class Step:
     outputs: list[Output] = field(default_factory=list)
     writes: list[Write] = field(default_factory=list)
+    partition: int = 0
+    marker: Marker | None = None
+    """What the partition's state includes after the step; None when the record was skipped (its
+    `writes` are then at most the completion of an earlier cut-short batch)."""
 
 
 REDO_LIMIT = 256 * 1024
-"""Bytes of a step's marker with its writes for redo (under Kafka's default 1 MB record). A larger
-step (a tick firing thousands of deadlines in one partition) writes its marker last instead:
-its writes are whole case states that each stand alone, so any prefix of them is a state a
-replay of the step completes."""
+"""Bytes of a marker with its writes for redo (under Kafka's default 1 MB record). A larger batch
+of one partition is written step by step, and a step too large on its own (a tick firing
+thousands of deadlines) writes its marker last instead: its writes are whole case states that
+each stand alone, so any prefix of them is a state a replay of the step completes."""
 
 
 def apply_writes(writes: Iterable[Write]) -> None:
@@ -130,6 +137,87 @@ def apply_writes(writes: Iterable[Write]) -> None:
             table[key] = value
         elif key in table:
             del table[key]
+
+
+class Overlay:
+    """A stage's table as the steps of a batch see it: the batch's writes held in front of the
+    table until the broker has the batch's records (`Stage.commit` then writes them through)."""
+
+    def __init__(self, base: StateTable):
+        self.base = base
+        self.pending: dict[bytes, bytes | None] = {}
+
+    def get(self, key: bytes, default: Any = None) -> Any:
+        if key in self.pending:
+            value = self.pending[key]
+            return default if value is None else value
+        return self.base.get(key, default)
+
+    def __contains__(self, key: bytes) -> bool:
+        return self.get(key) is not None
+
+    def __setitem__(self, key: bytes, value: bytes) -> None:
+        self.pending[key] = value
+
+    def __delitem__(self, key: bytes) -> None:
+        self.pending[key] = None
+
+    def items(self) -> Iterator[tuple[bytes, bytes]]:
+        """The entries in the order a dict given the same writes would hold them."""
+        pending = self.pending
+        for key, raw in self.base.items():
+            if key not in pending:
+                yield key, raw
+            elif pending[key] is not None:
+                yield key, pending[key]
+        for key, value in pending.items():
+            if value is not None and key not in self.base:
+                yield key, value
+
+
+Put = Callable[[int, bytes, bytes | None], None]
+"""Writes (partition, key, value; None deletes) to a stage's table, on that partition's changelog."""
+
+
+def durable_writes(steps: list[Step]) -> Iterator[tuple[int, bytes, bytes | None]]:
+    """The writes of a batch's steps in the order that makes any prefix of them harmless: per
+    partition, the marker of its last step carrying every key the batch wrote (once, its last
+    value) as redo, then those writes; a partition whose redo would be too large, step by step."""
+    by_partition: dict[int, list[Step]] = {}
+    for step in steps:
+        by_partition.setdefault(step.partition, []).append(step)
+    for partition, group in by_partition.items():
+        latest: dict[bytes, bytes | None] = {}
+        for step in group:
+            for write in step.writes:
+                latest.pop(write.key, None)  # a key goes where it was last written
+                latest[write.key] = write.value
+        markers = [step.marker for step in group if step.marker is not None]
+        if not markers:
+            yield from ((partition, key, value) for key, value in latest.items())
+            continue
+        first = encode_marker(markers[-1]._replace(redo=tuple(latest.items())))
+        if len(first) <= REDO_LIMIT:
+            yield partition, marker_key(partition), first
+            yield from ((partition, key, value) for key, value in latest.items())
+        else:
+            for step in group:
+                yield from _step_writes(step)
+
+
+def _step_writes(step: Step) -> Iterator[tuple[int, bytes, bytes | None]]:
+    partition, key = step.partition, marker_key(step.partition)
+    writes = [(partition, write.key, write.value) for write in step.writes]
+    if step.marker is None:
+        yield from writes
+        return
+    first = encode_marker(step.marker._replace(redo=tuple((write.key, write.value) for write in step.writes)))
+    if len(first) <= REDO_LIMIT:
+        yield partition, key, first
+        yield from writes
+    else:
+        yield from writes
+        yield partition, key, encode_marker(step.marker)
 
 
 def stored_items(table: StateTable) -> Iterator[tuple[bytes, bytes]]:
@@ -186,20 +274,22 @@ class Stage:
 
     topology: Topology
     metrics: Metrics
-    table: StateTable
-    """Where the stage's state and its markers are."""
+    table: Overlay
+    """Where the stage's state and its markers are, as the current batch sees them."""
 
-    def __init__(self) -> None:
+    def __init__(self, table: StateTable) -> None:
+        self.table = Overlay(table)
         self.applied: dict[int, int] = {}
         self.completed: set[int] = set()
         """Partitions whose last step was completed since they were assigned."""
 
     def handle(self, record: Record) -> Step:
+        """The step of one record of the batch, its writes applied to the overlay."""
         partition = record.partition
         completed = self._complete_last_step(partition)
         if record.offset <= self._applied(partition):
             self.metrics.redelivered.inc()
-            return Step(writes=completed)
+            return Step(writes=completed, partition=partition)
         try:
             step = self._handle(record)
         except Exception as exc:
@@ -209,20 +299,25 @@ class Stage:
             step = Step([self._refuse(record, "engine_error", f"the engine failed on this record: "
                                                               f"{type(exc).__name__}: {exc}")])
         step.outputs = [out.made_from(record, index) for index, out in enumerate(step.outputs)]
-        marker = self._marker(record)
-        key = marker_key(partition)
-        first = encode_marker(marker._replace(redo=tuple((write.key, write.value) for write in step.writes)))
-        if len(first) <= REDO_LIMIT:
-            step.writes = [*completed, Write(self.table, key, first), *step.writes]
-        else:
-            step.writes = [*completed, *step.writes, Write(self.table, key, encode_marker(marker))]
+        step.partition, step.marker = partition, self._marker(record)
+        step.writes = [*completed, *step.writes]
+        apply_writes(step.writes)
+        self.table[marker_key(partition)] = encode_marker(step.marker)
         self.applied[partition] = record.offset
         return step
+
+    def commit(self, steps: list[Step], put: Put) -> None:
+        """Write the batch's `steps` through to the table with `put`, once the broker has all
+        their records; the overlay is then empty."""
+        for partition, key, value in durable_writes(steps):
+            put(partition, key, value)
+        self.table.pending.clear()
 
     def _complete_last_step(self, partition: int) -> list[Write]:
         """On the first record after (re)assignment: the writes of the last step whose marker
         survived, made again (a kill may have cut the changelog after the marker), before anything
-        is read from the table; and returned, so that they are made durable with the next step."""
+        is read from the table; and returned, so that they are made durable with the next step.
+        Their table is the overlay: a batch reads its own writes."""
         if partition in self.completed:
             return []
         marker = self._stored_marker(partition)
@@ -425,10 +520,9 @@ class CaseStage(Stage):
 
     def __init__(self, topology: Topology, reference: ReferenceData, cases: StateTable, clock: Clock,
                  max_future_skew: timedelta, metrics: Metrics):
-        super().__init__()
+        super().__init__(cases)
         self.topology = topology
         self.reference = reference
-        self.table = cases
         self.clock = clock
         self.max_future_skew = max_future_skew
         self.metrics = metrics
@@ -623,10 +717,9 @@ class CityStage(Stage):
 
     def __init__(self, topology: Topology, settings: RuleSettings, table: StateTable, clock: Clock,
                  metrics: Metrics):
-        super().__init__()
+        super().__init__(table)
         self.topology = topology
         self.settings = settings
-        self.table = table
         self.clock = clock
         self.metrics = metrics
         self.book: CityBook | None = None

@@ -14,21 +14,29 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import weakref
 from datetime import timedelta
 from pathlib import Path
 
 import faust
+from faust.streams import _current_event
 
 from permitwatch.models.errors import Misconfigured
 from permitwatch.streams.clocks import Clock
 from permitwatch.streams.kafka.gaps import GapGuard
 from permitwatch.streams.kafka.reference import ReferenceData
-from permitwatch.streams.kafka.stages import CaseStage, CityStage, Stage, Step, apply_writes
+from permitwatch.streams.kafka.stages import CaseStage, CityStage, Stage, Step
 from permitwatch.streams.kafka.wire import Output, Record, Tick, control_output, record_of
 from permitwatch.streams.metrics import Metrics
 from permitwatch.streams.settings import Settings
 
 log = logging.getLogger("permitwatch.kafka.worker")
+
+BATCH_RECORDS = 2000
+"""The most records a stage takes in one batch: one round of acknowledgements and one marker per
+partition for all of them."""
+BATCH_WAIT_SECONDS = 0.1
+"""How long a batch waits to fill: the latency a quiet stream adds to each record."""
 
 
 class Worker:
@@ -83,38 +91,62 @@ class Worker:
 
     def _consume(self, stage: Stage, before=None):
         async def agent(stream):
-            async for event in stream.events():
-                record = record_of(event.message)
+            # take_events acknowledges a batch's events only after this body is done with them
+            # (faust-streaming 0.15; plain take() hands out values, which cannot set the context
+            # the tables write in).
+            async for events in stream.take_events(BATCH_RECORDS, within=BATCH_WAIT_SECONDS):
                 try:
-                    needed = stage.next_offset(record.partition)
-                    if record.offset > needed:
-                        async for skipped in self.gaps.missing(record.topic, record.partition, record.offset, needed):
-                            await self._apply(stage, record_of(skipped), before)
-                    await self._apply(stage, record, before)
+                    await self._batch(stage, events, before)
                 except Exception:
                     # The stage's memory is now ahead of its tables, and faust would restart the
-                    # agent in this process past the record. Stop the process instead: a restart
+                    # agent in this process past the batch. Stop the process instead: a restart
                     # (or another worker) resumes from the committed offsets and the tables,
                     # which is the recovery every kill -9 already goes through.
-                    log.critical("could not complete %s; stopping the worker", record.origin, exc_info=True)
+                    log.critical("could not complete a batch of %s records from %s; stopping the worker",
+                                 len(events), events[0].message.tp, exc_info=True)
                     os._exit(70)
         return agent
 
-    async def _apply(self, stage: Stage, record: Record, before) -> None:
+    async def _batch(self, stage: Stage, events, before) -> None:
+        """Every record of the batch through its stage (writes held in the overlay), every output
+        produced and acknowledged, then the table writes (`stages`)."""
+        steps: list[Step] = []
+        last_event = {}
+        for event in events:
+            record = record_of(event.message)
+            last_event[record.partition] = event
+            needed = stage.next_offset(record.partition)
+            if record.offset > needed:
+                async for skipped in self.gaps.missing(record.topic, record.partition, record.offset, needed):
+                    steps.append(await self._step(stage, record_of(skipped), before))
+            steps.append(await self._step(stage, record, before))
+        await self.produce([out for step in steps for out in step.outputs])
+        table = stage.table.base
+
+        def put(partition: int, key: bytes, value: bytes | None) -> None:
+            # Faust writes a table entry to the changelog partition (and RocksDB's partition
+            # store) of the current event, which take_events does not set in this task.
+            token = _current_event.set(weakref.ref(last_event[partition]))
+            try:
+                if value is not None:
+                    table[key] = value
+                elif key in table:
+                    del table[key]
+            finally:
+                _current_event.reset(token)
+
+        stage.commit(steps, put)
+
+    @staticmethod
+    async def _step(stage: Stage, record: Record, before) -> Step:
         if before is not None:
             await before(record)
-        await self.publish(stage.handle(record))
+        return stage.handle(record)
 
     async def _read_reference(self, record: Record) -> None:
         wanted = self.case_stage.reference_wanted(record)
         if wanted is not None:
             await self.reference.read(self.settings.bootstrap, wanted)
-
-    async def publish(self, step: Step) -> None:
-        """Produce the step's records and wait until the broker has them all; only then write the
-        tables (see `stages`)."""
-        await self.produce(step.outputs)
-        apply_writes(step.writes)
 
     async def produce(self, outputs: list[Output]) -> None:
         producer = self.app.producer
