@@ -8,7 +8,7 @@ import zlib
 from collections.abc import Iterator, MutableMapping
 
 from permitwatch.alerts.case import CaseState
-from permitwatch.streams import state_pickle
+from permitwatch.streams import state_codec
 
 
 class CompactCases(MutableMapping[str, CaseState]):
@@ -19,10 +19,10 @@ class CompactCases(MutableMapping[str, CaseState]):
         self._packed: dict[str, bytes] = {}
 
     def __getitem__(self, case_id: str) -> CaseState:
-        return state_pickle.loads(zlib.decompress(self._packed[case_id]))
+        return state_codec.loads(zlib.decompress(self._packed[case_id]))
 
     def __setitem__(self, case_id: str, case: CaseState) -> None:
-        self._packed[case_id] = zlib.compress(state_pickle.dumps(case), 6)
+        self._packed[case_id] = zlib.compress(state_codec.dumps(case), 6)
 
     def __delitem__(self, case_id: str) -> None:
         del self._packed[case_id]

@@ -29,7 +29,7 @@ from permitwatch.models.events import CloudEvent, InvalidEvent, content_digest, 
 from permitwatch.models.files import parse_structured
 from permitwatch.models.settings import RuleSettings
 from permitwatch.models.views import ActionRecord, IngestReport, ReferenceChange, Rejection
-from permitwatch.streams import state_pickle
+from permitwatch.streams import state_codec
 from permitwatch.streams.clocks import Clock, history_warning, too_far_ahead
 from permitwatch.streams.metrics import Metrics
 from permitwatch.streams.port import RawInput
@@ -177,7 +177,7 @@ class EmbeddedMonitor:
         if not self.checkpoint_path.exists():
             return 0
         try:
-            snapshot = state_pickle.loads(self.checkpoint_path.read_bytes())
+            snapshot = state_codec.loads(self.checkpoint_path.read_bytes())
             if snapshot["format"] != CHECKPOINT_FORMAT:
                 raise ValueError(f"checkpoint format {snapshot['format']}, expected {CHECKPOINT_FORMAT}")
         except Exception as exc:  # any unreadable checkpoint: rebuild from the whole journal instead
@@ -219,7 +219,7 @@ class EmbeddedMonitor:
                 "calendars": calendars_raw}
 
     def _write_checkpoint(self, snapshot: dict) -> None:
-        data = state_pickle.dumps(snapshot)
+        data = state_codec.dumps(snapshot)
         partial = self.checkpoint_path.with_suffix(".partial")
         try:
             with open(partial, "wb") as handle:

@@ -2,8 +2,8 @@
 topic, the internal topics' messages, and the table values.
 
 Internal messages are JSON with explicit decoders (a worker of the next version must read what
-this one wrote). Table values are pickles of the engine's own state classes, read back with those
-classes only (`streams.state_pickle`): they are private to the workers (their changelog topics
+this one wrote). Table values are the engine's own state in the state codec, read back with those
+types only (`streams.state_codec`): they are private to the workers (their changelog topics
 should be writable by the workers only) and carry a format number, so a state of another shape
 is refused rather than misread.
 """
@@ -27,7 +27,7 @@ from permitwatch.models.common import LEGAL_TZ
 from permitwatch.models.errors import CorruptState
 from permitwatch.models.referrals import Exemption
 from permitwatch.models.views import ActionRecord
-from permitwatch.streams import state_pickle
+from permitwatch.streams import state_codec
 
 CONTROL_HEADER = "permitwatch-control"
 """Records the workers write besides data carry this header: on the events topic (other consumers
@@ -373,7 +373,7 @@ def _from_micros(value: int) -> datetime | None:
 
 def encode_case(partition: int, wake_at: datetime | None, case: CaseState) -> bytes:
     return (_CASE_HEADER.pack(STATE_FORMAT, partition, _micros(wake_at), _micros(case.last_time))
-            + state_pickle.dumps(case))
+            + state_codec.dumps(case))
 
 
 def case_header(raw: bytes) -> CaseHeader:
@@ -385,7 +385,7 @@ def case_header(raw: bytes) -> CaseHeader:
 
 def decode_case(raw: bytes) -> CaseState:
     case_header(raw)
-    return state_pickle.loads(memoryview(raw)[_CASE_HEADER.size:])
+    return state_codec.loads(memoryview(raw)[_CASE_HEADER.size:])
 
 
 RETIRED_PREFIX = b"\x01retired/"
@@ -403,10 +403,10 @@ def decode_retired(raw: bytes) -> CaseState:
 
 def encode_state(value: object) -> bytes:
     """Any other table value (an item's state, a referral's working copy)."""
-    return bytes([STATE_FORMAT]) + state_pickle.dumps(value)
+    return bytes([STATE_FORMAT]) + state_codec.dumps(value)
 
 
 def decode_state(raw: bytes) -> Any:
     if not raw or raw[0] != STATE_FORMAT:
         raise StateFormatError(f"state format {raw[:1].hex() or 'empty'}, this worker reads {STATE_FORMAT}")
-    return state_pickle.loads(memoryview(raw)[1:])
+    return state_codec.loads(memoryview(raw)[1:])

@@ -1,11 +1,14 @@
-"""State pickles (Kafka table values, the embedded checkpoint) are read back with the engine's own
-classes only: a tampered one is refused before anything it names is called."""
+"""Stored state (Kafka table values, the embedded checkpoint, retired cases) names classes by tag,
+never by module path, and is read back with the engine's own types only: a tampered one is
+refused before anything it names is called. What the previous version wrote (plain pickles)
+still reads, under the same check."""
 
 from __future__ import annotations
 
 import logging
 import os
 import pickle
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import orjson
@@ -16,7 +19,7 @@ from permitwatch.alerts.clock import WorkingCalendar
 from permitwatch.alerts.engine import Engine
 from permitwatch.models.events import parse_event
 from permitwatch.models.settings import RuleSettings
-from permitwatch.streams import state_pickle
+from permitwatch.streams import state_codec
 from permitwatch.streams.kafka.wire import decode_state, encode_state
 from permitwatch.streams.simulation.city import CitySimulator
 from permitwatch.streams.simulation.sample_catalog import SAMPLE_CATALOG
@@ -43,7 +46,7 @@ def test_the_engine_state_of_a_city_reads_back_and_carries_on_exactly_like_the_o
     original = city_engine()
     assert outputs(original, lines[:half])
     restored = city_engine()
-    restored.load_state(state_pickle.loads(state_pickle.dumps(original.state())))
+    restored.load_state(state_codec.loads(state_codec.dumps(original.state())))
     assert restored.referrals.referrals and restored.city.items, "the city has referrals and PW-013 items"
     assert outputs(restored, lines[half:]) == outputs(original, lines[half:])
 
@@ -66,14 +69,42 @@ class _Call:
     lambda path: _Call(hash_applicant, str(path)),
     lambda path: {"cases": [_Call(pickle.loads, b"")]},
 ], ids=["open", "os.system", "eval", "getattr", "a domain function", "nested"])
-def test_a_state_pickle_naming_anything_else_is_refused_before_it_runs(tmp_path, payload):
+def test_stored_state_naming_anything_else_is_refused_before_it_runs(tmp_path, payload):
     target = tmp_path / "written-by-the-payload"
     raw = pickle.dumps(payload(target), protocol=pickle.HIGHEST_PROTOCOL)
-    with pytest.raises(state_pickle.UnsafeState, match="state pickle"):
-        state_pickle.loads(raw)
-    with pytest.raises(state_pickle.UnsafeState):
+    with pytest.raises(state_codec.UnsafeState, match="state pickle"):
+        state_codec.loads(raw)  # the previous version's format
+    with pytest.raises(state_codec.UnsafeState):
         decode_state(encode_state(None)[:1] + raw)
+    with pytest.raises(state_codec.UnsafeState, match="stored state names"):
+        state_codec.loads(state_codec.MAGIC + raw)  # the current format: no global at all
     assert not target.exists()
+
+
+def test_the_state_names_no_module_so_moving_a_class_changes_nothing_stored(monkeypatch):
+    from permitwatch.alerts import case
+
+    engine = city_engine()
+    outputs(engine, [raw for _, raw in CitySimulator(seed=5, cases_per_day=60).events(cases=300)])
+    stored = state_codec.dumps(engine.state())
+    assert b"permitwatch" not in stored and b"alerts." not in stored and b"zoneinfo" not in stored
+    monkeypatch.setattr(case.CaseState, "__module__", "permitwatch.alerts.somewhere_else")
+    assert state_codec.dumps(engine.state()) == stored
+
+
+def test_a_tag_the_registry_does_not_know_is_refused():
+    stored = state_codec.dumps(Decimal("1.5"))
+    assert stored.count(b"Decimal") == 1
+    with pytest.raises(state_codec.UnsafeState, match="'Dezimal'"):
+        state_codec.loads(stored.replace(b"Decimal", b"Dezimal"))
+
+
+def test_writing_a_class_that_is_not_part_of_the_state_fails_loudly():
+    class Stray:
+        pass
+
+    with pytest.raises(pickle.PicklingError, match="Stray is not part of the engine's state"):
+        state_codec.dumps({"stray": Stray()})
 
 
 def test_the_monitor_refuses_a_tampered_checkpoint_and_rebuilds_from_the_journal(runtimes, tmp_path, caplog):
@@ -111,7 +142,7 @@ def test_a_pickle_written_before_the_packages_moved_under_permitwatch_reads_back
     fact = case.Fact(datetime(2026, 3, 2, 9, tzinfo=ZoneInfo("Asia/Shanghai")), "E-1")
     monkeypatch.setitem(sys.modules, "alerts.case", case)
     monkeypatch.setattr(case.Fact, "__module__", "alerts.case")
-    old = state_pickle.dumps(fact)
+    old = pickle.dumps(fact, protocol=pickle.HIGHEST_PROTOCOL)
     monkeypatch.undo()
     assert b"alerts.case" in old and b"permitwatch" not in old
-    assert state_pickle.loads(old) == fact
+    assert state_codec.loads(old) == fact
