@@ -199,6 +199,8 @@ class WorkerProcess:
     instance: str | None = None
     """Static group membership: a worker started with the instance id of a killed one takes its
     place at once, as a restarted StatefulSet pod does."""
+    standby: int = 0
+    """Standby copies of each table partition (PERMITWATCH_STANDBY_REPLICAS)."""
     process: subprocess.Popen | None = None
 
     @property
@@ -218,7 +220,7 @@ class WorkerProcess:
             "PERMITWATCH_METRICS_PORT": "0",
             "PERMITWATCH_CLOCK_START": self.clock_start,
             "PERMITWATCH_CLOCK_SPEED": "1",
-            "PERMITWATCH_STANDBY_REPLICAS": "0",
+            "PERMITWATCH_STANDBY_REPLICAS": str(self.standby),
         }
         if self.instance:
             env["PERMITWATCH_GROUP_INSTANCE_ID"] = self.instance

@@ -98,9 +98,8 @@ def _history(args: argparse.Namespace) -> tuple[list, list]:
     from (with the reason)."""
     from permitwatch.models.files import load_structured
     from permitwatch.models.mapping import FeedMapping
-    from permitwatch.streams.embedded.history import timed
     from permitwatch.streams.inputs.feeds import MappedCounts, map_records
-    from permitwatch.streams.inputs.readers import RealdataMapping, read_jsonl, read_realdata_csv
+    from permitwatch.streams.inputs.readers import RealdataMapping, read_jsonl, read_realdata_csv, timed
 
     unmapped: list = []
     if args.format == "realdata-csv":

@@ -6,42 +6,16 @@ the audit through `permitwatch run`."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from datetime import datetime, timedelta
 
-import orjson
-
-from permitwatch.models.views import HistoryReport, Rejection
+from permitwatch.models.views import HistoryReport
 from permitwatch.streams.clocks import ManualClock
 from permitwatch.streams.embedded.monitor import EmbeddedMonitor, MonitorOptions
-from permitwatch.streams.inputs.readers import Record
+from permitwatch.streams.inputs.readers import Record, untimed
 from permitwatch.streams.port import RawInput
 
 HISTORY = MonitorOptions(max_future_skew=timedelta(days=36500), warn_of_history=False)
 """Monitor options for loading history: events run ahead of the clock by design."""
-
-
-def untimed(record: Record, index: int) -> Rejection:
-    """Why a record with no usable time is refused (it cannot be put in time order)."""
-    if record.refused:
-        return Rejection(index=index, category="unmapped", reason=record.refused, origin=record.origin)
-    return Rejection(index=index, category="schema", reason="time: missing, or not a timezone-aware ISO 8601 time",
-                     origin=record.origin)
-
-
-def timed(records: Iterable[Record]) -> list[tuple[datetime | None, Record]]:
-    """Records paired with their event time (from the JSON, None when it has none), for sorting."""
-    out = []
-    for record in records:
-        if record.refused is not None:
-            out.append((None, record))
-            continue
-        try:
-            moment = datetime.fromisoformat(orjson.loads(record.raw)["time"])
-        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
-            moment = None
-        out.append((moment if moment is not None and moment.tzinfo is not None else None, record))
-    return out
 
 
 def import_events(monitor: EmbeddedMonitor, clock: ManualClock, events: list[tuple[datetime | None, Record]],

@@ -21,6 +21,7 @@ import orjson
 from permitwatch.models.errors import InvalidInput
 from permitwatch.models.events import TYPE_PREFIX
 from permitwatch.models.files import without_bom
+from permitwatch.models.views import Rejection
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,3 +203,29 @@ def read_realdata_csv(paths: Iterable[Path], mapping: RealdataMapping) -> Iterat
     rows.sort(key=lambda r: (r[0], r[1]))
     for _, _, origin, event in rows:
         yield Record(origin, orjson.dumps(event))
+
+
+# ----- history: records in event-time order -----
+
+
+def untimed(record: Record, index: int) -> Rejection:
+    """Why a record with no usable time is refused (it cannot be put in time order)."""
+    if record.refused:
+        return Rejection(index=index, category="unmapped", reason=record.refused, origin=record.origin)
+    return Rejection(index=index, category="schema", reason="time: missing, or not a timezone-aware ISO 8601 time",
+                     origin=record.origin)
+
+
+def timed(records: Iterable[Record]) -> list[tuple[datetime | None, Record]]:
+    """Records paired with their event time (from the JSON, None when it has none), for sorting."""
+    out = []
+    for record in records:
+        if record.refused is not None:
+            out.append((None, record))
+            continue
+        try:
+            moment = datetime.fromisoformat(orjson.loads(record.raw)["time"])
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+            moment = None
+        out.append((moment if moment is not None and moment.tzinfo is not None else None, record))
+    return out

@@ -22,8 +22,7 @@ from permitwatch.models.errors import Refused
 from permitwatch.models.events import InvalidEvent, parse_event
 from permitwatch.models.settings import RuleSettings
 from permitwatch.models.views import HistoryReport, Rejection
-from permitwatch.streams.embedded.history import untimed
-from permitwatch.streams.inputs.readers import Record
+from permitwatch.streams.inputs.readers import Record, untimed
 from permitwatch.streams.kafka.reference import ReferenceData
 from permitwatch.streams.kafka.stages import dead_letter
 from permitwatch.streams.kafka.topology import Topology, ensure_topics
