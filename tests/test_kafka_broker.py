@@ -140,6 +140,8 @@ def test_kill_9_mid_stream_then_another_worker_loses_nothing(deployment, store):
     memory store, restores its tables from the changelogs. (noida-db
     0.2.3 never evicts a killed dynamic member: a successor without the instance id would wait
     forever. tansu evicts it after the session timeout.)"""
+    if store == "rocksdb" and deployment.broker.name != "noida-db":
+        pytest.skip("discarding the local files and restoring is the same on every broker; one run is enough")
     events = city(8, 300)
     expected = Expected.of(events)
     deployment.send(events)
@@ -169,6 +171,8 @@ def test_two_workers_share_the_partitions(deployment):
 def test_a_deadline_fires_while_no_event_arrives(deployment):
     """The worker's clock starts 30 s before the decision deadline of a case that then stays
     silent: the warning fires at once, the overdue alert when the deadline passes."""
+    if deployment.broker.name != "noida-db":
+        pytest.skip("the ticks are the workers' own, the same on every broker; one run is enough")
     case = CaseEvents("SZ-QUIET", item="ITEM-STD")
     events = [case.submitted("2026-03-02 09:00"), case.accepted("2026-03-02 10:00")]
     [overdue] = active(run(events, until="2026-12-31", catalog=ITEMS), "PW-001")
