@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from datetime import date, datetime, time
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from permitwatch.models.common import LEGAL_TZ
 from permitwatch.streams.clocks import Clock, DemoClock, WallClock
@@ -40,7 +40,8 @@ class Settings(BaseSettings):
     # ----- reference data and clock, every runtime -----
     catalog: Path | None = setting(None, "Item catalog file; the demo uses a sample catalog (on Kafka: published "
                                    "with `permitwatch reference`)", (*EMBEDDED, "reference"))
-    calendars: list[Path] = setting([], "Calendar override files", (*EMBEDDED, "reference"))
+    calendars: Annotated[list[Path], NoDecode] = setting(
+        [], "Calendar override files (in the environment variable: separated by commas)", (*EMBEDDED, "reference"))
     rule_settings: Path | None = setting(None, "Rule settings file (docs/rules.md); every worker of a deployment "
                                          "must have the same", DEPLOYMENT)
     max_future_skew_seconds: float = setting(300, (
@@ -108,6 +109,13 @@ class Settings(BaseSettings):
     heartbeat_interval_seconds: float | None = setting(None, "Consumer heartbeat interval (faust's default)",
                                                        ("worker",), gt=0)
     rebalance_timeout_seconds: float | None = setting(None, "Rebalance timeout (faust's default)", ("worker",), gt=0)
+
+    @field_validator("calendars", mode="before")
+    @classmethod
+    def _paths(cls, value):
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
 
     @field_validator("events_retention_days", "versions_kept_days")
     @classmethod

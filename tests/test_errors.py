@@ -37,3 +37,18 @@ def test_no_referral_is_a_named_not_found_not_a_key_error():
     from permitwatch.alerts.referrals import NoReferral
 
     assert issubclass(NoReferral, NotFound) and not issubclass(NoReferral, LookupError)
+
+
+def test_settings_variables_a_user_can_get_wrong_are_a_message_not_a_traceback(monkeypatch, capsys, tmp_path):
+    from permitwatch.api.cli import main
+    from permitwatch.streams.settings import Settings
+
+    monkeypatch.setenv("PERMITWATCH_CALENDARS", "2027.json, extra.json")
+    assert [path.name for path in Settings().calendars] == ["2027.json", "extra.json"]
+    monkeypatch.setenv("PERMITWATCH_CALENDARS", "missing-2027.json")
+    assert main(["run", "--data-dir", str(tmp_path)]) == 2
+    assert "missing-2027.json" in capsys.readouterr().err
+    monkeypatch.delenv("PERMITWATCH_CALENDARS")
+    monkeypatch.setenv("PERMITWATCH_PORT", "abc")
+    assert main(["run", "--data-dir", str(tmp_path)]) == 2
+    assert "settings: port" in capsys.readouterr().err

@@ -10,6 +10,7 @@ import os
 import sys
 
 from pydantic import ValidationError
+from pydantic_settings import SettingsError
 
 from permitwatch.api.cli import history, kafka, monitor, tools  # noqa: F401  (they register their commands)
 from permitwatch.api.cli.common import COMMANDS
@@ -43,6 +44,9 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_status
     except ValidationError as exc:
         print(f"permitwatch {args.command}: settings: {describe_validation_error(exc)}", file=sys.stderr)
+        return 2
+    except SettingsError as exc:  # a PERMITWATCH_* variable pydantic-settings could not even parse
+        print(f"permitwatch {args.command}: settings: {exc}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # `| head`: the reader has what it wanted; nothing more to flush at exit
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
