@@ -1,6 +1,6 @@
 """The codec of the engine's stored state (Kafka table values, the embedded checkpoint, retired
 cases): what the state is made of, written so that moving a class does not change the stored
-bytes and reading them cannot run anything but the construction of the state's own types.
+bytes, and read so that nothing outside the state's own types can be reached.
 
 Format 1 (`MAGIC` then a pickle stream, protocol 5): objects are pickle's own opcodes (str, int,
 float, bytes, tuple, list, dict, set, frozenset, None, bool), and every class is named by a tag,
@@ -10,6 +10,12 @@ registry is built), the standard types the state holds by theirs (`datetime`, `D
 a time zone by its key (`zone:Asia/Shanghai`). Writing a class that is not registered fails
 loudly instead of writing a module path. Reading resolves tags in the registry only: a stream
 that names any global is refused with `UnsafeState` before anything is called.
+
+What reading still allows a forged stream (so the tables and the checkpoint must be writable by
+the workers and the monitor only: Kafka ACLs, file permissions): calling a registered class with
+arguments of its choosing, and setting attributes on a registered class object (pickle's BUILD
+on a class), which lasts for the process. Closing that needs the writer to emit constructor
+tokens instead of classes (reducer_override) and the reader to hand out sealed constructors.
 
 Format 0 is what permitwatch wrote before 2026-11-30: plain pickles naming module paths. They are
 still read (a checkpoint or a changelog written by the previous version), with the classes they
@@ -26,6 +32,7 @@ import importlib
 import io
 import pickle
 import pkgutil
+import types
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -84,11 +91,19 @@ def _zone_id(key: str) -> str:
     return f"zone:{key}"
 
 
+_NOT_STATE = (types.FunctionType, types.BuiltinFunctionType, types.MethodType, types.MethodWrapperType,
+              types.ModuleType, type(Ellipsis), type(NotImplemented))
+"""What pickle would write as a module path and the reader refuses: refused when written."""
+
+
 class _Writer(pickle.Pickler):
     def persistent_id(self, obj: Any) -> str | None:
         kind = type(obj)
         if kind is ZoneInfo:
             return _zone_id(obj.key)
+        if isinstance(obj, _NOT_STATE):
+            raise pickle.PicklingError(f"{obj!r} is not part of the engine's state (streams/state_codec.py): "
+                                       "stored state holds data, not functions")
         if not isinstance(obj, type):
             return None
         tag = _registry()[1].get(obj)

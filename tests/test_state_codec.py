@@ -146,3 +146,10 @@ def test_a_pickle_written_before_the_packages_moved_under_permitwatch_reads_back
     monkeypatch.undo()
     assert b"alerts.case" in old and b"permitwatch" not in old
     assert state_codec.loads(old) == fact
+
+
+def test_writing_a_function_fails_loudly_instead_of_writing_what_cannot_be_read():
+    with pytest.raises(pickle.PicklingError, match="not part of the engine's state"):
+        state_codec.dumps({"callback": len})
+    with pytest.raises(pickle.PicklingError, match="not part of the engine's state"):
+        state_codec.dumps([...])

@@ -163,7 +163,9 @@ class Overlay:
         self.pending[key] = None
 
     def items(self) -> Iterator[tuple[bytes, bytes]]:
-        """The entries in the order a dict given the same writes would hold them."""
+        """The table's entries with the batch's writes over them: the table's keys in its order,
+        then the batch's new ones. (A dict given the same writes may order a key deleted and set
+        again differently; RocksDB orders by key anyway: nothing may depend on the order.)"""
         pending = self.pending
         for key, raw in self.base.items():
             if key not in pending:
