@@ -28,6 +28,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from bench.common import accepted_case, machine
+from bench.kafka import _record_counts
 from permitwatch.models.common import LEGAL_TZ
 from permitwatch.streams.kafka.reference import publish_reference
 from permitwatch.streams.kafka.topology import Topology, ensure_topics
@@ -37,17 +38,6 @@ from tests.brokers import WorkerProcess, produce, start
 JUDGING = "judging events partition 0"
 GIVE_UP_SECONDS = 900
 REPLACEMENT_WAIT_SECONDS = 60
-
-
-async def _end_offset(bootstrap: str, topic: str) -> int:
-    from aiokafka import AIOKafkaConsumer, TopicPartition
-
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
-    await consumer.start()
-    try:
-        return (await consumer.end_offsets([TopicPartition(topic, 0)]))[TopicPartition(topic, 0)]
-    finally:
-        await consumer.stop()
 
 
 async def _committed(bootstrap: str, group: str, topic: str) -> int:
@@ -97,7 +87,7 @@ def run(cases: int, broker_name: str = "noida-db", keep: bool = False) -> dict:
         records = [(f"FO-{n}".encode(), line) for n in range(cases)
                    for line in accepted_case(f"FO-{n}", item, first + timedelta(seconds=n))]
         asyncio.run(produce(broker, topology.events, records))
-        produced = asyncio.run(_end_offset(broker.bootstrap, topology.events))
+        produced = asyncio.run(_record_counts(broker, [topology.events]))
         clock = (first + timedelta(seconds=cases, hours=1)).isoformat()
         a, b = (WorkerProcess(broker, directory, "failover", 1, clock, name=name, instance=name, standby=1)
                 for name in ("worker-a", "worker-b"))
