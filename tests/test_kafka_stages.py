@@ -121,3 +121,30 @@ def test_a_case_whose_stored_state_cannot_be_read_is_passed_by_and_the_others_de
     letters = [orjson.loads(r.value) for r in cluster.records(TOPOLOGY.dead_letter)]
     assert len(letters) == 2 and letters[1]["category"] == "engine_error" and "cannot be read" in letters[1]["reason"]
     assert table[first.encode()] == damaged
+
+
+def test_a_batch_too_large_for_one_marker_is_written_in_runs_each_whole_after_its_marker():
+    from permitwatch.streams.kafka.stages import REDO_LIMIT, Step, Write, durable_writes
+    from permitwatch.streams.kafka.wire import Marker, decode_marker, marker_key
+
+    state = b"s" * 40_000
+    steps = [Step(writes=[Write(None, f"case-{n % 9}".encode(), state + bytes([n]))], partition=2, marker=Marker(n))
+             for n in range(20)]
+    written = list(durable_writes(steps))
+    markers = [n for n, (_, key, _) in enumerate(written) if key == marker_key(2)]
+    assert len(markers) > 1, "20 steps of 40 kB do not fit one marker"
+    applied: dict[bytes, bytes] = {}
+    for first, end in zip(markers, [*markers[1:], len(written)], strict=True):
+        raw = written[first][2]
+        assert len(raw) <= REDO_LIMIT
+        marker = decode_marker(raw)
+        run = {key: value for _, key, value in written[first + 1:end]}
+        assert dict(marker.redo) == run, "a run's writes are its marker's redo, each key once"
+        applied.update(run)
+        # What the steps up to the run's last one wrote: a prefix cut after the marker is completed
+        # from the redo to exactly that.
+        expected = {}
+        for step in steps[:marker.offset + 1]:
+            expected.update((write.key, write.value) for write in step.writes)
+        assert applied == expected
+    assert decode_marker(written[markers[-1]][2]).offset == 19

@@ -6,13 +6,14 @@ goes to the city topic, one partition, with the partition's clock. The city stag
 inputs in event-time order behind the oldest of the partitions' clocks (`alerts.city`).
 
 Each stage turns one consumed record into a `Step`: the records to produce and the table writes
-to make. The agent takes what a fetch returns (a batch), turns each record into its step, the
+to make. The worker takes what its fetches returned (a batch), turns each record into its step, the
 writes held in an `Overlay` that the next steps read through; produces the records of every step
 without waiting for each acknowledgement; waits until the broker has them all; and only then
 makes the writes (`Stage.commit`). Per partition, the first of them is the partition's marker:
 the offset the state now includes, and the batch's writes again (`redo`), each key once with its
-last value. Faust sends a table's writes to the changelog partition of the record they belong to,
-in order, so after a kill -9 a changelog holds a prefix of the writes:
+last value (a batch too large for one marker is written in runs, `durable_writes`). A table's
+writes go to the changelog partition of the record they belong to, in order, so after a kill -9
+a changelog holds a prefix of the writes:
 
 - a record at or before the marker was applied, and its outputs were produced before its writes:
   it is skipped when consumed again. The marker's batch itself may have been cut short after the
@@ -126,9 +127,8 @@ class Step:
 
 REDO_LIMIT = 256 * 1024
 """Bytes of a marker with its writes for redo (under Kafka's default 1 MB record). A larger batch
-of one partition is written step by step, and a step too large on its own (a tick firing
-thousands of deadlines) writes its marker last instead: its writes are whole case states that
-each stand alone, so any prefix of them is a state a replay of the step completes."""
+of one partition is written in runs that fit, and a step too large on its own writes its marker
+last (`_run_writes`)."""
 
 
 def apply_writes(writes: Iterable[Write]) -> None:
@@ -183,43 +183,59 @@ Put = Callable[[int, bytes, bytes | None], None]
 
 def durable_writes(steps: list[Step]) -> Iterator[tuple[int, bytes, bytes | None]]:
     """The writes of a batch's steps in the order that makes any prefix of them harmless: per
-    partition, the marker of its last step carrying every key the batch wrote (once, its last
-    value) as redo, then those writes; a partition whose redo would be too large, step by step."""
+    partition, in runs of consecutive steps whose writes fit one marker (`_runs`), the marker of
+    the run's last step carrying every key the run wrote (once, its last value) as redo, then
+    those writes."""
     by_partition: dict[int, list[Step]] = {}
     for step in steps:
         by_partition.setdefault(step.partition, []).append(step)
     for partition, group in by_partition.items():
-        latest: dict[bytes, bytes | None] = {}
-        for step in group:
-            for write in step.writes:
-                latest.pop(write.key, None)  # a key goes where it was last written
-                latest[write.key] = write.value
-        markers = [step.marker for step in group if step.marker is not None]
-        if not markers:
-            yield from ((partition, key, value) for key, value in latest.items())
-            continue
-        first = encode_marker(markers[-1]._replace(redo=tuple(latest.items())))
-        if len(first) <= REDO_LIMIT:
-            yield partition, marker_key(partition), first
-            yield from ((partition, key, value) for key, value in latest.items())
-        else:
-            for step in group:
-                yield from _step_writes(step)
+        for run in _runs(group):
+            yield from _run_writes(partition, run)
 
 
-def _step_writes(step: Step) -> Iterator[tuple[int, bytes, bytes | None]]:
-    partition, key = step.partition, marker_key(step.partition)
-    writes = [(partition, write.key, write.value) for write in step.writes]
-    if step.marker is None:
+def _runs(group: list[Step]) -> Iterator[list[Step]]:
+    """The steps of one partition in runs whose redo fits `REDO_LIMIT` (counting a key written
+    twice twice, so that a run of several steps always fits)."""
+    run: list[Step] = []
+    size = 0
+    for step in group:
+        step_size = sum(_REDO_ENTRY + len(write.key) + len(write.value or b"") for write in step.writes)
+        if run and size + step_size > REDO_LIMIT - _REDO_ENTRY:
+            yield run
+            run, size = [], 0
+        run.append(step)
+        size += step_size
+    if run:
+        yield run
+
+
+_REDO_ENTRY = 8
+"""Bytes of a redo entry besides its key and value (`encode_marker`), and about a marker's own."""
+
+
+def _run_writes(partition: int, run: list[Step]) -> Iterator[tuple[int, bytes, bytes | None]]:
+    latest: dict[bytes, bytes | None] = {}
+    for step in run:
+        for write in step.writes:
+            latest.pop(write.key, None)  # a key goes where it was last written
+            latest[write.key] = write.value
+    writes = [(partition, key, value) for key, value in latest.items()]
+    markers = [step.marker for step in run if step.marker is not None]
+    if not markers:
         yield from writes
         return
-    first = encode_marker(step.marker._replace(redo=tuple((write.key, write.value) for write in step.writes)))
+    first = encode_marker(markers[-1]._replace(redo=tuple(latest.items())))
     if len(first) <= REDO_LIMIT:
-        yield partition, key, first
+        yield partition, marker_key(partition), first
         yield from writes
     else:
+        # One step, too large on its own (a tick firing thousands of deadlines): its writes are
+        # whole case states that each stand alone, and applying the step again to any prefix of
+        # them fires what the prefix lacks as outputs of the same record, which the city stage
+        # has already applied (`after_mark`).
         yield from writes
-        yield partition, key, encode_marker(step.marker)
+        yield partition, marker_key(partition), encode_marker(markers[-1])
 
 
 def stored_items(table: StateTable) -> Iterator[tuple[bytes, bytes]]:
@@ -373,14 +389,22 @@ class UnreadableCase(CorruptState):
         super().__init__(f"the stored state of case {case_id} cannot be read ({reason})")
 
 
+KEPT_CASES = 10_000
+"""Decoded case states a partition keeps between steps, the latest written last: decoding one
+costs a third of judging an event. About 25 MB a partition."""
+
+
 class TableCases(MutableMapping[str, CaseState]):
     """The cases of one partition as the `CaseBook` sees them: decoded from the table on first
-    use in a step, written back (every case touched) by `PartitionBook.flush`."""
+    use in a step (or kept from an earlier step), written back (every case touched) by
+    `PartitionBook.flush`."""
 
     def __init__(self, table: StateTable, ids: set[str]):
         self.table = table
         self.ids = ids
         self.touched: dict[str, CaseState | None] = {}
+        self.kept: dict[str, CaseState] = {}
+        """Case states as the table holds them (a step that fails drops the whole book)."""
         self._passed_by: dict[str, str] | None = None
 
     def __getitem__(self, case_id: str) -> CaseState:
@@ -391,16 +415,29 @@ class TableCases(MutableMapping[str, CaseState]):
             return case
         if case_id not in self.ids:
             raise KeyError(case_id)
-        try:
-            case = decode_case(self.table.get(case_id.encode()))
-        except Exception as exc:  # whatever the bytes are, the case cannot be judged from them
-            reason = f"{type(exc).__name__}: {exc}"
-            if self._passed_by is None:
-                raise UnreadableCase(case_id, reason) from exc
-            self._passed_by[case_id] = reason
-            raise KeyError(case_id) from exc
+        case = self.kept.get(case_id)
+        if case is None:
+            try:
+                case = decode_case(self.table.get(case_id.encode()))
+            except Exception as exc:  # whatever the bytes are, the case cannot be judged from them
+                reason = f"{type(exc).__name__}: {exc}"
+                if self._passed_by is None:
+                    raise UnreadableCase(case_id, reason) from exc
+                self._passed_by[case_id] = reason
+                raise KeyError(case_id) from exc
         self.touched[case_id] = case
         return case
+
+    def written(self) -> None:
+        """The touched cases are now as the table holds them."""
+        kept = self.kept
+        for case_id, case in self.touched.items():
+            kept.pop(case_id, None)
+            if case is not None:
+                kept[case_id] = case
+        while len(kept) > KEPT_CASES:
+            del kept[next(iter(kept))]
+        self.touched = {}
 
     @contextmanager
     def passing_unreadable(self) -> Iterator[dict[str, str]]:
@@ -513,7 +550,7 @@ class PartitionBook:
                 writes.append(Write(table, key, None))
             else:
                 writes.append(Write(table, key, encode_case(self.partition, timers.scheduled(case_id), case)))
-        self.cases.touched = {}
+        self.cases.written()
         return writes
 
 
@@ -540,7 +577,7 @@ class CaseStage(Stage):
         return book
 
     def reference_wanted(self, record: Record) -> ReferenceChanged | None:
-        """A reference change the worker has not read yet (the agent reads it before `handle`)."""
+        """A reference change the worker has not read yet (the worker reads it before `handle`)."""
         try:
             control = read_control(record)
         except ValueError:
