@@ -38,7 +38,7 @@ class GapGuard:
         if offset <= needed:
             return
         tp = TopicPartition(topic, partition)
-        # A consumer per gap: gaps are rare, and the agents of a worker may meet one at once.
+        # A consumer per gap: gaps are rare, and both stages of a worker may meet one at once.
         probe = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False,
                                  auto_offset_reset="earliest", client_id="permitwatch-gap-reader")
         await probe.start()

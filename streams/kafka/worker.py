@@ -2,8 +2,9 @@
 
 Faust is used for what it does well (consumer groups, partition assignment, changelogged tables
 and their recovery) and kept away from what has open bugs: plain tables only (no windowed ones),
-at-least-once (no exactly_once), one consumer task per agent (`concurrency=1`; more can lose
-messages, faust-streaming #606), and no table writes from timers. The timer only writes a tick
+at-least-once (no exactly_once), no agents (one task per stage, taking its records in batches
+from below faust's streams, `batches`; an agent's `concurrency` above 1 can lose messages,
+faust-streaming #606), and no table writes from timers. The timer only writes a tick
 to each partition this worker owns; the tick is consumed like an event, so deadlines fire in
 order with the partition's events, and a worker that takes over a partition fires what came due
 while nobody owned it on its first tick.
@@ -20,9 +21,11 @@ from pathlib import Path
 
 import faust
 from faust.streams import _current_event
+from faust.types import Message
 
 from permitwatch.models.errors import Misconfigured
 from permitwatch.streams.clocks import Clock
+from permitwatch.streams.kafka.batches import BatchTransport, StageFeed, feeds_of
 from permitwatch.streams.kafka.gaps import GapGuard
 from permitwatch.streams.kafka.reference import ReferenceData
 from permitwatch.streams.kafka.stages import CaseStage, CityStage, Stage, Step
@@ -32,15 +35,13 @@ from permitwatch.streams.settings import Settings
 
 log = logging.getLogger("permitwatch.kafka.worker")
 
-BATCH_RECORDS = 2000
-"""The most records a stage takes in one batch: one round of acknowledgements and one marker per
-partition for all of them."""
-BATCH_WAIT_SECONDS = 0.1
-"""How long a batch waits to fill: the latency a quiet stream adds to each record."""
+BATCH_RECORDS = 1000
+"""About the most records a stage takes in one batch (what its fetches returned while it was
+busy with the previous one): one round of acknowledgements for all of them."""
 
 
 class Worker:
-    """The faust app with its topics, tables and agents, around the two stages."""
+    """The faust app with its topics, tables and stage tasks, around the two stages."""
 
     def __init__(self, settings: Settings, reference: ReferenceData, clock: Clock,
                  metrics: Metrics | None = None):
@@ -59,9 +60,12 @@ class Worker:
             topic_replication_factor=settings.replication,
             table_standby_replicas=settings.standby_replicas,
             consumer_auto_offset_reset="earliest",
+            # A fetch is a stage's batch (`batches`): bounded, so that one batch does not hold
+            # the event loop (ticks, commits, the other stage) for seconds.
+            broker_max_poll_records=BATCH_RECORDS,
             producer_acks=-1,
             web_enabled=False,
-            # Everything is bytes to faust (agents and tables copy the app's serializers, not a
+            # Everything is bytes to faust (tables copy the app's serializers, not a
             # topic's schema); the stages parse with the pydantic models.
             key_serializer="raw",
             value_serializer="raw",
@@ -73,6 +77,9 @@ class Worker:
                 ("broker_rebalance_timeout", settings.rebalance_timeout_seconds),
             ) if value is not None},
         )
+        # Before anything asks the app for its consumer: the stages take their records in
+        # batches from below faust's streams (`batches`).
+        app.transport = BatchTransport(app.conf.broker_consumer, app)
         n = settings.partitions
         raw = {"key_type": bytes, "value_type": bytes}
         events = app.topic(topology.events, partitions=n, **raw)
@@ -84,58 +91,72 @@ class Worker:
         self.city_stage = CityStage(topology, reference.settings, city, clock, self.metrics)
 
         self.gaps = GapGuard(settings.bootstrap, self.metrics.gap_refills)
-        app.agent(events, name="cases", concurrency=1)(self._consume(self.case_stage, self._read_reference))
-        app.agent(city_work, name="city", concurrency=1)(self._consume(self.city_stage))
+        for topic in (events, city_work):
+            app.topics.add(topic)
+        feeds = feeds_of(app, [topology.events, topology.city])
+        app.task(self._consume(feeds[topology.events], self.case_stage, self._read_reference))
+        app.task(self._consume(feeds[topology.city], self.city_stage))
         app.timer(interval=settings.tick_interval_seconds, name="ticks")(self._tick)
         app.on_partitions_revoked.connect(self._revoked)
 
-    def _consume(self, stage: Stage, before=None):
-        async def agent(stream):
-            # take_events acknowledges a batch's events only after this body is done with them
-            # (faust-streaming 0.15; plain take() hands out values, which cannot set the context
-            # the tables write in).
-            async for events in stream.take_events(BATCH_RECORDS, within=BATCH_WAIT_SECONDS):
+    def _consume(self, feed: StageFeed, stage: Stage, before=None):
+        async def consume() -> None:
+            while True:
+                batch = await feed.take(BATCH_RECORDS)
                 try:
-                    await self._batch(stage, events, before)
+                    await self._batch(stage, batch, before)
                 except Exception:
-                    # The stage's memory is now ahead of its tables, and faust would restart the
-                    # agent in this process past the batch. Stop the process instead: a restart
+                    # The stage's memory is now ahead of its tables. Stop the process: a restart
                     # (or another worker) resumes from the committed offsets and the tables,
                     # which is the recovery every kill -9 already goes through.
                     log.critical("could not complete a batch of %s records from %s; stopping the worker",
-                                 len(events), events[0].message.tp, exc_info=True)
+                                 len(batch), batch[0].tp, exc_info=True)
                     os._exit(70)
-        return agent
+                feed.done(batch)
+        return consume
 
-    async def _batch(self, stage: Stage, events, before) -> None:
+    async def _batch(self, stage: Stage, batch: list[Message], before) -> None:
         """Every record of the batch through its stage (writes held in the overlay), every output
         produced and acknowledged, then the table writes (`stages`)."""
         steps: list[Step] = []
-        last_event = {}
-        for event in events:
-            record = record_of(event.message)
-            last_event[record.partition] = event
+        last_message: dict[int, Message] = {}
+        for message in batch:
+            record = record_of(message)
+            last_message[record.partition] = message
             needed = stage.next_offset(record.partition)
             if record.offset > needed:
                 async for skipped in self.gaps.missing(record.topic, record.partition, record.offset, needed):
                     steps.append(await self._step(stage, record_of(skipped), before))
             steps.append(await self._step(stage, record, before))
         await self.produce([out for step in steps for out in step.outputs])
+        # The table writes go to the table's store and, as records produced here with the
+        # outputs' producer, to its changelog: faust's own path (`table[key] = value`) queues
+        # each in a buffer that one task sends record by record, which trailed thousands of
+        # records behind a busy stage. The next batch starts once the broker has them; faust
+        # flushes the producer before it commits offsets either way.
         table = stage.table.base
+        store, changelog = table.data, table.changelog_topic.get_topic_name()
+        # The RocksDB store writes an entry to the partition store of the current event, which
+        # only faust's streams set.
+        current = {partition: self.app.create_event(message.key, message.value, message.headers, message)
+                   for partition, message in last_message.items()}
+        writes: list[Output] = []
 
         def put(partition: int, key: bytes, value: bytes | None) -> None:
-            # Faust writes a table entry to the changelog partition (and RocksDB's partition
-            # store) of the current event, which take_events does not set in this task.
-            token = _current_event.set(weakref.ref(last_event[partition]))
+            token = _current_event.set(weakref.ref(current[partition]))
             try:
                 if value is not None:
-                    table[key] = value
-                elif key in table:
-                    del table[key]
+                    store[key] = value
+                elif key in store:
+                    del store[key]
+                else:
+                    return
             finally:
                 _current_event.reset(token)
+            writes.append(Output(changelog, key, value, partition))
 
         stage.commit(steps, put)
+        await self.produce(writes)
 
     @staticmethod
     async def _step(stage: Stage, record: Record, before) -> Step:
