@@ -9,8 +9,13 @@ The generated city log is produced to the events topic first. Then, on the same 
 - the anchor: a plain aiokafka loop that consumes those records and produces one record for each,
   sending what each fetch returned and awaiting its acknowledgements together (records/s);
 - W `permitwatch worker` processes, timed from their start until every alert record and referral
-  version that `permitwatch replay` of the log writes is on the output topics (group join,
-  reference read and recovery included: what an operator waits for).
+  version that `permitwatch replay` of the log writes is on the output topics and the workers'
+  group has committed the whole log (group join, reference read and recovery included: what an
+  operator waits for). The rate after the first output appeared is printed too: the start-up
+  costs seconds that a short log does not amortise.
+
+Between the two, the stages alone (the tests' in-memory cluster, no broker) on the same log: the
+most one worker could do with a free transport.
 
 Ends with `kafka: worker W events/s end to end, raw batched loop R records/s, ratio X`. Its
 temporary directory (broker data, worker state and logs) is removed unless --keep is given.
@@ -37,6 +42,7 @@ from tests.brokers import Broker, WorkerProcess, produce, read_topic, start
 
 GIVE_UP_SECONDS = 1800
 IDLE_SECONDS = 10
+POLL_SECONDS = 1
 
 
 def expected_outputs(lines: list[bytes], until: datetime) -> tuple[set[bytes], set[bytes]]:
@@ -84,6 +90,32 @@ async def raw_batched_loop(broker: Broker, source: str, partitions: int, records
         await consumer.stop()
 
 
+def stages_alone(records: list[tuple[bytes, bytes]], partitions: int, until: datetime) -> tuple[float, float]:
+    """Events/s of both stages with no broker at all (the tests' in-memory cluster, batches of up
+    to a worker's from random partitions): what one worker could reach with a free transport; and
+    the city stage's share of that time, which says how many workers' input the one city stage
+    can take."""
+    from permitwatch.streams.kafka.worker import BATCH_RECORDS
+    from tests.memory_kafka import Crashes, MemoryCluster
+
+    spent: dict[str, float] = {}
+
+    class Timed(MemoryCluster):
+        def _consume(self, topic: str, batch: list) -> None:
+            started = time.perf_counter()
+            super()._consume(topic, batch)
+            spent[topic] = spent.get(topic, 0.0) + time.perf_counter() - started
+
+    topology = Topology("alone", partitions)
+    cluster = Timed(topology, SAMPLE_CATALOG, now=until, crashes=Crashes(batch=BATCH_RECORDS))
+    for key, line in records:
+        cluster.send_raw(key, line)
+    started = time.perf_counter()
+    cluster.run()
+    elapsed = time.perf_counter() - started
+    return len(records) / elapsed, spent.get(topology.city, 0.0) / elapsed
+
+
 async def _record_counts(broker: Broker, topics: list[str]) -> int:
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
@@ -93,6 +125,33 @@ async def _record_counts(broker: Broker, topics: list[str]) -> int:
         tps = [TopicPartition(topic, p) for topic in topics for p in (consumer.partitions_for_topic(topic) or ())]
         ends = await consumer.end_offsets(tps)
         return sum(ends.values())
+    finally:
+        await consumer.stop()
+
+
+async def _end_offsets(broker: Broker, topic: str) -> dict[int, int]:
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=broker.bootstrap, group_id=None)
+    await consumer.start()
+    try:
+        ends = await consumer.end_offsets([TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)])
+        return {tp.partition: offset for tp, offset in ends.items()}
+    finally:
+        await consumer.stop()
+
+
+async def _committed(broker: Broker, group: str, topic: str, partitions: int) -> dict[int, int]:
+    """The offsets `group` has committed on `topic`: what it has consumed for good. (Asked as a
+    member-less consumer of the group would: tansu 0.6.0 answers the admin client's request in a
+    form aiokafka cannot read.)"""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=broker.bootstrap, group_id=group, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        return {partition: await consumer.committed(TopicPartition(topic, partition)) or 0
+                for partition in range(partitions)}
     finally:
         await consumer.stop()
 
@@ -118,26 +177,32 @@ def run(events: int, partitions: int = 4, workers: int = 1, broker_name: str = "
         records = [(str(orjson.loads(line).get("subject", "")).encode(), line) for line in lines]
         asyncio.run(produce(broker, topology.events, records))
         raw = asyncio.run(raw_batched_loop(broker, topology.events, partitions, len(records)))
+        alone, city_share = stages_alone(records, partitions, last)
         # The workers' clock starts at the log's last event: nothing is judged late, and the
         # deadlines the log leaves open are not yet due.
         processes = [WorkerProcess(broker, directory, "bench", partitions, last.isoformat(), name=f"worker-{n}",
                                    store=store, instance=f"worker-{n}") for n in range(workers)]
+        log_ends = asyncio.run(_end_offsets(broker, topology.events))
         started = time.perf_counter()
         for process in processes:
             process.start()
-        missing: tuple[int, int] = (len(expected_alerts), len(expected_referrals))
+        first_output = None
         while True:
-            time.sleep(2)
+            time.sleep(POLL_SECONDS)
             for process in processes:
                 if process.process.poll() is not None:
                     raise SystemExit(f"a worker exited; log in {process.log}")
             alerts, referrals = asyncio.run(_output_records(broker, topology))
+            if first_output is None and (alerts or referrals):
+                first_output = time.perf_counter() - started
             missing = (len(expected_alerts - alerts), len(expected_referrals - referrals))
-            if missing == (0, 0):
+            committed = asyncio.run(_committed(broker, "bench-workers", topology.events, partitions))
+            behind = sum(max(0, end - committed.get(partition, 0)) for partition, end in log_ends.items())
+            if missing == (0, 0) and not behind:
                 break
             if time.perf_counter() - started > GIVE_UP_SECONDS:
                 raise SystemExit(f"after {GIVE_UP_SECONDS} s still missing {missing[0]} alert records and "
-                                 f"{missing[1]} referral versions; logs in {directory}")
+                                 f"{missing[1]} referral versions, {behind} events not committed; logs in {directory}")
         elapsed = time.perf_counter() - started
         # Idle now: what the workers still write is control traffic (ticks, the partitions' clocks
         # for the city stage, the markers and state those steps write to the changelogs).
@@ -152,7 +217,10 @@ def run(events: int, partitions: int = 4, workers: int = 1, broker_name: str = "
         if not keep:
             shutil.rmtree(directory, ignore_errors=True)
     return {"events": len(records), "seconds": elapsed, "events_per_s": len(records) / elapsed,
+            "first_output_seconds": first_output,
+            "after_first_output_per_s": len(records) / (elapsed - first_output) if elapsed > first_output else None,
             "raw_records_per_s": raw, "ratio": len(records) / elapsed / raw, "broker": broker_name,
+            "stages_alone_per_s": alone, "city_share": city_share,
             "partitions": partitions, "workers": workers, "store": store,
             "alerts": len(expected_alerts), "referral_versions": len(expected_referrals),
             "idle_records_per_s": idle}
@@ -176,8 +244,13 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"machine: {machine()}")
     print(f"broker: {args.broker}, {args.partitions} partitions, store {args.store}, {args.workers} worker(s)")
     print(f"workers: {result['events']:,} events in {result['seconds']:.1f} s, until all {result['alerts']:,} "
-          f"alert records and {result['referral_versions']:,} referral versions of replay were out (from start: "
-          f"group join and reference read included)")
+          f"alert records and {result['referral_versions']:,} referral versions of replay were out and the log "
+          f"committed (from start: group join and reference read included); first output after "
+          f"{result['first_output_seconds']:.1f} s, {result['after_first_output_per_s'] or 0:,.0f} events/s from then")
+    print(f"stages alone (both, the tests' in-memory cluster, no broker): {result['stages_alone_per_s']:,.0f} "
+          f"events/s, what one worker could reach with a free transport; the city stage's share "
+          f"{result['city_share']:.1%}: it alone could take the case stages of "
+          f"{(1 - result['city_share']) / result['city_share']:.0f} such workers")
     print(f"idle control traffic: {result['idle_records_per_s']:,.1f} records/s on the events, city and "
           f"changelog topics ({args.partitions} partitions, one tick a second)")
     print(summary(result))
