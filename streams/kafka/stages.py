@@ -198,12 +198,12 @@ def _runs(group: list[Step]) -> Iterator[list[Step]]:
     """The steps of one partition in runs whose redo fits `REDO_LIMIT` (counting a key written
     twice twice, so that a run of several steps always fits)."""
     run: list[Step] = []
-    size = 0
+    size = _MARKER_BYTES
     for step in group:
         step_size = sum(_REDO_ENTRY + len(write.key) + len(write.value or b"") for write in step.writes)
-        if run and size + step_size > REDO_LIMIT - _REDO_ENTRY:
+        if run and size + step_size > REDO_LIMIT:
             yield run
-            run, size = [], 0
+            run, size = [], _MARKER_BYTES
         run.append(step)
         size += step_size
     if run:
@@ -211,7 +211,8 @@ def _runs(group: list[Step]) -> Iterator[list[Step]]:
 
 
 _REDO_ENTRY = 8
-"""Bytes of a redo entry besides its key and value (`encode_marker`), and about a marker's own."""
+"""Bytes of a redo entry besides its key and value (`encode_marker`)."""
+_MARKER_BYTES = len(encode_marker(Marker(0)))
 
 
 def _run_writes(partition: int, run: list[Step]) -> Iterator[tuple[int, bytes, bytes | None]]:
@@ -229,6 +230,9 @@ def _run_writes(partition: int, run: list[Step]) -> Iterator[tuple[int, bytes, b
     if len(first) <= REDO_LIMIT:
         yield partition, marker_key(partition), first
         yield from writes
+    elif len(run) > 1:  # `_runs` counts so that this does not happen; never the marker last for several
+        for step in run:
+            yield from _run_writes(partition, [step])
     else:
         # One step, too large on its own (a tick firing thousands of deadlines): its writes are
         # whole case states that each stand alone, and applying the step again to any prefix of
@@ -404,7 +408,8 @@ class TableCases(MutableMapping[str, CaseState]):
         self.ids = ids
         self.touched: dict[str, CaseState | None] = {}
         self.kept: dict[str, CaseState] = {}
-        """Case states as the table holds them (a step that fails drops the whole book)."""
+        """Case states as the stage's table (its overlay) holds them: a step that fails drops the
+        whole book, and a batch that fails stops the worker."""
         self._passed_by: dict[str, str] | None = None
 
     def __getitem__(self, case_id: str) -> CaseState:
