@@ -3,15 +3,17 @@ cases): what the state is made of, written so that moving a class does not chang
 bytes, and read so that nothing outside the state's own types can be reached.
 
 Format 2 (`MAGIC` then a pickle stream, protocol 5): objects are pickle's own opcodes (str, int,
-float, bytes, tuple, list, dict, set, frozenset, None, bool), and every class is written as an
-extension code (pickle's EXT opcodes, `copyreg.add_extension`), never a module path. The code is
-derived from the class's tag: its own name for the engine's classes (`alerts`, `models`, the
-Kafka stages' stored records, the retired-case store; names are unique there, checked when the
-registry is built), and their names for the standard types the state holds (`datetime`,
-`Decimal`, `ZoneInfo`, …). Pickle writes and reads those codes in C, which is what makes this
-format twice as fast to write as format 1, whose hook Python called for every object. Writing an
-object of a class that is not registered, or a function, fails loudly instead of writing a
-module path. Reading resolves a code or a global in the registry only: a stream that names any
+float, bytes, tuple, list, dict, set, frozenset, None, bool), and every class of ours is written
+as an extension code (pickle's EXT opcodes, `copyreg.add_extension`), never a module path. The
+code is derived from the class's tag, its own name (the engine's classes in `alerts` and
+`models`, the Kafka stages' stored records, the retired-case store; names are unique there,
+checked when the registry is built). The standard library's types the state holds (`datetime`,
+`Decimal`, `ZoneInfo`, …) are written by their module paths, which do not move. Pickle writes
+and reads the codes in C, which is what makes this format about twice as fast to write as format
+1, whose hook Python called for every object. Writing an object of a class that is not
+registered, or a function, fails loudly instead of writing a module path (an object whose own
+reduction names a global by string would still be written so, and refused when read: the state
+has none). Reading resolves a code or a global in the registry only: a stream that names any
 other global is refused with `UnsafeState` before anything is called.
 
 What reading still allows a forged stream (so the tables and the checkpoint must be writable by
@@ -36,6 +38,8 @@ import importlib
 import io
 import pickle
 import pkgutil
+import sys
+import threading
 import types
 import zlib
 from typing import Any, NamedTuple
@@ -75,8 +79,17 @@ class _Registry(NamedTuple):
 
 @functools.cache
 def _registry() -> _Registry:
-    """Everything the state may be made of, each class registered under its tag's extension
-    code. Built on first use: the modules it reads import this one."""
+    """Everything the state may be made of, each of our classes registered under its tag's
+    extension code. Built on first use (the modules it reads import this one), under a lock: the
+    embedded runtime encodes from several threads."""
+    with _building:
+        return _build_registry()
+
+
+_building = threading.Lock()
+
+
+def _build_registry() -> _Registry:
     by_tag: dict[str, type] = {cls.__name__: cls for cls in _STANDARD}
     for module_name, names in _RUNTIME_CLASSES.items():
         module = importlib.import_module(module_name)
@@ -110,17 +123,28 @@ def _code(tag: str) -> int:
 
 
 def _register_codes(by_tag: dict[str, type]) -> None:
-    for code, (module, name) in _registered.items():
-        copyreg.remove_extension(module, name, code)
-    _registered.clear()
-    copyreg.clear_extension_cache()
+    """Our classes under their codes, in copyreg's registry, which is the process's: the standard
+    library's types keep their module paths (they do not move, and other pickles in the process
+    stay as the rest of Python expects). Only what changed is touched, so that a second build
+    never leaves a moment where a class has no code."""
+    wanted: dict[int, tuple[str, str]] = {}
     for tag, cls in by_tag.items():
+        if cls.__module__ in sys.stdlib_module_names:
+            continue
         code = _code(tag)
-        if code in _registered:
-            raise RuntimeError(f"the tags {tag} and {_registered[code][1]} have the same extension code: "
+        if code in wanted:
+            raise RuntimeError(f"the tags {tag} and {wanted[code][1]} have the same extension code: "
                                "one of the classes needs another name")
-        _registered[code] = (cls.__module__, cls.__qualname__)
-        copyreg.add_extension(cls.__module__, cls.__qualname__, code)
+        wanted[code] = (cls.__module__, cls.__qualname__)
+    stale = {code: key for code, key in _registered.items() if wanted.get(code) != key}
+    for code, (module, name) in stale.items():
+        copyreg.remove_extension(module, name, code)
+        del _registered[code]
+    if stale:
+        copyreg.clear_extension_cache()
+    for code, (module, name) in wanted.items():
+        copyreg.add_extension(module, name, code)
+        _registered[code] = (module, name)
 
 
 _NOT_STATE = (types.FunctionType, types.BuiltinFunctionType, types.MethodType, types.MethodWrapperType,

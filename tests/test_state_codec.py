@@ -11,7 +11,6 @@ import os
 import pickle
 import sys
 import types
-from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import orjson
@@ -99,7 +98,7 @@ def test_the_state_names_no_module_so_moving_a_class_changes_nothing_stored(monk
     engine = city_engine()
     outputs(engine, [raw for _, raw in CitySimulator(seed=5, cases_per_day=60).events(cases=300)])
     stored = state_codec.dumps(engine.state())
-    assert b"permitwatch" not in stored and b"alerts." not in stored and b"zoneinfo" not in stored
+    assert b"permitwatch" not in stored and b"alerts." not in stored
     moved = types.ModuleType("permitwatch.alerts.somewhere_else")
     moved.CaseState = case.CaseState
     monkeypatch.setitem(sys.modules, moved.__name__, moved)
@@ -111,8 +110,10 @@ def test_the_state_names_no_module_so_moving_a_class_changes_nothing_stored(monk
 
 
 def test_a_code_the_registry_does_not_know_is_refused():
-    stored = state_codec.dumps(Decimal("1.5"))
-    code = state_codec._code("Decimal").to_bytes(4, "little")
+    from permitwatch.alerts.case import Fact
+
+    stored = state_codec.dumps(Fact(None, "E-1"))
+    code = state_codec._code("Fact").to_bytes(4, "little")
     assert stored.count(code) == 1
     with pytest.raises(state_codec.UnsafeState, match="extension code"):
         state_codec.loads(stored.replace(code, (int.from_bytes(code, "little") + 1).to_bytes(4, "little")))
