@@ -406,7 +406,7 @@ def test_records_the_consumer_skipped_are_read_from_the_broker(broker):
         assert await missing(2, needed=3) == [], "a redelivery, not a gap"
         assert await missing(12, needed=10) == [], "nothing between: a real gap"
         both = await asyncio.gather(missing(2, needed=0), missing(9, needed=8))
-        assert both == [[(0, b"0"), (1, b"1")], [(8, b"8")]], "two agents meeting gaps at once"
+        assert both == [[(0, b"0"), (1, b"1")], [(8, b"8")]], "both stages meeting gaps at once"
         assert guard.refills._value.get() == 3
 
     asyncio.run(scenario())

@@ -14,7 +14,8 @@ done, as faust's streams do (`Consumer.track_message`, `Consumer.ack`).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+import time
+from collections.abc import Iterable
 from typing import Any
 
 from faust.transport.consumer import CONSUMER_FETCHING
@@ -31,9 +32,8 @@ or the tables' changelogs. A fetch returns at most `broker_max_poll_records` rec
 class StageFeed:
     """The batches of one topic on their way from the consumer's drain loop to its stage."""
 
-    def __init__(self, app: AppT, topic: str):
+    def __init__(self, app: AppT):
         self.app = app
-        self.topic = topic
         self.queue: asyncio.Queue[list[Message]] = asyncio.Queue()
         self.paused: set[TP] = set()
 
@@ -41,7 +41,8 @@ class StageFeed:
         self.queue.put_nowait(batch)
         if self.queue.qsize() >= QUEUED_BATCHES:
             consumer = self.app.consumer
-            # faust's partition type: the messages' own is aiokafka's, which faust's sets refuse.
+            # faust's partition type: the messages' own is aiokafka's, which faust asserts its
+            # sets of partitions do not hold.
             for tp in {TP(message.topic, message.partition) for message in batch} - self.paused:
                 consumer.on_buffer_full(tp)
                 self.paused.add(tp)
@@ -62,6 +63,11 @@ class StageFeed:
                 track = self.app.consumer.track_message
                 for message in taken:
                     track(message)
+                # What faust's streams note for its check of partitions fetched but not processed
+                # (its "stream idle" errors), once a batch per partition.
+                inbound, now = self.app.monitor.stream_inbound_time, time.monotonic()
+                for message in taken:
+                    inbound[TP(message.topic, message.partition)] = now
                 return taken
 
     def _current(self, batch: list[Message]) -> list[Message]:
@@ -84,7 +90,9 @@ class BatchConsumer(faust_aiokafka.Consumer):
     """Faust's aiokafka consumer, whose drain loop hands the records of `feeds` to them in
     batches."""
 
-    feeds: dict[str, StageFeed] = {}
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.feeds: dict[str, StageFeed] = {}
 
     async def _drain_messages(self, fetcher: Any) -> None:  # what faust's own loop does, by batch
         callback = self.callback
@@ -135,9 +143,9 @@ class BatchTransport(faust_aiokafka.Transport):
     Consumer = BatchConsumer
 
 
-def feeds_of(app: AppT, topics: Iterator[str]) -> dict[str, StageFeed]:
+def feeds_of(app: AppT, topics: Iterable[str]) -> dict[str, StageFeed]:
     """A feed for each of `topics`, which `app`'s consumer (a `BatchConsumer`) fills."""
-    feeds = {topic: StageFeed(app, topic) for topic in topics}
+    feeds = {topic: StageFeed(app) for topic in topics}
     consumer = app.consumer
     if not isinstance(consumer, BatchConsumer):
         raise TypeError(f"the app's consumer is a {type(consumer).__name__}, not a BatchConsumer")
