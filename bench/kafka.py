@@ -218,7 +218,8 @@ def run(events: int, partitions: int = 4, workers: int = 1, broker_name: str = "
             shutil.rmtree(directory, ignore_errors=True)
     return {"events": len(records), "seconds": elapsed, "events_per_s": len(records) / elapsed,
             "first_output_seconds": first_output,
-            "after_first_output_per_s": len(records) / (elapsed - first_output) if elapsed > first_output else None,
+            "after_first_output_per_s": (len(records) / (elapsed - first_output)
+                                         if first_output is not None and elapsed > first_output else None),
             "raw_records_per_s": raw, "ratio": len(records) / elapsed / raw, "broker": broker_name,
             "stages_alone_per_s": alone, "city_share": city_share,
             "partitions": partitions, "workers": workers, "store": store,
@@ -245,8 +246,10 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"broker: {args.broker}, {args.partitions} partitions, store {args.store}, {args.workers} worker(s)")
     print(f"workers: {result['events']:,} events in {result['seconds']:.1f} s, until all {result['alerts']:,} "
           f"alert records and {result['referral_versions']:,} referral versions of replay were out and the log "
-          f"committed (from start: group join and reference read included); first output after "
-          f"{result['first_output_seconds']:.1f} s, {result['after_first_output_per_s'] or 0:,.0f} events/s from then")
+          f"committed (from start: group join and reference read included)")
+    if result["after_first_output_per_s"]:
+        print(f"first output after {result['first_output_seconds']:.1f} s; all events over the time from then: "
+              f"{result['after_first_output_per_s']:,.0f} events/s (a bound: some were judged before)")
     print(f"stages alone (both, the tests' in-memory cluster, no broker): {result['stages_alone_per_s']:,.0f} "
           f"events/s, what one worker could reach with a free transport; the city stage's share "
           f"{result['city_share']:.1%}: it alone could take the case stages of "
