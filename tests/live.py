@@ -75,7 +75,10 @@ class Server:
 
     def start(self) -> None:
         with self.log.open("ab") as log:
-            self.process = subprocess.Popen(self.args, cwd=ROOT, stdout=log, stderr=log, env=self.env)
+            # SIGINT as a terminal gives it: a test run started in the background (`cmd &` in a
+            # script) hands its children SIGINT ignored, and the server never saw ^C.
+            self.process = subprocess.Popen(self.args, cwd=ROOT, stdout=log, stderr=log, env=self.env,
+                                            preexec_fn=_sigint_default)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:
@@ -127,3 +130,7 @@ def replayed_records(database: Path) -> list[tuple[str, str]]:
         out += engine.process(parse_event(row.raw)).alerts
     out += engine.advance(datetime.fromisoformat(store.meta("clock"))).alerts
     return [(a.alert_id, a.status) for a in out]
+
+
+def _sigint_default() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
