@@ -160,11 +160,15 @@ def _zone(zone: ZoneInfo) -> tuple[type, tuple[str]]:
 class _Writer(pickle.Pickler):
     dispatch_table = {ZoneInfo: _zone}
 
+    def __init__(self, out: io.BytesIO, registry: _Registry):
+        super().__init__(out, protocol=5)
+        self.allowed = registry.by_class
+
     def reducer_override(self, obj: Any) -> Any:
         # Called in C for every object but pickle's own types (and those it has written before),
         # so once per class and per instance of a class.
         cls = obj if isinstance(obj, type) else type(obj)
-        if cls not in _registry().by_class:
+        if cls not in self.allowed:
             if isinstance(obj, _NOT_STATE):
                 raise pickle.PicklingError(f"{obj!r} is not part of the engine's state (streams/state_codec.py): "
                                            "stored state holds data, not functions")
@@ -176,10 +180,12 @@ class _Writer(pickle.Pickler):
 class _TagReader(pickle.Unpickler):
     """Format 2: extension codes, each resolved here the first time a process reads it."""
 
+    refusal = "stored state names"
+
     def find_class(self, module: str, name: str) -> Any:
         found = _registry().by_path.get((module, name))
         if found is None:
-            raise UnsafeState(f"stored state names {module}.{name}, which is not part of the engine's state")
+            raise UnsafeState(f"{self.refusal} {module}.{name}, which is not part of the engine's state")
         return found
 
 
@@ -199,18 +205,17 @@ class _FormatOneReader(pickle.Unpickler):
         raise UnsafeState(f"stored state names {module}.{name}, which is not part of the engine's state")
 
 
-class _FormatZeroReader(pickle.Unpickler):
+class _FormatZeroReader(_TagReader):
     """Format 0: module paths, each checked against the registry."""
+
+    refusal = "state pickle names"
 
     def find_class(self, module: str, name: str) -> Any:
         if module.startswith(_BEFORE_ONE_PACKAGE):
             module = f"permitwatch.{module}"
         if module == "builtins" and name == "getattr":
             return _zoneinfo_getattr
-        found = _registry().by_tag.get(name)
-        if found is not None and found.__module__ == module:
-            return found
-        raise UnsafeState(f"state pickle names {module}.{name}, which is not part of the engine's state")
+        return super().find_class(module, name)
 
 
 def _zoneinfo_getattr(owner: object, name: str) -> Any:
@@ -222,10 +227,9 @@ def _zoneinfo_getattr(owner: object, name: str) -> Any:
 
 
 def dumps(value: object) -> bytes:
-    _registry()
     out = io.BytesIO()
     out.write(MAGIC)
-    _Writer(out, protocol=5).dump(value)
+    _Writer(out, _registry()).dump(value)
     return out.getvalue()
 
 
