@@ -210,9 +210,9 @@ def _runs(group: list[Step]) -> Iterator[list[Step]]:
         yield run
 
 
-_REDO_ENTRY = 8
-"""Bytes of a redo entry besides its key and value (`encode_marker`)."""
 _MARKER_BYTES = len(encode_marker(Marker(0)))
+_REDO_ENTRY = len(encode_marker(Marker(0, redo=((b"", b""),)))) - _MARKER_BYTES
+"""Bytes of a redo entry besides its key and value."""
 
 
 def _run_writes(partition: int, run: list[Step]) -> Iterator[tuple[int, bytes, bytes | None]]:
