@@ -41,9 +41,7 @@ class StageFeed:
         self.queue.put_nowait(batch)
         if self.queue.qsize() >= QUEUED_BATCHES:
             consumer = self.app.consumer
-            # faust's partition type: the messages' own is aiokafka's, which faust asserts its
-            # sets of partitions do not hold.
-            for tp in {TP(message.topic, message.partition) for message in batch} - self.paused:
+            for tp in _partitions(batch) - self.paused:
                 consumer.on_buffer_full(tp)
                 self.paused.add(tp)
 
@@ -65,9 +63,7 @@ class StageFeed:
                     track(message)
                 # What faust's streams note for its check of partitions fetched but not processed
                 # (its "stream idle" errors), once a batch per partition.
-                inbound, now = self.app.monitor.stream_inbound_time, time.monotonic()
-                for message in taken:
-                    inbound[TP(message.topic, message.partition)] = now
+                self.app.monitor.stream_inbound_time.update(dict.fromkeys(_partitions(taken), time.monotonic()))
                 return taken
 
     def _current(self, batch: list[Message]) -> list[Message]:
@@ -84,6 +80,12 @@ class StageFeed:
         ack = self.app.consumer.ack
         for message in batch:
             ack(message)
+
+
+def _partitions(batch: list[Message]) -> set[TP]:
+    # faust's partition type: the messages' own is aiokafka's, which faust asserts its sets of
+    # partitions do not hold.
+    return {TP(topic, partition) for topic, partition in {(m.topic, m.partition) for m in batch}}
 
 
 class BatchConsumer(faust_aiokafka.Consumer):
