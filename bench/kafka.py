@@ -116,29 +116,21 @@ def stages_alone(records: list[tuple[bytes, bytes]], partitions: int, until: dat
     return len(records) / elapsed, spent.get(topology.city, 0.0) / elapsed
 
 
-async def _record_counts(broker: Broker, topics: list[str]) -> int:
+async def _end_offsets(broker: Broker, topics: list[str]) -> dict[tuple[str, int], int]:
+    """(topic, partition) → end offset, for every partition of `topics` that exists."""
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
     consumer = AIOKafkaConsumer(bootstrap_servers=broker.bootstrap, group_id=None)
     await consumer.start()
     try:
         tps = [TopicPartition(topic, p) for topic in topics for p in (consumer.partitions_for_topic(topic) or ())]
-        ends = await consumer.end_offsets(tps)
-        return sum(ends.values())
+        return {(tp.topic, tp.partition): offset for tp, offset in (await consumer.end_offsets(tps)).items()}
     finally:
         await consumer.stop()
 
 
-async def _end_offsets(broker: Broker, topic: str) -> dict[int, int]:
-    from aiokafka import AIOKafkaConsumer, TopicPartition
-
-    consumer = AIOKafkaConsumer(bootstrap_servers=broker.bootstrap, group_id=None)
-    await consumer.start()
-    try:
-        ends = await consumer.end_offsets([TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)])
-        return {tp.partition: offset for tp, offset in ends.items()}
-    finally:
-        await consumer.stop()
+async def _record_counts(broker: Broker, topics: list[str]) -> int:
+    return sum((await _end_offsets(broker, topics)).values())
 
 
 async def _committed(broker: Broker, group: str, topic: str, partitions: int) -> dict[int, int]:
@@ -182,7 +174,8 @@ def run(events: int, partitions: int = 4, workers: int = 1, broker_name: str = "
         # deadlines the log leaves open are not yet due.
         processes = [WorkerProcess(broker, directory, "bench", partitions, last.isoformat(), name=f"worker-{n}",
                                    store=store, instance=f"worker-{n}") for n in range(workers)]
-        log_ends = asyncio.run(_end_offsets(broker, topology.events))
+        log_ends = {partition: end for (_, partition), end in
+                    asyncio.run(_end_offsets(broker, [topology.events])).items()}
         started = time.perf_counter()
         for process in processes:
             process.start()
