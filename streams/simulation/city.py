@@ -38,9 +38,13 @@ class Expected:
     rule: str
     signal: str
     at: datetime
+    known: datetime
+    """From when the monitor can know it: later than `at` when what it rests on comes out only
+    later (a deadline counted from a deemed acceptance, known when the correction window closes)."""
 
     def to_json(self) -> dict:
-        return {"case_id": self.case_id, "rule": self.rule, "signal": self.signal, "at": self.at.isoformat()}
+        return {"case_id": self.case_id, "rule": self.rule, "signal": self.signal, "at": self.at.isoformat(),
+                "known": self.known.isoformat()}
 
 
 @dataclass
@@ -52,6 +56,10 @@ class Script:
     expected: list[Expected] = field(default_factory=list)
     settled_at: datetime | None = None
     """When the case stops competing for a quantity-limited item (its decision or withdrawal)."""
+    anchor_known: datetime | None = None
+    """When the day its time limits count from becomes known, if after that day's events: a case
+    deemed accepted on submission (no correction notice within the window) is known to be once the
+    window closes."""
 
 
 class CitySimulator:
@@ -185,8 +193,8 @@ class CitySimulator:
     def _case_id(self, submitted_at: datetime) -> str:
         return f"{self.namespace}SZ-{submitted_at:%Y%m%d}-{next(self.counter):07d}"
 
-    def _expect(self, script: Script, rule: str, signal: str, at: datetime) -> None:
-        script.expected.append(Expected(script.case_id, rule, signal, at))
+    def _expect(self, script: Script, rule: str, signal: str, at: datetime, known: datetime | None = None) -> None:
+        script.expected.append(Expected(script.case_id, rule, signal, at, max(at, known or at)))
 
     def _case(self, item: CatalogEntry, submitted_at: datetime, inject: str | None) -> Script:
         rng = self.rng
@@ -212,6 +220,7 @@ class CitySimulator:
             if inject == "PW-003":
                 window = self.clock.deadline("w", day0, self.settings.correction_notice_limit, "").instant
                 self._expect(script, "PW-003", "red", window)
+                script.anchor_known = window
             if inject == "PW-006":
                 self._expect(script, "PW-006", "red", notice_at)
             last_receipt = self.at(self.wd(notice_day, 1), 10)
@@ -353,9 +362,10 @@ class CitySimulator:
                 continue
             warning = self._warning_instant(target, anchor_day)
             if warning is not None and decided >= warning:
-                self._expect(script, "PW-002", "warning", warning)
+                self._expect(script, "PW-002", "warning", warning, script.anchor_known)
             if decided >= target.instant:
-                self._expect(script, "PW-002" if yellow else "PW-001", "yellow" if yellow else "red", target.instant)
+                self._expect(script, "PW-002" if yellow else "PW-001", "yellow" if yellow else "red", target.instant,
+                             script.anchor_known)
 
     def _decide(self, script: Script, decided_at: datetime, approver: str, outcome: str, inject: str | None) -> None:
         rng = self.rng

@@ -1,10 +1,12 @@
 """The demo: a simulated city fed into the running monitor on a compressed clock, with the ground
 truth of every injected violation written alongside, and the check that compares the two.
 
-Each start of the demo is a run with its own id namespace, and marks in the ground truth when it
-began. A run stopped by a restart never sent its cases' later events, so what the ground truth
-expects of them after the restart, and what the monitor found about them then, says nothing about
-the monitor: the check leaves both out."""
+Each start of the demo is a run with its own id namespace. The ground truth of a case is known
+when the case is generated, before its events are due; after each batch the monitor accepted, the
+feeder marks in the ground truth the time of the last event sent. A run stopped (by a restart, or
+for good) never sent its cases' later events, and may have stopped with events already due but not
+yet sent, so what the ground truth expects of its cases after its last mark, and what the monitor
+found about them then, says nothing about the monitor: the check leaves both out."""
 
 from __future__ import annotations
 
@@ -44,33 +46,35 @@ class DemoFeeder:
             truth.write(orjson.dumps({"run": self.simulator.namespace, "started": self.clock.now().isoformat()})
                         + b"\n")
             for moment, raw in self.simulator.events():
-                wait = self.clock.seconds_until(moment)
-                if wait > 0:
-                    written = self._flush_truth(truth, written)
-                    await self._send(batch)
+                if self.clock.seconds_until(moment) > 0:
+                    written = await self._deliver(batch, truth, written)
                     batch = []
-                    await asyncio.sleep(min(wait, 1.0))
                     while self.clock.seconds_until(moment) > 0:
                         await asyncio.sleep(min(self.clock.seconds_until(moment), 1.0))
-                batch.append(RawInput("demo", raw))
+                batch.append((moment, RawInput("demo", raw)))
                 if len(batch) >= 200:
-                    await self._send(batch)
+                    written = await self._deliver(batch, truth, written)
                     batch = []
 
-    def _flush_truth(self, handle, written: int) -> int:
-        expectations = self.simulator.ground_truth
-        for expected in expectations[written:]:
-            handle.write(orjson.dumps(expected.to_json()) + b"\n")
-        handle.flush()
-        return len(expectations)
-
-    async def _send(self, batch: list[RawInput]) -> None:
+    async def _deliver(self, batch: list[tuple[datetime, RawInput]], truth, written: int) -> int:
+        """Send a batch, then write the ground truth of the cases generated so far and the mark
+        that the batch was accepted. In this order, a stop at any point leaves no event sent
+        without its ground truth after the last mark (the check leaves out what follows a run's
+        last mark)."""
         if not batch:
-            return
+            return written
         try:
-            await asyncio.to_thread(self.monitor.ingest, batch)
+            await asyncio.to_thread(self.monitor.ingest, [raw for _, raw in batch])
         except StoreError as exc:
             log.error("demo batch not accepted: %s", exc)
+            return written
+        expectations = self.simulator.ground_truth
+        for expected in expectations[written:]:
+            truth.write(orjson.dumps(expected.to_json()) + b"\n")
+        truth.write(orjson.dumps({"run": self.simulator.namespace, "sent_through": batch[-1][0].isoformat()})
+                    + b"\n")
+        truth.flush()
+        return len(expectations)
 
 
 @dataclass
@@ -90,27 +94,40 @@ class RuleScore:
 
 
 def check(store: Store, truth_path: Path) -> tuple[datetime | None, list[RuleScore]]:
-    """Compare the active alerts in the store with the ground truth due by the monitor's clock."""
+    """Compare the active alerts in the store with the ground truth the monitor can know by its
+    clock.
+
+    Left out on both sides: what follows a run's last mark (see the module's note), and what the
+    monitor concluded from the cases of another run (a quantity-limited item's order of acceptance
+    spans the runs; each run's ground truth knows only its own cases)."""
     clock_text = store.meta("clock")
     clock = datetime.fromisoformat(clock_text) if clock_text else None
     expected: set[tuple] = set()
-    starts: list[tuple[datetime, str]] = []
+    sent_through: dict[str, datetime | None] = {}
     for line in truth_path.read_bytes().splitlines():
         record = orjson.loads(line)
         if "run" in record:
-            starts.append((datetime.fromisoformat(record["started"]), record["run"]))
+            sent = record.get("sent_through")
+            sent_through[record["run"]] = datetime.fromisoformat(sent) if sent else None
             continue
-        at = datetime.fromisoformat(record["at"])
-        if clock is not None and at <= clock:
-            expected.add((record["case_id"], record["rule"], record["signal"], at))
+        known = datetime.fromisoformat(record.get("known", record["at"]))
+        if clock is not None and known <= clock:
+            expected.add((record["case_id"], record["rule"], record["signal"], datetime.fromisoformat(record["at"])))
     latest: dict[str, Alert] = {}
     for (raw,) in store.reader.execute("SELECT record FROM alerts ORDER BY seq"):
         alert = Alert.model_validate_json(raw)
         latest[alert.alert_id] = alert
-    found = {(a.case_id, a.rule, a.signal, a.detected_at) for a in latest.values() if a.status == "active"}
-    cut = _cut_off(starts)
-    expected = {key for key in expected if not cut(key)}
-    found = {key for key in found if not cut(key)}
+    runs = _Runs(sent_through)
+    found: set[tuple] = set()
+    left_out: set[tuple] = set()
+    for alert in latest.values():
+        if alert.status != "active":
+            continue
+        key = (alert.case_id, alert.rule, alert.signal, alert.detected_at)
+        run = runs.of(alert.case_id)
+        (left_out if any(runs.of(event_id) != run for event_id in alert.evidence) else found).add(key)
+    expected = {key for key in expected - left_out if not runs.cut(key)}
+    found = {key for key in found if not runs.cut(key)}
     rules = sorted({key[1] for key in expected | found})
     by_rule_expected = Counter(key[1] for key in expected)
     by_rule_found = Counter(key[1] for key in found)
@@ -119,18 +136,26 @@ def check(store: Store, truth_path: Path) -> tuple[datetime | None, list[RuleSco
                    for rule in rules]
 
 
-def _cut_off(starts: list[tuple[datetime, str]]):
-    """Whether an (case, rule, signal, at) is about a case of a run the next run cut short, after
-    the cut."""
-    ends = {run: later for (_, run), (later, _) in zip(sorted(starts), sorted(starts)[1:], strict=False)}
-    prefixes = sorted((run for run in ends if run), key=len, reverse=True)
+class _Runs:
+    """The demo's runs, told apart by the prefix of their case and event ids, and how far each
+    sent its events."""
 
-    def cut(key: tuple) -> bool:
+    def __init__(self, sent_through: dict[str, datetime | None]):
+        self.sent_through = sent_through
+        self.prefixes = sorted((run for run in sent_through if run), key=len, reverse=True)
+
+    def of(self, identifier: str) -> str:
+        return next((prefix for prefix in self.prefixes if identifier.startswith(prefix)), "")
+
+    def cut(self, key: tuple) -> bool:
+        """Whether an (case, rule, signal, at) is about a case of a run after the run's last mark
+        (any time, when the run sent nothing)."""
         case_id, at = key[0], key[3]
-        run = next((prefix for prefix in prefixes if case_id.startswith(prefix)), "")
-        return run in ends and at > ends[run]
-
-    return cut
+        run = self.of(case_id)
+        if run not in self.sent_through:
+            return False
+        last = self.sent_through[run]
+        return last is None or at > last
 
 
 def render(clock: datetime | None, scores: list[RuleScore]) -> str:
