@@ -148,3 +148,45 @@ def test_a_batch_too_large_for_one_marker_is_written_in_runs_each_whole_after_it
             expected.update((write.key, write.value) for write in step.writes)
         assert applied == expected
     assert decode_marker(written[markers[-1]][2]).offset == 19
+
+
+def test_an_item_stored_with_its_alerts_in_one_value_is_read_and_its_alerts_become_entries():
+    """Before, an item's PW-013 records were all in the item's one value, rewritten on every
+    change (a busy item's value passed Kafka's 1 MB record limit and stopped the worker). A table
+    written so is read, and at the item's next change its records move to entries of their own."""
+    from permitwatch.streams.kafka.stages import StoredItem
+    from permitwatch.streams.kafka.wire import decode_state, encode_state
+
+    a, b, c = (CaseEvents(f"SZ-{name}", item="ITEM-Q") for name in "ABC")
+    first = [a.submitted("2026-03-02 09:00"), a.accepted("2026-03-02 10:00"),
+             b.submitted("2026-03-02 11:00"), b.accepted("2026-03-03 10:00"), b.decided("2026-03-04 10:00")]
+    then = [c.submitted("2026-03-05 09:00"), c.accepted("2026-03-05 10:00"), c.decided("2026-03-06 10:00"),
+            a.decided("2026-03-09 10:00", outcome="deny")]
+    cluster = MemoryCluster(TOPOLOGY, ITEMS, now=moment(UNTIL))
+    cluster.send_events(first)
+    cluster.run()
+    cluster.tick(moment("2026-03-05 08:00"))
+    cluster.run()
+    table = cluster.tables["city"]
+    entries = {key: decode_state(raw) for key, raw in table.items() if key.startswith(b"a\x1fITEM-Q")}
+    assert len(entries) == 1  # (B, A): B granted while A waited
+    item_key = b"h\x1fITEM-Q"
+    item = decode_state(table[item_key])
+    assert item.alerts == {}
+    table[item_key] = encode_state(StoredItem({tuple(k.decode().split("\x1f")[2:]): v for k, v in entries.items()},
+                                              item.pending, item.left))
+    for key in entries:
+        del table[key]
+    cluster.durable["city"] = dict(table)
+    cluster._start_worker()
+
+    cluster.send_events(then)
+    cluster.run()
+    stored = {tuple(key.decode().split("\x1f")[2:]) for key in table if key.startswith(b"a\x1fITEM-Q")}
+    assert ("SZ-B", "SZ-A") in stored
+    assert decode_state(table[item_key]).alerts == {}
+    cluster.tick(moment(UNTIL))
+    cluster.run()
+    cluster.tick(moment(UNTIL) + JUST_AFTER)
+    cluster.run()
+    assert_same_as_replay(first + then, cluster)

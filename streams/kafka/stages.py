@@ -736,10 +736,13 @@ class CityHeader(NamedTuple):
 
 
 class StoredItem(NamedTuple):
-    """A PW-013 item's state but its cases, which are entries of their own: an item with
-    thousands of waiting applications must not be one value rewritten on every change."""
+    """A PW-013 item's state but its cases and its alerts, which are entries of their own: an item
+    with thousands of waiting applications, and a PW-013 record for each pair of them a grant
+    overtook, must not be one value rewritten on every change (nor grow past a record's size)."""
 
     alerts: dict
+    """Empty since the alerts became entries; an item stored before holds them here, and they move
+    to their entries the next time the item changes."""
     pending: set
     left: dict
 
@@ -769,6 +772,8 @@ class CityStage(Stage):
         self.book: CityBook | None = None
         self.header = CityHeader({}, {}, None, 0)
         self.watermark = Watermark(topology.partitions)
+        self.stored_alerts: dict[str, dict[tuple[str, str], Alert]] = {}
+        """Each item's PW-013 records as the table has them, to write only those that changed."""
 
     def reset(self, partition: int) -> None:
         super().reset(partition)
@@ -781,6 +786,7 @@ class CityStage(Stage):
         header = CityHeader({}, {}, None, 0)
         items: dict[str, StoredItem] = {}
         cases: dict[str, dict[str, StoredCase]] = {}
+        alerts: dict[str, dict[tuple[str, str], Alert]] = {}
         workings: list[_Working] = []
         pending = []
         for key, raw in stored_items(self.table):
@@ -793,16 +799,21 @@ class CityStage(Stage):
                 items[rest[0].decode()] = decode_state(raw)
             elif kind == b"c":
                 cases.setdefault(rest[0].decode(), {})[rest[1].decode()] = decode_state(raw)
+            elif kind == b"a":
+                alerts.setdefault(rest[0].decode(), {})[(rest[1].decode(), rest[2].decode())] = decode_state(raw)
             elif kind == b"q":
                 through, work = decode_queued(raw)
                 pending.append((through, work.given.case_id, int(rest[0]), work.given))
         states, reports = {}, {}
+        self.stored_alerts = alerts
         for code, item in items.items():
             stored = cases.get(code, {})
             # A kill between a step's writes can leave the header naming cases whose entries were
-            # already deleted: they were being forgotten, and are.
+            # already deleted: they were being forgotten, and are (their alerts' entries too, at
+            # the item's next write, since `stored_alerts` still has them).
             states[code] = ItemState(code, {cid: c.standing for cid, c in stored.items()},
-                                     {pair: a for pair, a in item.alerts.items() if set(pair) <= stored.keys()},
+                                     {pair: a for pair, a in (item.alerts | alerts.get(code, {})).items()
+                                      if set(pair) <= stored.keys()},
                                      {pair for pair in item.pending if set(pair) <= stored.keys()},
                                      {cid: at for cid, at in item.left.items() if cid in stored})
             reports[code] = {cid: c.report for cid, c in stored.items() if c.report is not None}
@@ -848,6 +859,20 @@ class CityStage(Stage):
         self.metrics.city_waiting.set(book.waiting)
         return step
 
+    def _alert_writes(self, code: str, alerts: dict[tuple[str, str], Alert], writes: list[Write]) -> None:
+        """The item's PW-013 records that changed since the table last had them (a record is
+        replaced, never changed in place)."""
+        stored = self.stored_alerts.get(code, {})
+        for pair in sorted(alerts):
+            if stored.get(pair) is not alerts[pair]:
+                writes.append(Write(self.table, _key(b"a", code, *pair), encode_state(alerts[pair])))
+        for pair in sorted(stored.keys() - alerts.keys()):
+            writes.append(Write(self.table, _key(b"a", code, *pair), None))
+        if alerts:
+            self.stored_alerts[code] = dict(alerts)
+        else:
+            self.stored_alerts.pop(code, None)
+
     def _outputs(self, emitted: Emitted, step: Step) -> None:
         topology = self.topology
         step.outputs.extend(alert_output(topology, alert) for alert in emitted.alerts)
@@ -875,8 +900,9 @@ class CityStage(Stage):
             writes.append(Write(table, _key(b"r", case_id), encode_state(referrals[case_id])))
         for code in sorted(changes.items):
             state = book.items.get(code)
-            value = None if state is None else encode_state(StoredItem(state.alerts, state.pending, state.left))
+            value = None if state is None else encode_state(StoredItem({}, state.pending, state.left))
             writes.append(Write(table, _key(b"h", code), value))
+            self._alert_writes(code, state.alerts if state is not None else {}, writes)
         for code, case_id in sorted(changes.item_cases):
             state = book.items.get(code)
             if state is not None and case_id in state.cases:
