@@ -1,6 +1,6 @@
 """Fail-over of a Kafka worker after kill -9, with one events partition holding N open cases.
 
-    python -m bench.failover [--cases N] [--broker noida-db|tansu] [--keep]
+    python -m bench.failover [--cases N] [--broker noida-db|tansu] [--store rocksdb|memory] [--keep]
 
 Produces N submitted-and-accepted cases to a one-partition deployment and lets worker A judge
 them (worker B runs beside it with a standby copy of the tables). Then, each timed from the
@@ -13,8 +13,8 @@ taking the partition, a tick at the latest one second later):
 2. restart: the worker that judges the partition then (the replacement, or else the killed one)
    is restarted at once with its group instance id and state directory, as a restarted pod is,
    and timed until a worker (it, or the other, to which faust may give the partition) judges the
-   partition again, the tables restored from the changelogs (tables are always restored so:
-   docs/kafka.md, delivery guarantees).
+   partition again: with RocksDB (the default, as deploy/k8s runs) after restoring the changelog
+   past what its files hold, with the memory store after restoring the whole changelog.
 """
 
 from __future__ import annotations
@@ -33,22 +33,11 @@ from permitwatch.models.common import LEGAL_TZ
 from permitwatch.streams.kafka.reference import publish_reference
 from permitwatch.streams.kafka.topology import Topology, ensure_topics
 from permitwatch.streams.simulation.sample_catalog import SAMPLE_CATALOG
-from tests.brokers import WorkerProcess, produce, start
+from tests.brokers import WorkerProcess, committed, produce, start
 
 JUDGING = "judging events partition 0"
 GIVE_UP_SECONDS = 900
 REPLACEMENT_WAIT_SECONDS = 60
-
-
-async def _committed(bootstrap: str, group: str, topic: str) -> int:
-    from aiokafka import AIOKafkaConsumer, TopicPartition
-
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        return (await consumer.committed(TopicPartition(topic, 0))) or 0
-    finally:
-        await consumer.stop()
 
 
 def _judging_since(worker: WorkerProcess, offset: int) -> bool:
@@ -74,7 +63,7 @@ def _last_judged(worker: WorkerProcess) -> str:
     return lines[-1][:25] if lines else ""
 
 
-def run(cases: int, broker_name: str = "noida-db", keep: bool = False) -> dict:
+def run(cases: int, broker_name: str = "noida-db", store: str = "rocksdb", keep: bool = False) -> dict:
     directory = Path(tempfile.mkdtemp(prefix="permitwatch-bench-failover-"))
     broker = start(broker_name, directory / broker_name)
     topology = Topology("failover", 1)
@@ -89,11 +78,12 @@ def run(cases: int, broker_name: str = "noida-db", keep: bool = False) -> dict:
         asyncio.run(produce(broker, topology.events, records))
         produced = asyncio.run(_record_counts(broker, [topology.events]))
         clock = (first + timedelta(seconds=cases, hours=1)).isoformat()
-        a, b = (WorkerProcess(broker, directory, "failover", 1, clock, name=name, instance=name, standby=1)
+        a, b = (WorkerProcess(broker, directory, "failover", 1, clock, name=name, store=store, instance=name,
+                              standby=1)
                 for name in ("worker-a", "worker-b"))
         a.start()
         loading = time.monotonic()
-        while asyncio.run(_committed(broker.bootstrap, "failover-workers", topology.events)) < produced:
+        while asyncio.run(committed(broker, "failover-workers", topology.events, 1))[0] < produced:
             time.sleep(2)
         load_seconds = time.monotonic() - loading
         b.start()
@@ -117,7 +107,7 @@ def run(cases: int, broker_name: str = "noida-db", keep: bool = False) -> dict:
         broker.stop()
         if not keep:
             shutil.rmtree(directory, ignore_errors=True)
-    return {"cases": cases, "broker": broker_name, "load_seconds": load_seconds,
+    return {"cases": cases, "broker": broker_name, "store": store, "load_seconds": load_seconds,
             "replacement_seconds": replacement, "restart_seconds": restart}
 
 
@@ -125,10 +115,11 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", type=int, default=100_000)
     parser.add_argument("--broker", choices=["noida-db", "tansu"], default="noida-db")
+    parser.add_argument("--store", choices=["rocksdb", "memory"], default="rocksdb")
     parser.add_argument("--keep", action="store_true", help="keep the broker data and worker logs")
     args = parser.parse_args(argv)
-    result = run(args.cases, args.broker, args.keep)
-    print(f"machine: {machine()}; broker {args.broker}")
+    result = run(args.cases, args.broker, args.store, args.keep)
+    print(f"machine: {machine()}; broker {args.broker}; store {args.store}")
     print(f"{result['cases']:,} open cases in one partition (judged in {result['load_seconds']:.0f} s)")
     replacement = result["replacement_seconds"]
     print("failover: replacement by the standby's worker " +

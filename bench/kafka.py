@@ -38,7 +38,7 @@ from bench.common import generated_log, machine
 from permitwatch.streams.kafka.reference import publish_reference
 from permitwatch.streams.kafka.topology import Topology, ensure_topics
 from permitwatch.streams.simulation.sample_catalog import SAMPLE_CATALOG
-from tests.brokers import Broker, WorkerProcess, produce, read_topic, start
+from tests.brokers import Broker, WorkerProcess, committed, end_offsets, produce, read_topic, start
 
 GIVE_UP_SECONDS = 1800
 IDLE_SECONDS = 10
@@ -116,36 +116,8 @@ def stages_alone(records: list[tuple[bytes, bytes]], partitions: int, until: dat
     return len(records) / elapsed, spent.get(topology.city, 0.0) / elapsed
 
 
-async def _end_offsets(broker: Broker, topics: list[str]) -> dict[tuple[str, int], int]:
-    """(topic, partition) → end offset, for every partition of `topics` that exists."""
-    from aiokafka import AIOKafkaConsumer, TopicPartition
-
-    consumer = AIOKafkaConsumer(bootstrap_servers=broker.bootstrap, group_id=None)
-    await consumer.start()
-    try:
-        tps = [TopicPartition(topic, p) for topic in topics for p in (consumer.partitions_for_topic(topic) or ())]
-        return {(tp.topic, tp.partition): offset for tp, offset in (await consumer.end_offsets(tps)).items()}
-    finally:
-        await consumer.stop()
-
-
 async def _record_counts(broker: Broker, topics: list[str]) -> int:
-    return sum((await _end_offsets(broker, topics)).values())
-
-
-async def _committed(broker: Broker, group: str, topic: str, partitions: int) -> dict[int, int]:
-    """The offsets `group` has committed on `topic`: what it has consumed for good. (Asked as a
-    member-less consumer of the group would: tansu 0.6.0 answers the admin client's request in a
-    form aiokafka cannot read.)"""
-    from aiokafka import AIOKafkaConsumer, TopicPartition
-
-    consumer = AIOKafkaConsumer(bootstrap_servers=broker.bootstrap, group_id=group, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        return {partition: await consumer.committed(TopicPartition(topic, partition)) or 0
-                for partition in range(partitions)}
-    finally:
-        await consumer.stop()
+    return sum((await end_offsets(broker, topics)).values())
 
 
 async def _output_records(broker: Broker, topology: Topology) -> tuple[set[bytes], set[bytes]]:
@@ -175,7 +147,7 @@ def run(events: int, partitions: int = 4, workers: int = 1, broker_name: str = "
         processes = [WorkerProcess(broker, directory, "bench", partitions, last.isoformat(), name=f"worker-{n}",
                                    store=store, instance=f"worker-{n}") for n in range(workers)]
         log_ends = {partition: end for (_, partition), end in
-                    asyncio.run(_end_offsets(broker, [topology.events])).items()}
+                    asyncio.run(end_offsets(broker, [topology.events])).items()}
         started = time.perf_counter()
         for process in processes:
             process.start()
@@ -189,8 +161,8 @@ def run(events: int, partitions: int = 4, workers: int = 1, broker_name: str = "
             if first_output is None and (alerts or referrals):
                 first_output = time.perf_counter() - started
             missing = (len(expected_alerts - alerts), len(expected_referrals - referrals))
-            committed = asyncio.run(_committed(broker, "bench-workers", topology.events, partitions))
-            behind = sum(max(0, end - committed.get(partition, 0)) for partition, end in log_ends.items())
+            consumed = asyncio.run(committed(broker, "bench-workers", topology.events, partitions))
+            behind = sum(max(0, end - consumed.get(partition, 0)) for partition, end in log_ends.items())
             if missing == (0, 0) and not behind:
                 break
             if time.perf_counter() - started > GIVE_UP_SECONDS:

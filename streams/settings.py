@@ -92,8 +92,9 @@ class Settings(BaseSettings):
         "Consumer group and faust app id: the workers of one deployment share it; their tables' changelog topics "
         "are named after it"), ("worker",), pattern=r"^[A-Za-z0-9._-]+$")
     store: Literal["memory", "rocksdb"] = setting("memory", (
-        "Where tables live: memory, or rocksdb (on disk, for state larger than memory; needs the rocksdict "
-        "package). Either is rebuilt from the changelogs on every start"), ("worker",))
+        "Where tables live: memory (rebuilt from the changelogs on every start), or rocksdb (on disk, for "
+        "state larger than memory; a restart keeps the files and reads only the changelog after them; needs "
+        "the rocksdict package)"), ("worker",))
     state_dir: Path = setting(Path("permitwatch-worker"), "faust's data directory: one per worker", ("worker",))
     group_instance_id: str | None = setting(None, (
         "Static group membership (e.g. the pod name of a StatefulSet): a restarted worker with the same id takes "

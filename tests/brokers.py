@@ -182,6 +182,30 @@ async def read_topic(broker: Broker, topic: str):
         await consumer.stop()
 
 
+async def end_offsets(broker: Broker, topics: list[str]) -> dict[tuple[str, int], int]:
+    """(topic, partition) → end offset, for every partition of `topics` that exists."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=broker.bootstrap, group_id=None)
+    await consumer.start()
+    try:
+        tps = [TopicPartition(topic, p) for topic in topics for p in (consumer.partitions_for_topic(topic) or ())]
+        return {(tp.topic, tp.partition): offset for tp, offset in (await consumer.end_offsets(tps)).items()}
+    finally:
+        await consumer.stop()
+
+
+async def committed(broker: Broker, group: str, topic: str, partitions: int) -> dict[int, int]:
+    """The offsets `group` has committed on `topic`: what it has consumed for good. (Asked as a
+    member-less consumer of the group would: tansu 0.6.0 answers the admin client's request in a
+    form aiokafka cannot read.)"""
+    consumer = AIOKafkaConsumer(bootstrap_servers=broker.bootstrap, group_id=group, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        return {partition: await consumer.committed(TopicPartition(topic, partition)) or 0
+                for partition in range(partitions)}
+    finally:
+        await consumer.stop()
+
+
 @dataclass
 class WorkerProcess:
     """`permitwatch worker` in a subprocess (so a test can kill -9 it)."""

@@ -14,14 +14,12 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import weakref
 from datetime import timedelta
-from pathlib import Path
 
 import faust
 from faust.streams import _current_event
-from faust.types import Message
+from faust.types import TP, Message
 
 from permitwatch.models.errors import Misconfigured
 from permitwatch.streams.clocks import Clock
@@ -98,6 +96,9 @@ class Worker:
         app.task(self._consume(feeds[topology.city], self.city_stage))
         app.timer(interval=settings.tick_interval_seconds, name="ticks")(self._tick)
         app.on_partitions_revoked.connect(self._revoked)
+        if settings.store == "rocksdb":
+            self.tables = {topology.events: cases, topology.city: city}
+            app.on_partitions_assigned.connect(self._report_local_tables)
 
     def _consume(self, feed: StageFeed, stage: Stage, before=None):
         async def consume() -> None:
@@ -129,34 +130,41 @@ class Worker:
                     steps.append(await self._step(stage, record_of(skipped), before))
             steps.append(await self._step(stage, record, before))
         await self.produce([out for step in steps for out in step.outputs])
-        # The table writes go to the table's store and, as records produced here with the
-        # outputs' producer, to its changelog: faust's own path (`table[key] = value`) queues
-        # each in a buffer that one task sends record by record, which trailed thousands of
-        # records behind a busy stage. The next batch starts once the broker has them; faust
-        # flushes the producer before it commits offsets either way.
+        # The table writes go, as records produced here with the outputs' producer, to the
+        # table's changelog, and once the broker has them, to the table's store: faust's own
+        # path (`table[key] = value`) queues each in a buffer that one task sends record by
+        # record, which trailed thousands of records behind a busy stage. In this order the local
+        # store never holds what its changelog lacks, so a RocksDB store survives a kill -9: its
+        # persisted changelog offset, set after the writes, says where a restore resumes (a
+        # kill between the writes and the offset only makes the restore read some again). The
+        # overlay is empty once `commit` returns; nothing reads the table before this batch ends.
         table = stage.table.base
-        store, changelog = table.data, table.changelog_topic.get_topic_name()
-        # The RocksDB store writes an entry to the partition store of the current event, which
-        # only faust's streams set.
+        changelog = table.changelog_topic.get_topic_name()
+        writes: list[Output] = []
+        stage.commit(steps, lambda partition, key, value: writes.append(Output(changelog, key, value, partition)))
+        acknowledged = await self.produce(writes)
+        self._write_store(table.data, writes, acknowledged, last_message)
+
+    def _write_store(self, store, writes: list[Output], acknowledged: list, last_message: dict[int, Message]) -> None:
+        """The acknowledged changelog `writes` into the table's `store`, then each partition's
+        persisted changelog offset (kept by RocksDB, ignored by the memory store)."""
+        # faust's RocksDB store writes an entry to the partition store of the current event,
+        # which only faust's streams set.
         current = {partition: self.app.create_event(message.key, message.value, message.headers, message)
                    for partition, message in last_message.items()}
-        writes: list[Output] = []
-
-        def put(partition: int, key: bytes, value: bytes | None) -> None:
-            token = _current_event.set(weakref.ref(current[partition]))
+        through: dict[int, int] = {}
+        for write, metadata in zip(writes, acknowledged, strict=True):
+            token = _current_event.set(weakref.ref(current[write.partition]))
             try:
-                if value is not None:
-                    store[key] = value
-                elif key in store:
-                    del store[key]
-                else:
-                    return
+                if write.value is not None:
+                    store[write.key] = write.value
+                elif write.key in store:
+                    del store[write.key]
             finally:
                 _current_event.reset(token)
-            writes.append(Output(changelog, key, value, partition))
-
-        stage.commit(steps, put)
-        await self.produce(writes)
+            through[write.partition] = max(through.get(write.partition, -1), metadata.offset)
+        for partition, offset in through.items():
+            store.set_persisted_offset(TP(writes[0].topic, partition), offset)
 
     @staticmethod
     async def _step(stage: Stage, record: Record, before) -> Step:
@@ -169,18 +177,31 @@ class Worker:
         if wanted is not None:
             await self.reference.read(self.settings.bootstrap, wanted)
 
-    async def produce(self, outputs: list[Output]) -> None:
+    async def produce(self, outputs: list[Output]) -> list:
+        """Send all `outputs`, then await their acknowledgements together: their record
+        metadata, in order."""
         producer = self.app.producer
         pending = [await producer.send(out.topic, out.key, out.value, out.partition, None, list(out.headers) or None)
                    for out in outputs]
-        for delivery in pending:
-            await delivery
+        return [await delivery for delivery in pending]
 
     async def _tick(self) -> None:
         now = self.clock.now()
         owned = sorted(tp.partition for tp in self.app.assignor.assigned_actives()
                        if tp.topic == self.topology.events)
         await self.produce([control_output(self.topology.events, partition, Tick(now)) for partition in owned])
+
+    async def _report_local_tables(self, sender, assigned, **kwargs) -> None:
+        """Log how far the local files of each newly active table partition go: faust has just
+        read the same offsets, and restores only the changelog after them."""
+        active = set(self.app.assignor.assigned_actives())
+        found = []
+        for tp in sorted(tp for tp in assigned if tp in active and tp.topic in self.tables):
+            table = self.tables[tp.topic]
+            offset = table.persisted_offset(TP(table.changelog_topic.get_topic_name(), tp.partition))
+            found.append(f"{table.name} {tp.partition} " + ("none" if offset is None else f"through {offset}"))
+        if found:
+            log.info("local table files (changelog offsets; the restore reads what follows): %s", ", ".join(found))
 
     async def _revoked(self, sender, revoked, **kwargs) -> None:
         stages = {self.topology.events: self.case_stage, self.topology.city: self.city_stage}
@@ -198,8 +219,6 @@ def serve(worker: Worker) -> None:
     from prometheus_client import start_http_server
 
     settings = worker.settings
-    if settings.store == "rocksdb":
-        discard_local_tables(worker.app.conf.tabledir)
     if settings.metrics_port:
         try:
             start_http_server(settings.metrics_port, settings.metrics_host, registry=worker.metrics.registry)
@@ -208,14 +227,3 @@ def serve(worker: Worker) -> None:
                                    f"({exc.strerror}): every worker on a host needs its own --metrics-port "
                                    "(0: none)") from None
     faust.Worker(worker.app, loglevel=settings.log_level, redirect_stdouts=False).execute_from_commandline()
-
-
-def discard_local_tables(tabledir: Path) -> None:
-    """Remove the RocksDB files a previous run left, so that every table is restored from its
-    changelog alone. faust would restore only the changelog after the offset it persisted, on
-    top of the local files; but a worker killed mid-step has written to those files what it had
-    not yet got acknowledged in the changelog, and the successor, redoing that step from the
-    input, found state ahead of what it was redoing (docs/kafka.md, delivery guarantees)."""
-    if tabledir.exists():
-        log.info("discarding local table files in %s; tables are restored from their changelogs", tabledir)
-        shutil.rmtree(tabledir)
