@@ -206,6 +206,10 @@ class ReferralBook:
         self._cited_by: dict[str, set[tuple[str, Subject]]] = {}
         """Per referral id: the (case id, subject) of the referrals whose finding cites it."""
         self._changed: set[str] | None = set() if track_changes else None
+        self._listed: dict[str, tuple[Alert, ReferralAlert]] = {}
+        """Each alert's entry in its referral, as last built: a version lists every alert of its
+        case, and a case with hundreds of them (a grant that overtook hundreds of PW-013
+        applicants) rebuilt them all for every version."""
 
     def take_changes(self) -> set[str]:
         """Case ids of the referrals whose working copy changed since the last call (`track_changes`
@@ -434,12 +438,7 @@ class ReferralBook:
             case_id=working.case_id,
             item_code=shown.item_code or ordered[0].item_code,
             department=face.department,
-            alerts=[
-                ReferralAlert(alert_id=a.alert_id, rule=a.rule, fact=a.fact, detected_at=a.detected_at,
-                              status="active" if a.status == "active" else "withdrawn", message=a.message,
-                              evidence=a.evidence)
-                for a in ordered
-            ],
+            alerts=[self._listed_alert(a) for a in ordered],
             officers=[_responsible_officer(*row) for row in face.officer_rows],
             aggravating=aggravating,
             mitigating=mitigating,
@@ -450,6 +449,26 @@ class ReferralBook:
             as_of=working.as_of,
             right_to_be_heard=RIGHT_TO_BE_HEARD,
         )
+
+
+    def _listed_alert(self, alert: Alert) -> ReferralAlert:
+        """The alert's entry in its referral, built again only when the alert record changed (a
+        retraction is a new record)."""
+        kept = self._listed.get(alert.alert_id)
+        if kept is not None and kept[0] is alert:
+            return kept[1]
+        if len(self._listed) >= LISTED_ALERTS_KEPT:
+            self._listed.clear()
+        entry = ReferralAlert(alert_id=alert.alert_id, rule=alert.rule, fact=alert.fact,
+                              detected_at=alert.detected_at,
+                              status="active" if alert.status == "active" else "withdrawn", message=alert.message,
+                              evidence=alert.evidence)
+        self._listed[alert.alert_id] = (alert, entry)
+        return entry
+
+
+LISTED_ALERTS_KEPT = 100_000
+"""Referral entries kept built (about 1 KB each); past this, all are dropped and built again."""
 
 
 def _remove(entries: list, entry: tuple) -> None:
