@@ -900,9 +900,13 @@ class CityStage(Stage):
             writes.append(Write(table, _key(b"r", case_id), encode_state(referrals[case_id])))
         for code in sorted(changes.items):
             state = book.items.get(code)
+            # The records before the item: a step too large for its marker's redo is written
+            # without one (`_run_writes`), and a kill between the two must not leave an item
+            # value that no longer holds its records without their entries (`_loaded` merges an
+            # old value's records with the entries).
+            self._alert_writes(code, state.alerts if state is not None else {}, writes)
             value = None if state is None else encode_state(StoredItem({}, state.pending, state.left))
             writes.append(Write(table, _key(b"h", code), value))
-            self._alert_writes(code, state.alerts if state is not None else {}, writes)
         for code, case_id in sorted(changes.item_cases):
             state = book.items.get(code)
             if state is not None and case_id in state.cases:
