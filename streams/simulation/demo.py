@@ -5,7 +5,7 @@ Each start of the demo is a run with its own id namespace. The ground truth of a
 when the case is generated, before its events are due; after each batch the monitor accepted, the
 feeder marks in the ground truth the time of the last event sent. A run stopped (by a restart, or
 for good) never sent its cases' later events, and may have stopped with events already due but not
-yet sent, so what the ground truth expects of its cases after its last mark, and what the monitor
+yet sent, so what the ground truth expects of its cases from its last mark on, and what the monitor
 found about them then, says nothing about the monitor: the check leaves both out."""
 
 from __future__ import annotations
@@ -97,7 +97,7 @@ def check(store: Store, truth_path: Path) -> tuple[datetime | None, list[RuleSco
     """Compare the active alerts in the store with the ground truth the monitor can know by its
     clock.
 
-    Left out on both sides: what follows a run's last mark (see the module's note), and what the
+    Left out on both sides: what is at or after a run's last mark (see the module's note), and what the
     monitor concluded from the cases of another run (a quantity-limited item's order of acceptance
     spans the runs; each run's ground truth knows only its own cases)."""
     clock_text = store.meta("clock")
@@ -148,14 +148,15 @@ class _Runs:
         return next((prefix for prefix in self.prefixes if identifier.startswith(prefix)), "")
 
     def cut(self, key: tuple) -> bool:
-        """Whether an (case, rule, signal, at) is about a case of a run after the run's last mark
-        (any time, when the run sent nothing)."""
+        """Whether an (case, rule, signal, at) is about a case of a run at or after the run's last
+        mark (any time, when the run sent nothing). At the mark itself: a batch is cut at 200
+        events, and events of the mark's instant may be in the next one."""
         case_id, at = key[0], key[3]
         run = self.of(case_id)
         if run not in self.sent_through:
             return False
         last = self.sent_through[run]
-        return last is None or at > last
+        return last is None or at >= last
 
 
 def render(clock: datetime | None, scores: list[RuleScore]) -> str:
