@@ -14,8 +14,11 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
+import time
 import weakref
 from datetime import timedelta
+from pathlib import Path
 
 import faust
 from faust.streams import _current_event
@@ -25,6 +28,7 @@ from permitwatch.models.errors import Misconfigured
 from permitwatch.streams.clocks import Clock
 from permitwatch.streams.kafka.batches import BatchTransport, StageFeed, feeds_of
 from permitwatch.streams.kafka.gaps import GapGuard
+from permitwatch.streams.kafka.local_tables import MAX_AGE_SECONDS, HeldPartitions, discard_stale, partition_dirs
 from permitwatch.streams.kafka.reference import ReferenceData
 from permitwatch.streams.kafka.stages import CaseStage, CityStage, Stage, Step
 from permitwatch.streams.kafka.wire import Output, Record, Tick, control_output, record_of
@@ -97,8 +101,12 @@ class Worker:
         app.timer(interval=settings.tick_interval_seconds, name="ticks")(self._tick)
         app.on_partitions_revoked.connect(self._revoked)
         if settings.store == "rocksdb":
-            self.tables = {topology.events: cases, topology.city: city}
-            app.on_partitions_assigned.connect(self._report_local_tables)
+            self.tables = {topic: table for table, source in ((cases, topology.events), (city, topology.city))
+                           for topic in (source, table.changelog_topic.get_topic_name())}
+            """Each table by its source topic and its changelog topic."""
+            self.local_tables = HeldPartitions((), time.monotonic())
+            """Replaced by `serve` with the partitions whose files it kept."""
+            app.on_partitions_assigned.connect(self._check_local_tables)
 
     def _consume(self, feed: StageFeed, stage: Stage, before=None):
         async def consume() -> None:
@@ -191,12 +199,25 @@ class Worker:
                        if tp.topic == self.topology.events)
         await self.produce([control_output(self.topology.events, partition, Tick(now)) for partition in owned])
 
-    async def _report_local_tables(self, sender, assigned, **kwargs) -> None:
-        """Log how far the local files of each newly active table partition go: faust has just
-        read the same offsets, and restores only the changelog after them."""
+    async def _check_local_tables(self, sender, assigned, **kwargs) -> None:
+        """Stop if a table partition comes back whose files went untouched for longer than the
+        changelog keeps deletions (`local_tables`); else log how far the files of each active one
+        go: faust has just read the same offsets, and restores only the changelog after them."""
+        held = {(self.tables[tp.topic].name, tp.partition) for tp in assigned if tp.topic in self.tables}
+        stale = self.local_tables.assign(held, time.monotonic())
+        if stale:
+            dirs = partition_dirs(Path(self.app.conf.tabledir))
+            for key in stale:
+                shutil.rmtree(dirs[key], ignore_errors=True)
+            log.critical("got back %s, whose local table files this worker let go of more than %.0f hours ago "
+                         "(the changelog may have dropped deletions since): deleted them; stopping so that the "
+                         "restart restores them from the changelog alone",
+                         ", ".join(f"{table} {partition}" for table, partition in stale), MAX_AGE_SECONDS / 3600)
+            os._exit(70)
         active = set(self.app.assignor.assigned_actives())
         found = []
-        for tp in sorted(tp for tp in assigned if tp in active and tp.topic in self.tables):
+        for tp in sorted(tp for tp in assigned if tp in active and tp.topic in (self.topology.events,
+                                                                               self.topology.city)):
             table = self.tables[tp.topic]
             offset = table.persisted_offset(TP(table.changelog_topic.get_topic_name(), tp.partition))
             found.append(f"{table.name} {tp.partition} " + ("none" if offset is None else f"through {offset}"))
@@ -219,6 +240,9 @@ def serve(worker: Worker) -> None:
     from prometheus_client import start_http_server
 
     settings = worker.settings
+    if settings.store == "rocksdb":
+        worker.local_tables = HeldPartitions(discard_stale(Path(worker.app.conf.tabledir), time.time()),
+                                             time.monotonic())
     if settings.metrics_port:
         try:
             start_http_server(settings.metrics_port, settings.metrics_host, registry=worker.metrics.registry)
