@@ -105,7 +105,7 @@ def send_file(path: Path, base_url: str, token: str, batch: int, progress: TextI
     after = int(marker.read_text()) if resume and marker.exists() else 0
     warning = history_warning(_times(path, after), monitor_clock(base_url))
     if warning and not history_ok:
-        raise HistoryNotSent(f"{path}: {warning}; or send them anyway with --history-ok. Nothing was sent")
+        raise HistoryNotSent(f"{path}: {warning}; or send them anyway with --history-ok. Nothing was sent.")
     report = SendReport(lines=sum(1 for _ in _event_lines(path, after)))
     pending: list[tuple[int, bytes]] = []
 

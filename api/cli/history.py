@@ -160,5 +160,5 @@ def _import_to_kafka(args: argparse.Namespace, settings) -> int:
     _print_import(summary, unmapped, "(the workers drop them)")
     print(f"period {summary.first} → {summary.last}, written to {settings.topology.events} with the partitions' "
           f"clocks; start the workers (`permitwatch worker --kafka {settings.bootstrap} --topic-prefix "
-          f"{settings.topology.prefix}`): they judge the history, then carry on live")
+          f"{settings.topology.prefix} --group {settings.group}`): they judge the history, then carry on live")
     return 0

@@ -22,9 +22,13 @@ from permitwatch.api.cli.common import (
 def _configure_worker(parser: argparse.ArgumentParser) -> None:
     add_kafka_arguments(parser)
     parser.add_argument("--group", help="consumer group and faust app id (default permitwatch-worker)")
-    parser.add_argument("--store", choices=["memory", "rocksdb"], help="where tables live (default memory)")
+    parser.add_argument("--store", choices=["memory", "rocksdb"], help="where tables live (default memory; "
+                        "rocksdb keeps them on disk across restarts)")
     parser.add_argument("--state-dir", type=Path, help="faust data directory, one per worker (default "
                         "./permitwatch-worker)")
+    parser.add_argument("--group-instance-id", help="static group membership, e.g. the pod name: a restarted "
+                        "worker with the same id takes its partitions back at once (or "
+                        "PERMITWATCH_GROUP_INSTANCE_ID)")
     add_reference_arguments(parser, catalog=False)
     parser.add_argument("--metrics-port", type=int, help="Prometheus /metrics port, one per worker on a host "
                         "(default 9464, 0: none)")
