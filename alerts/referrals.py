@@ -450,7 +450,6 @@ class ReferralBook:
             right_to_be_heard=RIGHT_TO_BE_HEARD,
         )
 
-
     def _listed_alert(self, alert: Alert) -> ReferralAlert:
         """The alert's entry in its referral, built again only when the alert record changed (a
         retraction is a new record)."""

@@ -154,10 +154,10 @@ def until_stored(worker: WorkerProcess, table: str, partition: int, seconds: flo
 @pytest.mark.parametrize("store", ["memory", "rocksdb"])
 def test_kill_9_mid_stream_then_another_worker_loses_nothing(deployment, store):
     """The worker is killed once its tables have been written (with RocksDB: once its local files
-    hold a batch of the city stage, the slower one), before it has judged the whole log. The successor takes its place in the group by static membership, as
-    a restarted pod does. With RocksDB it gets the killed worker's state directory, as a pod keeps
-    its volume: its files hold what the changelogs had, through the offsets they record, and it
-    restores only the rest. (noida-db 0.2.3 never evicts a killed dynamic member: a successor
+    hold a batch of the city stage, the slower one), before it has judged the whole log. The
+    successor takes its place in the group by static membership, as a restarted pod does. With
+    RocksDB it gets the killed worker's state directory, as a pod keeps its volume: its files hold
+    what the changelogs had, through the offsets they record, and it restores only the rest. (noida-db 0.2.3 never evicts a killed dynamic member: a successor
     without the instance id would wait forever. tansu evicts it after the session timeout.)"""
     if store == "rocksdb" and deployment.broker.name != "noida-db":
         pytest.skip("local files and the restore after them are the same on every broker; one run is enough")
@@ -168,7 +168,9 @@ def test_kill_9_mid_stream_then_another_worker_loses_nothing(deployment, store):
     if store == "rocksdb":
         until_stored(first, "city", 0)
     else:
+        deadline = time.monotonic() + 120
         while not deployment.values(f"{deployment.topology.prefix}-workers-city-changelog"):
+            assert time.monotonic() < deadline, f"nothing in the city changelog; logs in {deployment.directory}"
             time.sleep(0.1)
     first.kill()
     seen_at_kill = set(deployment.values(deployment.topology.alerts))

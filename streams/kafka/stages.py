@@ -862,16 +862,16 @@ class CityStage(Stage):
     def _alert_writes(self, code: str, alerts: dict[tuple[str, str], Alert], writes: list[Write]) -> None:
         """The item's PW-013 records that changed since the table last had them (a record is
         replaced, never changed in place)."""
-        stored = self.stored_alerts.get(code, {})
-        for pair in sorted(alerts):
-            if stored.get(pair) is not alerts[pair]:
-                writes.append(Write(self.table, _key(b"a", code, *pair), encode_state(alerts[pair])))
+        stored = self.stored_alerts.setdefault(code, {})
+        for pair, alert in alerts.items():
+            if stored.get(pair) is not alert:
+                stored[pair] = alert
+                writes.append(Write(self.table, _key(b"a", code, *pair), encode_state(alert)))
         for pair in sorted(stored.keys() - alerts.keys()):
+            del stored[pair]
             writes.append(Write(self.table, _key(b"a", code, *pair), None))
-        if alerts:
-            self.stored_alerts[code] = dict(alerts)
-        else:
-            self.stored_alerts.pop(code, None)
+        if not stored:
+            del self.stored_alerts[code]
 
     def _outputs(self, emitted: Emitted, step: Step) -> None:
         topology = self.topology

@@ -208,7 +208,8 @@ class Worker:
         if stale:
             dirs = partition_dirs(Path(self.app.conf.tabledir))
             for key in stale:
-                shutil.rmtree(dirs[key], ignore_errors=True)
+                if key in dirs:
+                    shutil.rmtree(dirs[key], ignore_errors=True)
             log.critical("got back %s, whose local table files this worker let go of more than %.0f hours ago "
                          "(the changelog may have dropped deletions since): deleted them; stopping so that the "
                          "restart restores them from the changelog alone",

@@ -59,8 +59,8 @@ class DemoFeeder:
     async def _deliver(self, batch: list[tuple[datetime, RawInput]], truth, written: int) -> int:
         """Send a batch, then write the ground truth of the cases generated so far and the mark
         that the batch was accepted. In this order, a stop at any point leaves no event sent
-        without its ground truth after the last mark (the check leaves out what follows a run's
-        last mark)."""
+        without its ground truth before the last mark (the check leaves out what is at or after a
+        run's last mark)."""
         if not batch:
             return written
         try:
