@@ -22,6 +22,12 @@ arguments of its choosing, and setting attributes on a registered class object (
 on a class), which lasts for the process. Closing that needs the writer to emit constructor
 tokens instead of classes and the reader to hand out sealed constructors.
 
+A case state, the value written at every event, is not written as an object: it is written as
+the call of its layout's reader (an extension code too) on one flat tuple of pickle's own types,
+its instants in legal time as microseconds (`_case_layout`; versioned, and checked against the
+case's fields when the registry is built). A case written as an object before the layout still
+reads.
+
 Formats 1 (classes as persistent ids: tags, and `zone:KEY` for a time zone) and 0 (plain pickles
 naming module paths, before 2026-11-30) are still read, with the classes they name checked
 against the same registry; they are never written.
@@ -31,6 +37,7 @@ from __future__ import annotations
 
 import collections
 import copyreg
+import dataclasses
 import datetime as dt
 import decimal
 import functools
@@ -47,6 +54,8 @@ from zoneinfo import ZoneInfo
 
 from pydantic_core import TzInfo
 
+from permitwatch.alerts import case as c
+from permitwatch.models.common import LEGAL_TZ
 from permitwatch.models.errors import CorruptState
 
 MAGIC = b"PWS\x02"
@@ -71,10 +80,13 @@ class UnsafeState(CorruptState):
 
 
 class _Registry(NamedTuple):
-    by_tag: dict[str, type]
-    by_class: dict[type, str]
-    by_path: dict[tuple[str, str], type]
-    """(module, qualified name) → class: what pickle asks the reader for."""
+    by_tag: dict[str, Any]
+    """Our classes and the layouts' readers, by tag."""
+    by_class: dict[Any, str]
+    by_path: dict[tuple[str, str], Any]
+    """(module, qualified name) → class or layout reader: what pickle asks the reader for."""
+    layouts: dict[type, Any]
+    """Classes written by an explicit layout → the function that writes it."""
 
 
 @functools.cache
@@ -108,9 +120,12 @@ def _build_registry() -> _Registry:
                     raise RuntimeError(f"two classes of the engine's state are called {value.__name__} "
                                        f"({other.__module__}, {value.__module__}): the state codec names "
                                        "classes by name, so one of them needs another")
+    _check_case_layout()
+    by_tag["CaseLayout"] = _case_from_layout
     _register_codes(by_tag)
     return _Registry(by_tag, {cls: tag for tag, cls in by_tag.items()},
-                     {(cls.__module__, cls.__qualname__): cls for cls in by_tag.values()})
+                     {(cls.__module__, cls.__qualname__): cls for cls in by_tag.values()},
+                     {c.CaseState: _case_layout})
 
 
 _CODES_FROM = 0x1000_0000
@@ -147,6 +162,112 @@ def _register_codes(by_tag: dict[str, type]) -> None:
         _registered[code] = (module, name)
 
 
+# ----- the case layout -----
+# A case state is written at every event that touches it: by far the most frequent write. Pickle's
+# generic path calls Python for every fact of it (reducer_override, a named tuple's
+# __getnewargs__), so a case is written as one flat tuple of pickle's own types instead, with
+# instants in legal time as integers: about twice as fast to write, and half the bytes.
+
+_CASE_LAYOUT = 1
+"""The version of the layout, its first element: a new layout gets a new number, and the reader
+keeps reading the old ones."""
+_CASE_FIELDS = (
+    "case_id", "item_code", "department", "applicant", "submitted", "receipts", "notices", "accepted",
+    "promised_day", "rejected", "withdrawn", "closure", "procedure_starts", "procedure_ends", "forwarded",
+    "hearing_requested", "hearing_held", "decisions", "licence", "published", "fees", "handler", "reviewer",
+    "approver", "seen", "last_time", "last_step", "alerts", "referable", "dues", "expires",
+)
+"""The fields the layout writes: checked against `CaseState` when the registry is built, so that a
+field added to the case fails loudly instead of being silently dropped."""
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_MICROSECOND = dt.timedelta(microseconds=1)
+
+
+def _instant(moment: dt.datetime | None) -> int | dt.datetime | None:
+    """An instant in legal time (all an event's are) as microseconds since the epoch; any other
+    datetime as itself, so that it reads back with its own time zone."""
+    if moment is None or moment.tzinfo is not LEGAL_TZ:
+        return moment
+    return (moment - _EPOCH) // _MICROSECOND
+
+
+def _moment(value: int | dt.datetime | None) -> dt.datetime | None:
+    if value.__class__ is not int:
+        return value
+    return (_EPOCH + value * _MICROSECOND).astimezone(LEGAL_TZ)
+
+
+def _fact(fact: Any) -> tuple | None:
+    return None if fact is None else (_instant(fact[0]), fact[1])
+
+
+def _officer(known: Any) -> tuple | None:
+    if known is None:
+        return None
+    return known[0], _instant(known[1]), known[2], _instant(known[3]), known[4]
+
+
+def _case_layout(case: c.CaseState) -> tuple:
+    fact, instant = _fact, _instant
+    return _case_from_layout, ((
+        _CASE_LAYOUT, case.case_id, case.item_code, case.department, case.applicant, fact(case.submitted),
+        [(instant(r[0]), r[1], r[2], r[3]) for r in case.receipts],
+        [(instant(n[0]), n[1], n[2]) for n in case.notices],
+        fact(case.accepted), case.promised_day, fact(case.rejected), fact(case.withdrawn), fact(case.closure),
+        [(instant(p[0]), *p[1:]) for p in case.procedure_starts],
+        [(instant(p[0]), p[1], p[2]) for p in case.procedure_ends],
+        fact(case.forwarded), fact(case.hearing_requested), fact(case.hearing_held),
+        [(instant(d[0]), *d[1:]) for d in case.decisions],
+        fact(case.licence), fact(case.published),
+        [(instant(f[0]), *f[1:]) for f in case.fees],
+        _officer(case.handler), _officer(case.reviewer), _officer(case.approver),
+        case.seen, instant(case.last_time), case.last_step, case.alerts, case.referable,
+        None if case.dues is None else {rule: instant(due) for rule, due in case.dues.items()},
+        instant(case.expires),
+    ),)
+
+
+def _case_from_layout(layout: tuple) -> c.CaseState:
+    if not isinstance(layout, tuple) or not layout or layout[0] != _CASE_LAYOUT:
+        raise CorruptState(f"a case state of layout {layout[:1] if isinstance(layout, tuple) else layout!r}; "
+                           f"this release reads layout {_CASE_LAYOUT}")
+    (_, case_id, item_code, department, applicant, submitted, receipts, notices, accepted, promised_day, rejected,
+     withdrawn, closure, procedure_starts, procedure_ends, forwarded, hearing_requested, hearing_held, decisions,
+     licence, published, fees, handler, reviewer, approver, seen, last_time, last_step, alerts, referable, dues,
+     expires) = layout
+    moment, Fact = _moment, c.Fact
+
+    def fact(value: tuple | None) -> Any:
+        return None if value is None else Fact(moment(value[0]), value[1])
+
+    def officer(value: tuple | None) -> Any:
+        return None if value is None else c.Officer(value[0], moment(value[1]), value[2], moment(value[3]), value[4])
+
+    return c.CaseState(
+        case_id, item_code, department, applicant, fact(submitted),
+        [c.Receipt(moment(r[0]), *r[1:]) for r in receipts] or (),
+        [c.Notice(moment(n[0]), *n[1:]) for n in notices] or (),
+        fact(accepted), promised_day, fact(rejected), fact(withdrawn), fact(closure),
+        [c.ProcedureStart(moment(p[0]), *p[1:]) for p in procedure_starts] or (),
+        [c.ProcedureEnd(moment(p[0]), *p[1:]) for p in procedure_ends] or (),
+        fact(forwarded), fact(hearing_requested), fact(hearing_held),
+        [c.Decision(moment(d[0]), *d[1:]) for d in decisions] or (),
+        fact(licence), fact(published),
+        [c.Fee(moment(f[0]), *f[1:]) for f in fees] or (),
+        officer(handler), officer(reviewer), officer(approver),
+        seen, moment(last_time), last_step, alerts, referable,
+        None if dues is None else {rule: moment(due) for rule, due in dues.items()},
+        moment(expires),
+    )
+
+
+def _check_case_layout() -> None:
+    fields = tuple(f.name for f in dataclasses.fields(c.CaseState))
+    if fields != _CASE_FIELDS:
+        raise RuntimeError(f"CaseState's fields {fields} are not those its stored layout writes {_CASE_FIELDS}: "
+                           "give streams/state_codec.py a new layout version")
+
+
 _NOT_STATE = (types.FunctionType, types.BuiltinFunctionType, types.MethodType, types.MethodWrapperType,
               types.ModuleType, type(Ellipsis), type(NotImplemented))
 """What pickle would write as a module path and the reader refuses: refused when written."""
@@ -163,11 +284,19 @@ class _Writer(pickle.Pickler):
     def __init__(self, out: io.BytesIO, registry: _Registry):
         super().__init__(out, protocol=5)
         self.allowed = registry.by_class
+        self.layouts = registry.layouts
 
     def reducer_override(self, obj: Any) -> Any:
         # Called in C for every object but pickle's own types (and those it has written before),
         # so once per class and per instance of a class.
-        cls = obj if isinstance(obj, type) else type(obj)
+        cls = type(obj)
+        layout = self.layouts.get(cls)
+        if layout is not None:
+            return layout(obj)
+        if cls is types.FunctionType and obj in self.allowed:
+            return NotImplemented  # a layout's reader
+        if isinstance(obj, type):
+            cls = obj
         if cls not in self.allowed:
             if isinstance(obj, _NOT_STATE):
                 raise pickle.PicklingError(f"{obj!r} is not part of the engine's state (streams/state_codec.py): "

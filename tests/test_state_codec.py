@@ -190,3 +190,75 @@ def test_writing_a_function_fails_loudly_instead_of_writing_what_cannot_be_read(
         state_codec.dumps({"callback": len})
     with pytest.raises(pickle.PicklingError, match="not part of the engine's state"):
         state_codec.dumps([...])
+
+
+def _every_fact_of_a_case():
+    """A case with every field set, one of its instants outside legal time and one in the hour
+    that Shanghai's clocks repeated in 1986 (fold 1)."""
+    from datetime import UTC, date, datetime
+    from decimal import Decimal
+
+    from permitwatch.alerts import case as c
+    from permitwatch.models.common import LEGAL_TZ
+
+    events = CaseEvents("SZ-LAYOUT-1", item="SZ-PLAN-001", department="SZ-PLAN")
+    engine = city_engine()
+    for event in [events.submitted("2026-03-02 09:00"), events.fee("2026-03-03 10:00", "50.00", fee_code="FEE-X")]:
+        engine.process(event)
+    alerts = engine.cases["SZ-LAYOUT-1"].alerts
+    at = datetime(2026, 3, 2, 9, tzinfo=LEGAL_TZ)
+    repeated = datetime(1986, 9, 13, 17, 30, tzinfo=UTC).astimezone(LEGAL_TZ)
+    assert repeated.fold == 1
+    fact = c.Fact(at, "E-1")
+    officer = c.Officer("o-1", at, "E-2", repeated, "E-1")
+    return c.CaseState(
+        "SZ-LAYOUT-1", "ITEM-STD", "D-MARKET", "applicant-hash", fact,
+        [c.Receipt(at, "E-1", frozenset({"M1"}), True)], [c.Notice(at, "E-3", frozenset({"M3"}))],
+        fact, date(2026, 3, 20), fact, fact, fact,
+        [c.ProcedureStart(at, "E-4", "expert_review", "head-1", True, 5)], [c.ProcedureEnd(at, "E-5", "expert_review")],
+        fact, fact, fact, [c.Decision(at, "E-6", "grant", True, False)], fact, fact,
+        [c.Fee(at, "E-7", "FEE-1", Decimal("50.00"), False)], officer, officer, officer,
+        {2**64 - 1: 2**32 - 1}, repeated, 4, alerts, True, {"PW-001": at, "PW-002": datetime(2026, 3, 9, tzinfo=UTC)},
+        at,
+    )
+
+
+def test_a_case_is_written_by_its_layout_and_reads_back_with_every_fact_zone_and_fold():
+    from permitwatch.alerts.case import CaseState
+
+    case = _every_fact_of_a_case()
+    assert case.alerts, "the case holds alerts"
+    stored = state_codec.dumps(case)
+    assert state_codec._code("CaseState").to_bytes(4, "little") not in stored, "not written as a class"
+    back = state_codec.loads(stored)
+    assert isinstance(back, CaseState) and back == case
+    for name in ("submitted", "receipts", "notices", "procedure_starts", "procedure_ends", "decisions", "fees",
+                 "handler", "last_time", "dues", "expires", "promised_day"):
+        assert repr(getattr(back, name)) == repr(getattr(case, name)), name
+    assert back.last_time.fold == 1 and back.handler.first_time.fold == 1
+    assert back.dues["PW-002"].tzinfo is not None and back.dues["PW-002"].utcoffset().total_seconds() == 0
+
+
+def test_a_case_written_as_a_class_before_the_layout_still_reads(monkeypatch):
+    """Tables and checkpoints written before the layout (2026-11-30) hold cases as objects."""
+    from permitwatch.alerts.case import CaseState
+
+    case = _every_fact_of_a_case()
+    monkeypatch.delitem(state_codec._registry().layouts, CaseState)
+    stored = state_codec.dumps(case)
+    assert state_codec._code("CaseState").to_bytes(4, "little") in stored
+    monkeypatch.undo()
+    assert state_codec.loads(stored) == case
+
+
+def test_a_case_layout_this_release_does_not_know_is_refused_and_a_new_field_needs_a_new_layout(monkeypatch):
+    from permitwatch.models.errors import CorruptState
+
+    stored = state_codec.dumps(_every_fact_of_a_case())
+    future = stored.replace(b"K\x01", b"K\x02", 1)  # the layout's version, its first element
+    assert future != stored
+    with pytest.raises(CorruptState, match="layout"):
+        state_codec.loads(future)
+    monkeypatch.setattr(state_codec, "_CASE_FIELDS", state_codec._CASE_FIELDS[:-1])
+    with pytest.raises(RuntimeError, match="new layout version"):
+        state_codec._check_case_layout()
