@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
-from typing import get_args
+from typing import Any, get_args
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
@@ -39,6 +39,7 @@ class Metrics:
         self.department_events = Counter("permitwatch_department_events",
                                          "Events accepted, by department (the event's, else its case's)",
                                          ["department"], registry=r)
+        self._accepted: dict[tuple[str, str | None], tuple[Any, Any]] = {}
         self.unknown_items = Counter("permitwatch_unknown_item_events",
                                      "Events whose item the catalog does not know (judged with the law's defaults)",
                                      registry=r)
@@ -106,8 +107,13 @@ class Metrics:
             self.department_events.labels(item.department)
 
     def event_accepted(self, kind: str, department: str | None, count: int = 1) -> None:
-        self.events.labels(kind).inc(count)
-        self.department_events.labels(department or UNKNOWN_DEPARTMENT).inc(count)
+        # Called for every event: the children are kept, since `labels` costs as much as a rule.
+        counters = self._accepted.get((kind, department))
+        if counters is None:
+            counters = self._accepted[kind, department] = (
+                self.events.labels(kind), self.department_events.labels(department or UNKNOWN_DEPARTMENT))
+        counters[0].inc(count)
+        counters[1].inc(count)
 
     def published(self, alerts: Iterable[Alert], referrals: Iterable[Referral], stored_at: datetime,
                   found_at: dict[str, datetime], clock: Clock) -> None:
