@@ -88,13 +88,46 @@ def _partitions(batch: list[Message]) -> set[TP]:
     return {TP(topic, partition) for topic, partition in {(m.topic, m.partition) for m in batch}}
 
 
+EMPTY_FETCH_PAUSE = 0.05
+"""Seconds between a fetch from a broker that returned nothing and the next fetch from it."""
+
+
+def pace_empty_fetches(fetcher: Any, pause: float = EMPTY_FETCH_PAUSE) -> None:
+    """Make aiokafka's `fetcher` wait `pause` seconds, from its start, before it ends a fetch that
+    brought nothing. Kafka holds an empty fetch up to `fetch.max.wait.ms`; noida-db answers it at
+    once, and aiokafka asks again at once: the consumer thread then spent a fifth of the worker's
+    time writing fetch requests for the idle city partition while the events partitions were
+    paused for a busy stage, and the broker as much answering them (py-spy, `bench.kafka`). The
+    broker stays marked busy during the pause, so no other fetch goes to it meanwhile; a fetch
+    that brought records is not held."""
+    fetch = fetcher._proc_fetch_request
+
+    async def paced(assignment: Any, node_id: int, request: Any) -> bool:
+        started = time.monotonic()
+        brought = await fetch(assignment, node_id, request)
+        if not brought:
+            await asyncio.sleep(max(0.0, pause - (time.monotonic() - started)))
+        return brought
+
+    fetcher._proc_fetch_request = paced
+
+
+class BatchConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
+    async def on_start(self) -> None:
+        await super().on_start()
+        pace_empty_fetches(self._consumer._fetcher)
+
+
 class BatchConsumer(faust_aiokafka.Consumer):
     """Faust's aiokafka consumer, whose drain loop hands the records of `feeds` to them in
-    batches."""
+    batches, and whose fetches from a broker that answers an empty fetch at once are paced."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
         self.feeds: dict[str, StageFeed] = {}
+
+    def _new_consumer_thread(self) -> BatchConsumerThread:
+        return BatchConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
     async def _drain_messages(self, fetcher: Any) -> None:  # what faust's own loop does, by batch
         callback = self.callback

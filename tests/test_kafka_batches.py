@@ -1,0 +1,37 @@
+"""The worker's consumer below faust's streams (`streams/kafka/batches.py`), the parts that need
+no broker."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from permitwatch.streams.kafka.batches import pace_empty_fetches
+
+
+class _Fetcher:
+    """aiokafka's fetcher as `pace_empty_fetches` sees it: a fetch from a node says whether it
+    brought records."""
+
+    def __init__(self, brings: list[bool]):
+        self.brings = brings
+
+    async def _proc_fetch_request(self, assignment, node_id, request) -> bool:
+        return self.brings.pop(0)
+
+
+def test_a_fetch_that_brought_nothing_is_not_repeated_before_the_pause_and_one_with_records_is_not_held():
+    fetcher = _Fetcher([False, True])
+    pace_empty_fetches(fetcher, pause=0.2)
+
+    async def timed() -> list[tuple[bool, float]]:
+        results = []
+        for _ in range(2):
+            started = time.monotonic()
+            brought = await fetcher._proc_fetch_request(None, 0, None)
+            results.append((brought, time.monotonic() - started))
+        return results
+
+    (empty, empty_took), (full, full_took) = asyncio.run(timed())
+    assert not empty and empty_took >= 0.2
+    assert full and full_took < 0.2
