@@ -251,4 +251,8 @@ def serve(worker: Worker) -> None:
             raise WorkerSetupError(f"metrics cannot listen on {settings.metrics_host}:{settings.metrics_port} "
                                    f"({exc.strerror}): every worker on a host needs its own --metrics-port "
                                    "(0: none)") from None
+    # mode's timers note at INFO every wake-up a second late, which a batch of a thousand events
+    # causes by design: after a restart they were hundreds of lines around the worker's own.
+    if settings.log_level.upper() != "DEBUG":
+        logging.getLogger("mode.timers").setLevel(logging.WARNING)
     faust.Worker(worker.app, loglevel=settings.log_level, redirect_stdouts=False).execute_from_commandline()
