@@ -190,3 +190,26 @@ def test_an_item_stored_with_its_alerts_in_one_value_is_read_and_its_alerts_beco
     cluster.tick(moment(UNTIL) + JUST_AFTER)
     cluster.run()
     assert_same_as_replay(first + then, cluster)
+
+
+def test_a_workers_engine_clock_is_its_oldest_partitions_and_a_stall_shows_as_deadlines_waiting():
+    """What Prometheus scrapes (DeadlinesLagging): read at the scrape, so that a worker that
+    stops stepping still shows its deadlines waiting longer."""
+    events = scenario(5, cases=10)
+    cluster = MemoryCluster(TOPOLOGY, ITEMS, now=moment(UNTIL), seed=1)
+    cluster.send_events(events)
+    cluster.run()
+    registry = cluster.metrics.registry
+    clocks = {p: book.book.now for p, book in cluster.stages[TOPOLOGY.events].books.items()}
+    assert len(clocks) == TOPOLOGY.partitions and len(set(clocks.values())) > 1, "the partitions' clocks differ"
+    oldest = min(clocks.values())
+    assert registry.get_sample_value("permitwatch_engine_clock_seconds") == oldest.timestamp()
+    behind = (moment(UNTIL) - oldest).total_seconds()
+    assert registry.get_sample_value("permitwatch_engine_clock_behind_seconds") == behind
+    cluster.clock.set(moment(UNTIL) + timedelta(hours=1))  # nothing steps: no tick, no event
+    assert registry.get_sample_value("permitwatch_engine_clock_behind_seconds") == behind + 3600
+    cluster.tick(moment(UNTIL) + timedelta(hours=1))
+    cluster.run()
+    assert registry.get_sample_value("permitwatch_engine_clock_behind_seconds") == 0
+    assert registry.get_sample_value("permitwatch_open_cases") == sum(
+        len(book.cases) for book in cluster.stages[TOPOLOGY.events].books.values())

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import heapq
 import logging
+import math
 from collections.abc import Callable, Iterable, Iterator, MutableMapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -572,6 +573,11 @@ class CaseStage(Stage):
         self.metrics = metrics
         self.books: dict[int, PartitionBook] = {}
         metrics.expect_departments(reference.entries.values())
+        # Read when Prometheus scrapes, not set by the steps: a worker whose event loop stalls
+        # runs no step, and its deadlines waiting must still show (DeadlinesLagging).
+        metrics.open_cases.set_function(lambda: sum(len(book.cases) for book in list(self.books.values())))
+        metrics.clock_seconds.set_function(self._clock_seconds)
+        metrics.clock_behind.set_function(self._clock_behind)
 
     def book(self, partition: int) -> PartitionBook:
         book = self.books.get(partition)
@@ -640,8 +646,20 @@ class CaseStage(Stage):
             # move even when nothing here is for it.
             step.outputs.append(control_output(self.topology.city, 0, PartitionClock(partition, book.book.now)))
         step.writes += book.flush(self.table)
-        self.metrics.open_cases.set(sum(len(b.cases) for b in self.books.values()))
         return step
+
+    def oldest_clock(self) -> datetime | None:
+        """The engine clock of this worker: the oldest of its partitions' (None before any)."""
+        clocks = [book.book.now for book in list(self.books.values()) if book.book.now is not None]
+        return min(clocks) if clocks else None
+
+    def _clock_seconds(self) -> float:
+        oldest = self.oldest_clock()
+        return math.nan if oldest is None else oldest.timestamp()
+
+    def _clock_behind(self) -> float:
+        oldest = self.oldest_clock()
+        return 0.0 if oldest is None else max(0.0, self.clock.real_seconds(self.clock.now() - oldest))
 
     def _event(self, book: PartitionBook, record: Record,
                step: Step) -> tuple[list[CaseOutcome], list[CaseOutcome], CityInput | None]:
