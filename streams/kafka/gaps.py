@@ -28,9 +28,11 @@ log = logging.getLogger("permitwatch.kafka.gaps")
 
 
 class GapGuard:
-    def __init__(self, bootstrap: str, refills: Counter):
+    def __init__(self, bootstrap: str, refills: Counter, patience: int = 10):
         self.bootstrap = bootstrap
         self.refills = refills
+        self.patience = patience
+        """Empty fetches (a second each) in a row after which the offsets left are a real gap."""
 
     async def missing(self, topic: str, partition: int, offset: int, needed: int) -> AsyncIterator[ConsumerRecord]:
         """The records in [needed, offset) of the partition, in order, when the record at `offset`
@@ -47,7 +49,7 @@ class GapGuard:
             probe.seek(tp, needed)
             found = empty = 0
             # A position the broker no longer has resets to the log start (auto_offset_reset).
-            while await probe.position(tp) < offset and empty < 10:
+            while await probe.position(tp) < offset and empty < self.patience:
                 batch = (await probe.getmany(tp, timeout_ms=1000)).get(tp, [])
                 empty = 0 if batch else empty + 1
                 for record in batch:
