@@ -141,7 +141,12 @@ def until_stored(worker: WorkerProcess, table: str, partition: int, seconds: flo
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         for path in (worker.directory / f"{worker.state}-state").glob(f"**/{table}-{partition}.db"):
-            db = Rdict(str(path), options=Options(raw_mode=True), access_type=AccessType.read_only())
+            try:
+                db = Rdict(str(path), options=Options(raw_mode=True), access_type=AccessType.read_only())
+            except Exception as exc:  # being created: its CURRENT file is not written yet
+                if "No such file or directory" not in str(exc):
+                    raise
+                continue
             try:
                 if db.get(b"__faust\x00offset__") is not None:
                     return
