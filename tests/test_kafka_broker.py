@@ -104,8 +104,10 @@ class Deployment:
                                      f"{worker.log.read_text(errors='replace')[-3000:]}")
 
     def stop(self) -> None:
+        """At once: the test's topics and state are thrown away. (A graceful stop waited, worker by
+        worker, for the batch in hand and faust's shutdown: 1 to 8 s each.)"""
         for worker in self.workers:
-            worker.stop()
+            worker.kill()
 
 
 @pytest.fixture
