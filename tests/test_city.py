@@ -12,13 +12,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from permitwatch.alerts.city import CityBook, Emitted, ExemptionInput, Watermark, promised
-from permitwatch.alerts.clock import JUST_AFTER, WorkingCalendar
+from permitwatch.alerts.clock import JUST_AFTER
 from permitwatch.alerts.engine import CaseBook, CaseJudge, exemption_of
 from permitwatch.models.common import record_bytes
 from permitwatch.models.events import content_digest
 from permitwatch.models.settings import RuleSettings
 from tests.factory import CaseEvents, moment
-from tests.harness import run_all
+from tests.harness import BUILTIN_CALENDAR, run_all
 from tests.kafka_expect import with_exemption
 from tests.scenarios import ITEMS, UNTIL, late_case, scenario
 
@@ -28,7 +28,9 @@ PARTITIONS = 3
 def delivered_by_partition(events: list) -> list[list]:
     """What each of PARTITIONS case books sends the city stage, in its order: (input, promise),
     and (None, clock) for a tick; as the Kafka case stage does, ticking past UNTIL at the end."""
-    books = [CaseBook(CaseJudge(ITEMS.by_code(), WorkingCalendar(), RuleSettings())) for _ in range(PARTITIONS)]
+    # One judge per book, on the built-in calendar built once (0.1 s each time: most of this
+    # module's time when every example built three).
+    books = [CaseBook(CaseJudge(ITEMS.by_code(), BUILTIN_CALENDAR, RuleSettings())) for _ in range(PARTITIONS)]
     sent: list[list] = [[] for _ in range(PARTITIONS)]
 
     def step(partition: int, outcomes, trailing=None) -> None:
