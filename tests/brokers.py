@@ -108,7 +108,9 @@ def start(name: str, directory: Path) -> Broker:
             # tansu 0.6.0: after a multi-record batch, end offsets are the batch's first offset + 1,
             # which breaks faust's changelog recovery; one record per batch avoids it.
             "PERMITWATCH_PRODUCER_MAX_BATCH_SIZE": "1",
-            # tansu 0.6.0 holds a group join for about half the session timeout.
+            # tansu 0.6.0 holds a group join for about half the session timeout (3 s at least for a
+            # static member), then a static member's SyncGroup for 3 s. Not shorter than 10 s: with
+            # 6 s, two static members were evicted before their first heartbeat and rejoined forever.
             **QUICK_GROUPS,
         }
         batch = 1
