@@ -183,18 +183,26 @@ _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _MICROSECOND = dt.timedelta(microseconds=1)
 
 
-def _instant(moment: dt.datetime | None) -> int | dt.datetime | None:
-    """An instant in legal time (all an event's are) as microseconds since the epoch; any other
-    datetime as itself, so that it reads back with its own time zone."""
-    if moment is None or moment.tzinfo is not LEGAL_TZ:
-        return moment
+def micros(moment: dt.datetime) -> int:
+    """An instant as microseconds since the epoch: how stored state writes instants."""
     return (moment - _EPOCH) // _MICROSECOND
 
 
-def _moment(value: int | dt.datetime | None) -> dt.datetime | None:
-    if value.__class__ is not int:
-        return value
+def from_micros(value: int) -> dt.datetime:
+    """The instant `micros` wrote, in legal time."""
     return (_EPOCH + value * _MICROSECOND).astimezone(LEGAL_TZ)
+
+
+def _instant(moment: dt.datetime | None) -> int | dt.datetime | None:
+    """An instant in legal time (all an event's are) as `micros`; any other datetime as itself, so
+    that it reads back with its own time zone."""
+    if moment is None or moment.tzinfo is not LEGAL_TZ:
+        return moment
+    return micros(moment)
+
+
+def _moment(value: int | dt.datetime | None) -> dt.datetime | None:
+    return from_micros(value) if value.__class__ is int else value
 
 
 def _fact(fact: Any) -> tuple | None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import struct
 import zlib
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any, NamedTuple
 
 import orjson
@@ -359,16 +359,12 @@ class CaseHeader(NamedTuple):
     last_time: datetime | None
 
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MICROSECOND = timedelta(microseconds=1)
-
-
 def _micros(moment: datetime | None) -> int:
-    return _NONE if moment is None else (moment - _EPOCH) // _MICROSECOND
+    return _NONE if moment is None else state_codec.micros(moment)
 
 
 def _from_micros(value: int) -> datetime | None:
-    return None if value == _NONE else (_EPOCH + value * _MICROSECOND).astimezone(LEGAL_TZ)
+    return None if value == _NONE else state_codec.from_micros(value)
 
 
 def encode_case(partition: int, wake_at: datetime | None, case: CaseState) -> bytes:
