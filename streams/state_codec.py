@@ -193,12 +193,27 @@ def from_micros(value: int) -> dt.datetime:
     return (_EPOCH + value * _MICROSECOND).astimezone(LEGAL_TZ)
 
 
+_INSTANTS_KEPT = 100_000
+_written_instants: dict[int, tuple[dt.datetime, int]] = {}
+"""`micros` of the instants written lately, by object. A case's instants are the same objects
+from one of its states to the next (an event adds facts and keeps the others), and `micros` of an
+instant in a time zone costs about 1 µs, half of writing a case: each is converted once. The
+entry holds the datetime itself, so its id cannot be reused while the entry lives."""
+
+
 def _instant(moment: dt.datetime | None) -> int | dt.datetime | None:
     """An instant in legal time (all an event's are) as `micros`; any other datetime as itself, so
     that it reads back with its own time zone."""
     if moment is None or moment.tzinfo is not LEGAL_TZ:
         return moment
-    return micros(moment)
+    known = _written_instants.get(id(moment))
+    if known is not None and known[0] is moment:
+        return known[1]
+    value = micros(moment)
+    if len(_written_instants) >= _INSTANTS_KEPT:
+        _written_instants.clear()
+    _written_instants[id(moment)] = (moment, value)
+    return value
 
 
 def _moment(value: int | dt.datetime | None) -> dt.datetime | None:

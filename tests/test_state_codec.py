@@ -262,3 +262,24 @@ def test_a_case_layout_this_release_does_not_know_is_refused_and_a_new_field_nee
     monkeypatch.setattr(state_codec, "_CASE_FIELDS", state_codec._CASE_FIELDS[:-1])
     with pytest.raises(RuntimeError, match="new layout version"):
         state_codec._check_case_layout()
+
+
+def test_instants_converted_once_read_back_the_same_whether_remembered_or_not(monkeypatch):
+    """`_instant` remembers conversions by object: a case's instants are the same objects from one
+    state to the next. What it writes must not depend on what it remembers."""
+    from datetime import datetime, timedelta
+
+    from permitwatch.models.common import LEGAL_TZ
+
+    monkeypatch.setattr(state_codec, "_INSTANTS_KEPT", 8)
+    start = datetime(2026, 3, 4, 9, 30, 15, 250, tzinfo=LEGAL_TZ)
+    instants = [start + timedelta(minutes=7 * n, microseconds=n) for n in range(50)]
+    first = [state_codec._instant(moment) for moment in instants]
+    again = [state_codec._instant(moment) for moment in reversed(instants)][::-1]
+    assert first == again == [state_codec.micros(moment) for moment in instants]
+    assert len(state_codec._written_instants) <= 8
+    # Fresh objects (their predecessors freed, their ids free for reuse) are converted anew.
+    del instants
+    fresh = [start + timedelta(minutes=7 * n, microseconds=n) for n in range(50)]
+    assert [state_codec._instant(moment) for moment in fresh] == first
+    assert [state_codec.from_micros(value) for value in first] == fresh
