@@ -35,3 +35,18 @@ def test_a_fetch_that_brought_nothing_is_not_repeated_before_the_pause_and_one_w
     (empty, empty_took), (full, full_took) = asyncio.run(timed())
     assert not empty and empty_took >= 0.2
     assert full and full_took < 0.2
+
+
+def test_a_fetch_cancelled_in_its_pause_ends_as_aiokafkas_own_does_so_that_the_consumer_stops():
+    """aiokafka's `Fetcher.close` cancels its pending fetches and awaits them without catching:
+    its own fetch returns False when cancelled, and so must the pause."""
+    fetcher = _Fetcher([False])
+    pace_empty_fetches(fetcher, pause=30)
+
+    async def cancelled_in_the_pause() -> bool:
+        fetch = asyncio.ensure_future(fetcher._proc_fetch_request(None, 0, None))
+        await asyncio.sleep(0.05)
+        fetch.cancel()
+        return await asyncio.wait_for(fetch, 1)
+
+    assert asyncio.run(cancelled_in_the_pause()) is False

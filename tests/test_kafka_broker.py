@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -125,7 +126,7 @@ def city(seed: int, cases: int) -> list:
 def test_one_worker_gives_the_alerts_of_replay_and_dead_letters_the_invalid(deployment):
     events = city(7, 40)
     deployment.send(events, INVALID)
-    deployment.worker(moment(UNTIL).isoformat())
+    worker = deployment.worker(moment(UNTIL).isoformat())
     deployment.wait_for(Expected.of(events))
     letters = [orjson.loads(v) for v in deployment.values(deployment.topology.dead_letter)]
     by_category = {d["category"]: d for d in letters}
@@ -133,6 +134,11 @@ def test_one_worker_gives_the_alerts_of_replay_and_dead_letters_the_invalid(depl
     bad = by_category["invalid_json"]
     assert bad["raw"] == "{not json" and bad["source"]["topic"] == deployment.topology.events
     assert "SZ-NONE" in by_category["no_referral"]["reason"]
+    # SIGTERM (a pod stopped, a rolling update) ends the worker by itself, at once: until
+    # 2026-12-01 its consumer thread died on the paced fetch's cancellation and it hung until SIGKILL.
+    worker.process.send_signal(signal.SIGTERM)
+    assert worker.process.wait(timeout=20) == 0, worker.log.read_text(errors="replace")[-3000:]
+    assert "Exception in thread" not in worker.log.read_text(errors="replace")
 
 
 def until_stored(worker: WorkerProcess, table: str, partition: int, seconds: float = 120) -> None:

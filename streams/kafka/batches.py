@@ -14,6 +14,7 @@ done, as faust's streams do (`Consumer.track_message`, `Consumer.ack`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -106,7 +107,12 @@ def pace_empty_fetches(fetcher: Any, pause: float = EMPTY_FETCH_PAUSE) -> None:
         started = time.monotonic()
         brought = await fetch(assignment, node_id, request)
         if not brought:
-            await asyncio.sleep(max(0.0, pause - (time.monotonic() - started)))
+            # Cancelled when the consumer stops or the partitions move. aiokafka's own fetch
+            # returns then instead of raising, and its `close` awaits the cancelled fetch
+            # without catching: raised from the pause, it killed the consumer thread at every
+            # SIGTERM, and the worker then hung until SIGKILL.
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.sleep(max(0.0, pause - (time.monotonic() - started)))
         return brought
 
     fetcher._proc_fetch_request = paced
