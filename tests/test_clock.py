@@ -140,3 +140,15 @@ def test_counting_back_the_days_gives_the_period(trigger, n):
 @given(days, st.integers(min_value=1, max_value=40), st.integers(min_value=1, max_value=40))
 def test_a_longer_period_never_ends_earlier(trigger, n, extra):
     assert last_day(trigger, n + extra) > last_day(trigger, n)
+
+
+def test_a_calendar_is_built_once_per_content_of_its_overrides():
+    """The API shows deadlines on many requests; each built the calendar again (0.1 s) before."""
+    override = CalendarOverride(version="SC-2031", holidays=[date(2031, 1, 1)], workdays=[date(2031, 1, 4)])
+    same = CalendarOverride.model_validate(override.model_dump())
+    assert WorkingCalendar.of([override]) is WorkingCalendar.of([same])
+    assert WorkingCalendar.of() is WorkingCalendar.of([]) is not WorkingCalendar.of([override])
+    # A file edited under the same version is another calendar.
+    edited = CalendarOverride(version="SC-2031", holidays=[date(2031, 1, 2)], workdays=[date(2031, 1, 4)])
+    assert not WorkingCalendar.of([edited]).is_working_day(date(2031, 1, 2))
+    assert WorkingCalendar.of([override]).is_working_day(date(2031, 1, 2))

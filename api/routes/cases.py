@@ -22,7 +22,7 @@ router = APIRouter(tags=["cases"], responses=AUTHENTICATED)
 
 def deadline_context(monitor) -> Context:
     catalog, calendars, settings = monitor.reference()
-    ctx = Context(LegalClock(WorkingCalendar(calendars), settings.end_of_day_time), settings, catalog.by_code())
+    ctx = Context(LegalClock(WorkingCalendar.of(calendars), settings.end_of_day_time), settings, catalog.by_code())
     ctx.now = monitor.now()
     return ctx
 

@@ -39,7 +39,7 @@ def get_catalog(request: Request, _: Annotated[Principal, Depends(requires("oper
 def get_calendar(request: Request, _: Annotated[Principal, Depends(requires("operator"))],
                  year: Annotated[int | None, Query(ge=1990, le=2099)] = None) -> CalendarView:
     _, overrides, _ = request.app.state.services.runtime.reference()
-    calendar = WorkingCalendar(overrides)
+    calendar = WorkingCalendar.of(overrides)
     days = []
     if year is not None:
         day = date(year, 1, 1)
