@@ -50,6 +50,7 @@ def load_reference(settings: Settings) -> tuple[Catalog, WorkingCalendar, RuleSe
 def engine(settings: Settings) -> Engine:
     """The engine of `replay`: old cases retire to a compact store, as in the runtimes."""
     catalog, calendar, rule_settings = load_reference(settings)
+    tune_gc()
     return Engine(catalog.by_code(), calendar, rule_settings, retired=CompactCases())
 
 
@@ -152,6 +153,7 @@ def history_monitor(settings: Settings, start: datetime) -> tuple[EmbeddedMonito
     monitor = EmbeddedMonitor(Store(data.database), catalog, list(calendar.overrides), rule_settings, clock,
                               options=HISTORY, checkpoint_path=data.checkpoint)
     monitor.recover()
+    tune_gc()
     return monitor, clock, lock
 
 
@@ -208,4 +210,6 @@ def kafka_worker(settings: Settings):
     asyncio.run(reference.read(settings.bootstrap))
     log.info("reference data: %s catalog entries, calendars %s", len(reference.entries),
              ", ".join(sorted(reference.calendars)) or "built-in only")
-    return Worker(settings, reference, settings.make_clock())
+    worker = Worker(settings, reference, settings.make_clock())
+    tune_gc()
+    return worker

@@ -96,7 +96,10 @@ def stages_alone(records: list[tuple[bytes, bytes]], partitions: int, until: dat
     the city stage's share of that time, which says how many workers' input the one city stage
     can take."""
     from permitwatch.streams.kafka.worker import BATCH_RECORDS
+    from permitwatch.streams.tuning import tune_gc
     from tests.memory_kafka import Crashes, MemoryCluster
+
+    tune_gc()  # as `permitwatch worker` does
 
     spent: dict[str, float] = {}
 
