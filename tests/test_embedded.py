@@ -255,6 +255,7 @@ def test_metrics_expose_every_known_series_at_0_before_any_input(tmp_path, runti
                    'permitwatch_department_events_total{department="D-MARKET"}',  # the catalog's
                    'permitwatch_referral_versions_total{status="exempt"}'):
         assert f"{series} 0.0" in exposed
+    assert not [line for line in exposed if "_created" in line], "no creation-time twin of every series"
 
 
 def test_deadline_lag_is_how_late_the_scheduler_fired_not_how_old_the_deadline_was(tmp_path, runtimes):
