@@ -11,6 +11,7 @@ period that reaches a year with neither is computed on weekends alone and marked
 
 from __future__ import annotations
 
+import threading
 from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from datetime import date, datetime, time, timedelta
@@ -55,7 +56,8 @@ class PeriodEnd(NamedTuple):
 
 _BUILT_KEPT = 4
 _BUILT: dict[tuple, WorkingCalendar] = {}
-"""`WorkingCalendar.of`'s calendars, by their overrides' content."""
+"""`WorkingCalendar.of`'s calendars, by their overrides' content, oldest first."""
+_BUILDING = threading.Lock()
 
 
 class WorkingCalendar:
@@ -92,12 +94,13 @@ class WorkingCalendar:
         recent): building one lays out 120 years of days, about 0.1 s, which every API request that
         shows deadlines paid; a calendar never changes once built."""
         key = tuple((o.version, tuple(o.holidays), tuple(o.workdays)) for o in overrides)
-        calendar = _BUILT.get(key)
-        if calendar is None:
-            while len(_BUILT) >= _BUILT_KEPT:
-                _BUILT.pop(next(iter(_BUILT)), None)
-            calendar = _BUILT[key] = cls(overrides)
-        return calendar
+        with _BUILDING:  # the API's threads; and one build for requests that come together
+            calendar = _BUILT.get(key)
+            if calendar is None:
+                while len(_BUILT) >= _BUILT_KEPT:
+                    del _BUILT[next(iter(_BUILT))]
+                calendar = _BUILT[key] = cls(overrides)
+            return calendar
 
     def with_override(self, override: CalendarOverride) -> WorkingCalendar:
         """A new calendar with one more override file; a file with the same version replaces it."""

@@ -198,7 +198,8 @@ _written_instants: dict[int, tuple[dt.datetime, int]] = {}
 """`micros` of the instants written lately, by object. A case's instants are the same objects
 from one of its states to the next (an event adds facts and keeps the others), and `micros` of an
 instant in a time zone costs about 1 µs, half of writing a case: each is converted once. The
-entry holds the datetime itself, so its id cannot be reused while the entry lives."""
+entry holds the datetime itself, so its id cannot be reused while the entry lives. Full, it holds
+about 22 MB."""
 
 
 def _instant(moment: dt.datetime | None) -> int | dt.datetime | None:

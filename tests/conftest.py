@@ -2,9 +2,24 @@
 
 from __future__ import annotations
 
+import gc
+
 import pytest
 
 from tests.embedded import Runtime, start
+
+_GC_THRESHOLDS = gc.get_threshold()
+
+
+@pytest.fixture(autouse=True)
+def _collector_as_found():
+    """The runtimes tune the garbage collector for their process (`streams/tuning.py`): freeze
+    what is alive, collect rarely. In the one test process that would keep alive, for good, every
+    cycle alive at a freeze (a calendar, a monitor's database connections) and make when garbage
+    goes depend on which tests ran before."""
+    yield
+    gc.unfreeze()
+    gc.set_threshold(*_GC_THRESHOLDS)
 
 
 @pytest.fixture

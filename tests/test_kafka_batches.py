@@ -50,3 +50,28 @@ def test_a_fetch_cancelled_in_its_pause_ends_as_aiokafkas_own_does_so_that_the_c
         return await asyncio.wait_for(fetch, 1)
 
     assert asyncio.run(cancelled_in_the_pause()) is False
+
+
+def test_a_fetch_cancelled_while_it_fetches_ends_at_once_without_its_pause():
+    """aiokafka's fetch catches its cancellation and returns False: that is no empty fetch to pace."""
+
+    class Fetching:
+        async def _proc_fetch_request(self, assignment, node_id, request) -> bool:
+            try:
+                await asyncio.sleep(30)
+            except asyncio.CancelledError:
+                return False
+            return True
+
+    fetcher = Fetching()
+    pace_empty_fetches(fetcher, pause=30)
+
+    async def cancelled_while_fetching() -> tuple[bool, float]:
+        fetch = asyncio.ensure_future(fetcher._proc_fetch_request(None, 0, None))
+        await asyncio.sleep(0.05)
+        fetch.cancel()
+        started = time.monotonic()
+        return await asyncio.wait_for(fetch, 5), time.monotonic() - started
+
+    brought, took = asyncio.run(cancelled_while_fetching())
+    assert brought is False and took < 1

@@ -141,6 +141,7 @@ def _import_to_database(args: argparse.Namespace, settings) -> int:
         print(f"period {summary.first} → {summary.last}; alerts stored {monitor.store.count('alerts')}; "
               f"serve with `permitwatch run --data-dir {settings.data_dir}`")
     finally:
+        monitor.store.close()
         os.close(lock)
     return 0
 

@@ -106,11 +106,11 @@ def pace_empty_fetches(fetcher: Any, pause: float = EMPTY_FETCH_PAUSE) -> None:
     async def paced(assignment: Any, node_id: int, request: Any) -> bool:
         started = time.monotonic()
         brought = await fetch(assignment, node_id, request)
-        if not brought:
-            # Cancelled when the consumer stops or the partitions move. aiokafka's own fetch
-            # returns then instead of raising, and its `close` awaits the cancelled fetch
-            # without catching: raised from the pause, it killed the consumer thread at every
-            # SIGTERM, and the worker then hung until SIGKILL.
+        # Cancelled when the consumer stops or the partitions move. aiokafka's own fetch returns
+        # then instead of raising (so a cancelled fetch "brought nothing": no pause then), and its
+        # `close` awaits the cancelled fetch without catching: raised from the pause, it killed
+        # the consumer thread at every SIGTERM, and the worker then hung until SIGKILL.
+        if not brought and not asyncio.current_task().cancelling():
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.sleep(max(0.0, pause - (time.monotonic() - started)))
         return brought
