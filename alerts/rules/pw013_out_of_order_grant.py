@@ -133,11 +133,30 @@ def apply_item_update(
         return recheck_pending(state, progress)
     state.cases[case_id] = update
     state.left.pop(case_id, None)
-    pairs = sorted({pair for other_id in state.cases if other_id != case_id
-                    for pair in ((case_id, other_id), (other_id, case_id))})
-    emitted = _judge(state, pairs, cause, progress)
+    emitted = _judge(state, _pairs_of(state, case_id), cause, progress)
     _forget(state, progress)
     return emitted
+
+
+def _pairs_of(state: ItemState, case_id: str) -> list[tuple[str, str]]:
+    """The pairs (granted, earlier) of `case_id` with the item's other cases that judging can
+    change, in order: those whose granted side has a grant, or that hold an alert or wait. Any
+    other pair was not waited for and holds nothing, and judging it does nothing; judging every
+    pair at every standing made a crowded item quadratic (2,300 applications waiting on one
+    item: 23 s)."""
+    mine = state.cases[case_id].grant is not None
+    alerts, pending = state.alerts, state.pending
+    pairs = []
+    for other_id, other in state.cases.items():
+        if other_id == case_id:
+            continue
+        pair = (case_id, other_id)
+        if mine or pair in alerts or pair in pending:
+            pairs.append(pair)
+        pair = (other_id, case_id)
+        if other.grant is not None or pair in alerts or pair in pending:
+            pairs.append(pair)
+    return sorted(pairs)
 
 
 def recheck_pending(state: ItemState, progress: Progress) -> list[Alert]:
