@@ -17,7 +17,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from permitwatch.models.common import LEGAL_TZ
 from permitwatch.streams.clocks import Clock, DemoClock, WallClock
 from permitwatch.streams.datadir import DataDir
-from permitwatch.streams.kafka.topology import Topology
+from permitwatch.streams.kafka.topology import MAX_RECORD_BYTES, Topology
 
 DEMO_START = date(2026, 3, 2)
 DEFAULT_BROKER = "localhost:9092"
@@ -86,6 +86,10 @@ class Settings(BaseSettings):
         "the topics are created"), KAFKA)
     producer_max_batch_size: int | None = setting(None, "Largest producer batch in bytes; only for brokers that "
                                                   "mishandle multi-record batches", KAFKA, ge=1)
+    max_record_bytes: int = setting(MAX_RECORD_BYTES, (
+        "Largest record of the referrals topic and the city stage's changelog, in bytes: their max.message.bytes "
+        "(set when the topics are created) and the workers' producer limit. A referral version lists every red "
+        "alert of its case, about 460 bytes each"), KAFKA, ge=1 << 20)
 
     # ----- a Kafka worker -----
     group: str = setting("permitwatch-worker", (
@@ -151,7 +155,7 @@ class Settings(BaseSettings):
     @property
     def topology(self) -> Topology:
         return Topology(self.topic_prefix, self.partitions, self.replication, self.events_retention_days,
-                        self.versions_kept_days)
+                        self.versions_kept_days, self.max_record_bytes)
 
     @property
     def producer_options(self) -> dict:

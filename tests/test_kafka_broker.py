@@ -220,6 +220,28 @@ def test_two_workers_share_the_partitions(deployment):
     assert first.partitions_loaded() and second.partitions_loaded(), "one worker did all the work"
 
 
+def test_a_referral_larger_than_kafkas_default_record_size_is_published(deployment):
+    """A grant that overtook 2,300 waiting applications of one quantity-limited item: its referral
+    version (about 1.06 MB) and the city table's copy of it (1.14 MB) are over the 1 MB that Kafka
+    and aiokafka allow by default, which stopped the city stage on every restart before
+    PERMITWATCH_MAX_RECORD_BYTES."""
+    start = moment("2026-03-02 09:00")
+    events = []
+    for n in range(2300):
+        waiting = CaseEvents(f"SZ-WAIT-{n}", item="ITEM-Q")
+        submitted = start + timedelta(seconds=20 * n)
+        events += [waiting.submitted(submitted.isoformat()), waiting.accepted((submitted + timedelta(hours=8)).isoformat())]
+    jumper = CaseEvents("SZ-JUMP", item="ITEM-Q")
+    day = start + timedelta(days=1)
+    events += [jumper.submitted(day.isoformat()), jumper.accepted((day + timedelta(hours=1)).isoformat()),
+               jumper.decided((day + timedelta(hours=2)).isoformat())]
+    events.sort(key=lambda event: event.time)
+    deployment.send(events)
+    deployment.worker(moment(UNTIL).isoformat())
+    deployment.wait_for(Expected.of(events))
+    assert max(len(value) for value in deployment.values(deployment.topology.referrals)) > 1 << 20
+
+
 def test_a_deadline_fires_while_no_event_arrives(deployment):
     """The worker's clock starts 20 s before the decision deadline of a case that then stays
     silent: the warning fires at once, the overdue alert when the deadline passes."""

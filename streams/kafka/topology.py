@@ -16,6 +16,9 @@ from permitwatch.models.errors import Misconfigured
 
 TOPIC_ALREADY_EXISTS = 36
 DAY_MS = 86_400_000
+MAX_RECORD_BYTES = 8 << 20
+"""Kafka's default (1 MB) is about 2,000 red alerts of one case in a referral version: a grant that
+overtook 2,000 waiting applications (PW-013) would stop the city stage."""
 
 log = logging.getLogger("permitwatch.kafka.topology")
 
@@ -53,6 +56,9 @@ class Topology:
     versions_kept_days: float = 30
     """Every alert record and referral version stays on its compacted topic at least this long;
     after it, compaction may leave only the latest of each alert or referral (-1: never compacted)."""
+    max_record_bytes: int = MAX_RECORD_BYTES
+    """The largest record of the topics whose records grow with a case's red alerts: the referrals
+    and the city stage's changelog (its referrals' working copies)."""
 
     def _name(self, suffix: str) -> str:
         return f"{self.prefix}.{suffix}"
@@ -104,7 +110,7 @@ class Topology:
             TopicSpec(self.alerts, n, "alert id", "alert records: the latest of each alert is its current state",
                       versions),
             TopicSpec(self.referrals, n, "referral id", "referral versions: the latest of each referral is its "
-                      "current state", versions),
+                      "current state", {**versions, "max.message.bytes": str(self.max_record_bytes)}),
             TopicSpec(self.catalog, 1, "item code", "reference: the item catalog", {"cleanup.policy": "compact"}),
             TopicSpec(self.calendar, 1, "calendar version", "reference: calendar overrides",
                       {"cleanup.policy": "compact"}),

@@ -21,6 +21,8 @@ from datetime import timedelta
 from pathlib import Path
 
 import faust
+from aiokafka.errors import MessageSizeTooLargeError
+from faust.exceptions import ProducerSendError
 from faust.streams import _current_event
 from faust.types import TP, Message
 
@@ -66,6 +68,7 @@ class Worker:
             # the event loop (ticks, commits, the other stage) for seconds.
             broker_max_poll_records=BATCH_RECORDS,
             producer_acks=-1,
+            producer_max_request_size=topology.max_record_bytes,
             web_enabled=False,
             # Everything is bytes to faust (tables copy the app's serializers, not a
             # topic's schema); the stages parse with the pydantic models.
@@ -87,7 +90,8 @@ class Worker:
         events = app.topic(topology.events, partitions=n, **raw)
         city_work = app.topic(topology.city, partitions=1, **raw)
         cases = app.Table("cases", partitions=n, **raw)
-        city = app.Table("city", partitions=1, **raw)
+        city = app.Table("city", partitions=1, extra_topic_configs={"max.message.bytes": str(topology.max_record_bytes)},
+                         **raw)
         skew = timedelta(seconds=settings.max_future_skew_seconds)
         self.case_stage = CaseStage(topology, reference, cases, clock, skew, self.metrics)
         self.city_stage = CityStage(topology, reference.settings, city, clock, self.metrics)
@@ -189,8 +193,15 @@ class Worker:
         """Send all `outputs`, then await their acknowledgements together: their record
         metadata, in order."""
         producer = self.app.producer
-        pending = [await producer.send(out.topic, out.key, out.value, out.partition, None, list(out.headers) or None)
-                   for out in outputs]
+        pending = []
+        for out in outputs:
+            try:
+                pending.append(await producer.send(out.topic, out.key, out.value, out.partition, None,
+                                                   list(out.headers) or None))
+            except ProducerSendError as refused:  # faust's wrapping of aiokafka's own errors
+                if isinstance(refused.__cause__, MessageSizeTooLargeError):
+                    raise RecordTooLarge(out, self.topology.max_record_bytes) from None
+                raise
         return [await delivery for delivery in pending]
 
     async def _tick(self) -> None:
@@ -230,6 +241,17 @@ class Worker:
         for tp in revoked:
             if tp.topic in stages:
                 stages[tp.topic].reset(tp.partition)
+
+
+class RecordTooLarge(Misconfigured):
+    """A record the producer refuses for its size. The worker stops (status 70) and stops again
+    after every restart, until the limit is raised: it cannot go on without the record."""
+
+    def __init__(self, out: Output, limit: int):
+        super().__init__(
+            f"a record of {len(out.key or b'') + len(out.value or b''):,} bytes for {out.topic} (key "
+            f"{(out.key or b'').decode(errors='replace')}) is over PERMITWATCH_MAX_RECORD_BYTES={limit:,}: raise it "
+            f"on every worker, and the topic's max.message.bytes with kafka-configs (docs/kafka.md, Known problems)")
 
 
 class WorkerSetupError(Misconfigured):
