@@ -240,6 +240,9 @@ def test_a_referral_larger_than_kafkas_default_record_size_is_published(deployme
     deployment.worker(moment(UNTIL).isoformat())
     deployment.wait_for(Expected.of(events))
     assert max(len(value) for value in deployment.values(deployment.topology.referrals)) > 1 << 20
+    city_changelog = f"{deployment.topology.prefix}-workers-city-changelog"
+    configs = asyncio.run(topic_configs(deployment.broker.bootstrap, [deployment.topology.referrals, city_changelog]))
+    assert {configs[topic].get("max.message.bytes") for topic in configs} == {str(8 << 20)}, configs
 
 
 def test_a_deadline_fires_while_no_event_arrives(deployment):
