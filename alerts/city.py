@@ -328,13 +328,10 @@ class CityBook:
 
     def _emit_item_alerts(self, state: ItemState, alerts: list[Alert], out: Emitted) -> None:
         reports = self.reports[state.item_code]
-        red: dict[str, list[Alert]] = {}
         for alert in alerts:
             out.alerts.append(alert)
             if alert.signal == "red":
-                red.setdefault(alert.case_id, []).append(alert)
-        for case_id, found in red.items():
-            out.referrals += self.referrals.on_alerts(found, reports.get(case_id))
+                out.referrals += self.referrals.on_alert(alert, reports.get(alert.case_id), alert.detected_at)
 
     def _forget_left(self, state: ItemState) -> None:
         """Drop what the item state no longer holds."""

@@ -27,8 +27,7 @@ from __future__ import annotations
 
 import hashlib
 from bisect import bisect_left, insort
-from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -222,38 +221,19 @@ class ReferralBook:
 
     def on_alert(self, alert: Alert, report: CaseReport | None, at: datetime) -> list[Referral]:
         """A red alert joins (or, retracted, withdraws from) its case's referral."""
-        working = self._join(alert)
-        if working is None:
-            return []
-        self._take_report(working, report)
-        return self._revise(working, at)
-
-    def on_alerts(self, alerts: Sequence[Alert], report: CaseReport | None) -> list[Referral]:
-        """Red alerts of one case found together join its referral in one version, as of the
-        latest of them: a grant that overtook a thousand waiting applications (PW-013) is one
-        change to its referral, not a thousand versions each listing every alert so far."""
-        working = None
-        for alert in alerts:
-            working = self._join(alert) or working
-        if working is None:
-            return []
-        self._take_report(working, report)
-        return self._revise(working, max(alert.detected_at for alert in alerts))
-
-    def _join(self, alert: Alert) -> _Working | None:
-        """The referral `alert` joins or withdraws from (its working copy updated), or None."""
         if alert.signal != "red":
-            return None
+            return []
         working = self.referrals.get(alert.case_id)
         if working is None:
             if alert.status != "active":
-                return None
+                return []
             working = self.referrals[alert.case_id] = _Working(referral_id(alert.case_id), alert.case_id)
             self._ids[working.referral_id] = alert.case_id
         elif alert.alert_id not in working.alerts and alert.status != "active":
-            return None
+            return []
         working.alerts[alert.alert_id] = alert
-        return working
+        self._take_report(working, report)
+        return self._revise(working, at)
 
     def on_report(self, report: CaseReport, at: datetime) -> list[Referral]:
         """The case changed (an officer named, a late decision delivered…)."""
@@ -498,32 +478,21 @@ _ROLE_ZH = {"handler": "承办人", "reviewer": "审核人", "approver": "批准
 _STATUS_ZH = {"open": "待处理", "withdrawn": "已撤回", "exempt": "免责"}
 
 
-LISTED_CHANGES = 3
-"""Red alerts of one rule added in one version that its change names one by one, each with its
-message; more are counted (a PW-013 grant can add a thousand, and the version lists each anyway)."""
-
-
 def _change(before: _Shown | None, after: _Shown, alerts: Mapping[str, Alert]) -> Message:
     """What a version changed, in Chinese and English, from what the two versions show."""
     zh: list[str] = []
     en: list[str] = []
     old_alerts = {alert_id: status for alert_id, _, status in before.alerts} if before else {}
-    changed = [(alert_id, rule, status) for alert_id, rule, status in after.alerts
-               if old_alerts.get(alert_id) != status]
-    added = Counter(rule for _, rule, status in changed if status == "active")
-    summarised: set[str] = set()
-    for alert_id, rule, status in changed:
-        if status != "active":
-            zh.append(f"红牌 {rule} 已撤回")
-            en.append(f"red alert {rule} retracted")
-        elif added[rule] <= LISTED_CHANGES:
+    for alert_id, rule, status in after.alerts:
+        if old_alerts.get(alert_id) == status:
+            continue
+        if status == "active":
             message = alerts[alert_id].message
             zh.append(f"新增红牌 {rule}: {message.zh}")
             en.append(f"red alert {rule} added: {message.en}")
-        elif rule not in summarised:  # once, where its first one is: the version lists each alert
-            summarised.add(rule)
-            zh.append(f"新增红牌 {rule} 共 {added[rule]} 张")
-            en.append(f"{added[rule]} red alerts {rule} added")
+        else:
+            zh.append(f"红牌 {rule} 已撤回")
+            en.append(f"red alert {rule} retracted")
     if before is not None and before.status != after.status and after.status != "exempt":
         zh.append(f"状态: {_STATUS_ZH[before.status]} → {_STATUS_ZH[after.status]}")
         en.append(f"status: {before.status} → {after.status}")

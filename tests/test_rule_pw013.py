@@ -81,22 +81,3 @@ def test_one_finding_per_overtaken_application_whatever_the_arrival_order():
     assert sorted(x.fact for x in forward) == sorted(x.fact for x in backward)
     assert sorted(x.model_dump_json() for x in forward) == sorted(x.model_dump_json() for x in backward)
     assert len(forward) == 2 and {x.evidence[-1].rsplit("-", 1)[0] for x in forward} == {"SZ-A", "SZ-B"}
-
-
-def test_a_grant_that_overtook_many_is_one_referral_version_listing_them_all():
-    """Before 2026-12-01 every PW-013 red card of one grant made a version of its own, each listing
-    every card so far: a grant that overtook 1,000 waiting applications wrote 1,000 versions and
-    about 230 MB of referrals."""
-    from tests.harness import run_all
-
-    waiting = [CaseEvents(f"SZ-W{n}", item="ITEM-Q") for n in range(6)]
-    jumper = CaseEvents("SZ-JUMP", item="ITEM-Q")
-    events = [e for n, c in enumerate(waiting)
-              for e in (c.submitted(f"2026-03-02 09:0{n}"), c.accepted(f"2026-03-02 10:0{n}"))]
-    events += [jumper.submitted("2026-03-03 09:00"), jumper.accepted("2026-03-03 10:00"),
-               jumper.decided("2026-03-04 10:00")]
-    out = run_all(events, catalog=ITEMS, until="2026-03-10")
-    assert len(active(out.alerts, "PW-013")) == 6
-    [version] = [r for r in out.referrals if r.case_id == "SZ-JUMP"]
-    assert [a.rule for a in version.alerts] == ["PW-013"] * 6 and version.version == 1
-    assert version.change.en == "6 red alerts PW-013 added" and version.change.zh == "新增红牌 PW-013 共 6 张"
