@@ -193,6 +193,7 @@ class Worker:
         """Send all `outputs`, then await their acknowledgements together: their record
         metadata, in order."""
         producer = self.app.producer
+        limit = self.topology.max_record_bytes
         pending = []
         for out in outputs:
             try:
@@ -200,9 +201,17 @@ class Worker:
                                                    list(out.headers) or None))
             except ProducerSendError as refused:  # faust's wrapping of aiokafka's own errors
                 if isinstance(refused.__cause__, MessageSizeTooLargeError):
-                    raise RecordTooLarge(out, self.topology.max_record_bytes) from None
+                    raise RecordTooLarge(out, f"over PERMITWATCH_MAX_RECORD_BYTES={limit:,}, the workers' producer "
+                                              "limit: raise it on every worker") from None
                 raise
-        return [await delivery for delivery in pending]
+        acknowledged = []
+        for out, delivery in zip(outputs, pending, strict=True):
+            try:
+                acknowledged.append(await delivery)
+            except MessageSizeTooLargeError:
+                raise RecordTooLarge(out, "refused by the broker, over the topic's max.message.bytes (1 MB unless "
+                                          "set): raise it with kafka-configs") from None
+        return acknowledged
 
     async def _tick(self) -> None:
         now = self.clock.now()
@@ -244,14 +253,12 @@ class Worker:
 
 
 class RecordTooLarge(Misconfigured):
-    """A record the producer refuses for its size. The worker stops (status 70) and stops again
-    after every restart, until the limit is raised: it cannot go on without the record."""
+    """A record refused for its size. The worker stops (status 70) and stops again after every
+    restart, until the limit is raised: it cannot go on without the record."""
 
-    def __init__(self, out: Output, limit: int):
-        super().__init__(
-            f"a record of {len(out.key or b'') + len(out.value or b''):,} bytes for {out.topic} (key "
-            f"{(out.key or b'').decode(errors='replace')}) is over PERMITWATCH_MAX_RECORD_BYTES={limit:,}: raise it "
-            f"on every worker, and the topic's max.message.bytes with kafka-configs (docs/kafka.md, Known problems)")
+    def __init__(self, out: Output, why: str):
+        super().__init__(f"a record of {len(out.key or b'') + len(out.value or b''):,} bytes for {out.topic} (key "
+                         f"{(out.key or b'').decode(errors='replace')}) is {why} (docs/kafka.md, Known problems)")
 
 
 class WorkerSetupError(Misconfigured):
