@@ -92,7 +92,8 @@ class WorkingCalendar:
     def of(cls, overrides: Sequence[CalendarOverride] = ()) -> WorkingCalendar:
         """The calendar of `overrides`, built once per distinct content and shared (the few most
         recent): building one lays out 120 years of days, about 0.1 s, which every API request that
-        shows deadlines paid; a calendar never changes once built."""
+        shows deadlines paid, and an embedded runtime built twice more for its engine; a calendar
+        never changes once built."""
         key = tuple((o.version, tuple(o.holidays), tuple(o.workdays)) for o in overrides)
         with _BUILDING:  # the API's threads; and one build for requests that come together
             calendar = _BUILT.get(key)

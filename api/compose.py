@@ -42,7 +42,7 @@ def load_reference(settings: Settings) -> tuple[Catalog, WorkingCalendar, RuleSe
     """The catalog, calendar and rule settings the files of `settings` give (defaults for none)."""
     return (
         load_catalog(settings.catalog) if settings.catalog else Catalog(),
-        WorkingCalendar([load_calendar(path) for path in settings.calendars]),
+        WorkingCalendar.of([load_calendar(path) for path in settings.calendars]),
         load_settings(settings.rule_settings),
     )
 

@@ -95,7 +95,7 @@ class EmbeddedMonitor:
 
     def _new_engine(self) -> Engine:
         # The journal knows every event the monitor accepted (the engine need not keep their ids).
-        return Engine(self.catalog.by_code(), WorkingCalendar(self.calendars), self.settings, log_wide_ids=False,
+        return Engine(self.catalog.by_code(), WorkingCalendar.of(self.calendars), self.settings, log_wide_ids=False,
                       retired=CompactCases())
 
     def _reference_raw(self) -> tuple[bytes, bytes]:
@@ -109,7 +109,7 @@ class EmbeddedMonitor:
             return self.engine.set_catalog(self.catalog.by_code())
         override = parse_structured(raw, CalendarOverride, "calendar")
         self.calendars = [c for c in self.calendars if c.version != override.version] + [override]
-        return self.engine.set_calendar(WorkingCalendar(self.calendars))
+        return self.engine.set_calendar(WorkingCalendar.of(self.calendars))
 
     def update_reference(self, kind: str, raw: bytes) -> ReferenceChange:
         """An admin uploads a catalog or a calendar file: journalled, applied, open deadlines

@@ -47,7 +47,7 @@ class ReferenceData:
     def judge(self) -> CaseJudge:
         """The judge for the data read so far (rebuilt only after a change)."""
         if self._judge is None:
-            self._judge = CaseJudge(self.entries, WorkingCalendar(list(self.calendars.values())), self.settings)
+            self._judge = CaseJudge(self.entries, WorkingCalendar.of(list(self.calendars.values())), self.settings)
         return self._judge
 
     def covers(self, change: ReferenceChanged) -> bool:
