@@ -37,19 +37,26 @@ def test_a_fetch_that_brought_nothing_is_not_repeated_before_the_pause_and_one_w
     assert full and full_took < 0.2
 
 
+def _cancelled(fetcher, after: float = 0.05) -> tuple[bool, float]:
+    """What a paced fetch returns when cancelled `after` seconds in, and how long it took to end."""
+
+    async def cancelled() -> tuple[bool, float]:
+        fetch = asyncio.ensure_future(fetcher._proc_fetch_request(None, 0, None))
+        await asyncio.sleep(after)
+        fetch.cancel()
+        started = time.monotonic()
+        return await asyncio.wait_for(fetch, 5), time.monotonic() - started
+
+    return asyncio.run(cancelled())
+
+
 def test_a_fetch_cancelled_in_its_pause_ends_as_aiokafkas_own_does_so_that_the_consumer_stops():
     """aiokafka's `Fetcher.close` cancels its pending fetches and awaits them without catching:
     its own fetch returns False when cancelled, and so must the pause."""
     fetcher = _Fetcher([False])
     pace_empty_fetches(fetcher, pause=30)
-
-    async def cancelled_in_the_pause() -> bool:
-        fetch = asyncio.ensure_future(fetcher._proc_fetch_request(None, 0, None))
-        await asyncio.sleep(0.05)
-        fetch.cancel()
-        return await asyncio.wait_for(fetch, 1)
-
-    assert asyncio.run(cancelled_in_the_pause()) is False
+    brought, took = _cancelled(fetcher)
+    assert brought is False and took < 1
 
 
 def test_a_fetch_cancelled_while_it_fetches_ends_at_once_without_its_pause():
@@ -65,13 +72,5 @@ def test_a_fetch_cancelled_while_it_fetches_ends_at_once_without_its_pause():
 
     fetcher = Fetching()
     pace_empty_fetches(fetcher, pause=30)
-
-    async def cancelled_while_fetching() -> tuple[bool, float]:
-        fetch = asyncio.ensure_future(fetcher._proc_fetch_request(None, 0, None))
-        await asyncio.sleep(0.05)
-        fetch.cancel()
-        started = time.monotonic()
-        return await asyncio.wait_for(fetch, 5), time.monotonic() - started
-
-    brought, took = asyncio.run(cancelled_while_fetching())
+    brought, took = _cancelled(fetcher)
     assert brought is False and took < 1
