@@ -327,11 +327,17 @@ class CityBook:
         self._forget_left(state)
 
     def _emit_item_alerts(self, state: ItemState, alerts: list[Alert], out: Emitted) -> None:
+        """The item's alerts, and one referral version for each case they name. One judging finds
+        every pair a grant made at its instant on every runtime (the pairs wait until the clock has
+        passed the grant, `recheck_pending`), so the versions do not depend on the runtime."""
         reports = self.reports[state.item_code]
+        out.alerts += alerts
+        by_case: dict[str, list[Alert]] = {}
         for alert in alerts:
-            out.alerts.append(alert)
-            if alert.signal == "red":
-                out.referrals += self.referrals.on_alert(alert, reports.get(alert.case_id), alert.detected_at)
+            by_case.setdefault(alert.case_id, []).append(alert)
+        for case_id, found in by_case.items():
+            out.referrals += self.referrals.on_alerts(found, reports.get(case_id),
+                                                      max(alert.detected_at for alert in found))
 
     def _forget_left(self, state: ItemState) -> None:
         """Drop what the item state no longer holds."""

@@ -221,19 +221,33 @@ class ReferralBook:
 
     def on_alert(self, alert: Alert, report: CaseReport | None, at: datetime) -> list[Referral]:
         """A red alert joins (or, retracted, withdraws from) its case's referral."""
-        if alert.signal != "red":
+        return self.on_alerts([alert], report, at)
+
+    def on_alerts(self, alerts: list[Alert], report: CaseReport | None, at: datetime) -> list[Referral]:
+        """Red alerts of one case found together join its referral in one version: a grant that
+        overtook a thousand waiting applications (PW-013) is one change to its referral, not a
+        thousand versions each listing every alert so far (234 MB for that grant)."""
+        joined = [alert for alert in alerts if self._join(alert)]
+        if not joined:
             return []
+        working = self.referrals[joined[0].case_id]
+        self._take_report(working, report)
+        return self._revise(working, at)
+
+    def _join(self, alert: Alert) -> bool:
+        """Put `alert` in its case's referral, opened by an active red alert; whether it joined."""
+        if alert.signal != "red":
+            return False
         working = self.referrals.get(alert.case_id)
         if working is None:
             if alert.status != "active":
-                return []
+                return False
             working = self.referrals[alert.case_id] = _Working(referral_id(alert.case_id), alert.case_id)
             self._ids[working.referral_id] = alert.case_id
         elif alert.alert_id not in working.alerts and alert.status != "active":
-            return []
+            return False
         working.alerts[alert.alert_id] = alert
-        self._take_report(working, report)
-        return self._revise(working, at)
+        return True
 
     def on_report(self, report: CaseReport, at: datetime) -> list[Referral]:
         """The case changed (an officer named, a late decision delivered…)."""
@@ -474,6 +488,10 @@ def _remove(entries: list, entry: tuple) -> None:
     del entries[bisect_left(entries, entry)]
 
 
+CHANGES_LISTED = 3
+"""A version's change message lists each alert added or withdrawn up to this many of one rule,
+and counts them beyond: a grant that overtook hundreds of applications is one version."""
+
 _ROLE_ZH = {"handler": "承办人", "reviewer": "审核人", "approver": "批准人"}
 _STATUS_ZH = {"open": "待处理", "withdrawn": "已撤回", "exempt": "免责"}
 
@@ -483,8 +501,22 @@ def _change(before: _Shown | None, after: _Shown, alerts: Mapping[str, Alert]) -
     zh: list[str] = []
     en: list[str] = []
     old_alerts = {alert_id: status for alert_id, _, status in before.alerts} if before else {}
+    changed: dict[tuple[str, str], list[str]] = {}
     for alert_id, rule, status in after.alerts:
-        if old_alerts.get(alert_id) == status:
+        if old_alerts.get(alert_id) != status:
+            changed.setdefault((rule, status), []).append(alert_id)
+    for (rule, status), alert_ids in changed.items():
+        if len(alert_ids) > CHANGES_LISTED:
+            # The alerts are in the version, each with its message; the change says how many.
+            changed[rule, status] = []
+            if status == "active":
+                zh.append(f"新增红牌 {rule} {len(alert_ids)} 条")
+                en.append(f"{len(alert_ids)} red alerts {rule} added")
+            else:
+                zh.append(f"红牌 {rule} {len(alert_ids)} 条已撤回")
+                en.append(f"{len(alert_ids)} red alerts {rule} retracted")
+    for alert_id, rule, status in after.alerts:
+        if alert_id not in changed.get((rule, status), ()):
             continue
         if status == "active":
             message = alerts[alert_id].message

@@ -82,3 +82,23 @@ def late_case(case_id: str = "SZ-A", officer: str = "o-handler", start: str = "2
         c.published(at(41)),
         c.licence(at(70)),
     ]
+
+
+def crowded_item(waiting: int) -> list:
+    """`waiting` applications accepted on the quantity-limited item, then one accepted after them
+    and granted while they all wait (PW-013: `waiting` red alerts on the granted case); every
+    third waiting one is denied later, which retracts its finding (it did not qualify)."""
+    events = []
+    start = moment("2026-03-02 09:00")
+    for n in range(waiting):
+        c = CaseEvents(f"SZ-W{n:03}", item="ITEM-Q")
+        day = start + timedelta(minutes=10 * n)
+        events += [c.submitted(day.isoformat()), c.accepted((day + timedelta(minutes=5)).isoformat())]
+        decided = start + timedelta(days=10, hours=n % 5)
+        events.append(c.decided(decided.isoformat(), outcome="deny" if n % 3 == 0 else "grant"))
+    late = CaseEvents("SZ-LATER", item="ITEM-Q")
+    day = start + timedelta(days=2)
+    events += [late.submitted(day.isoformat()), late.accepted((day + timedelta(hours=1)).isoformat()),
+               late.decided((day + timedelta(days=1)).isoformat())]
+    events.sort(key=lambda e: e.time)
+    return events

@@ -20,7 +20,7 @@ from permitwatch.models.settings import RuleSettings
 from tests.factory import CaseEvents, moment
 from tests.harness import BUILTIN_CALENDAR, run_all
 from tests.kafka_expect import with_exemption
-from tests.scenarios import ITEMS, UNTIL, late_case, scenario
+from tests.scenarios import ITEMS, UNTIL, crowded_item, late_case, scenario
 
 PARTITIONS = 3
 
@@ -81,6 +81,28 @@ def test_any_interleaving_of_the_partitions_gives_replays_referral_versions_byte
     assert [record_bytes(r) for r in city.referrals] == [record_bytes(r) for r in replayed.referrals]
     pw013 = sorted(record_bytes(a) for a in replayed.alerts if a.rule == "PW-013")
     assert sorted(record_bytes(a) for a in city.alerts) == pw013
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(order=st.lists(st.integers(0, 5), max_size=400))
+def test_a_crowded_items_versions_are_replays_in_any_interleaving(order):
+    """One version for the red alerts a grant makes at once holds on every runtime: the pairs of a
+    grant are judged together once the clock has passed it, however the partitions are read."""
+    events = crowded_item(24)
+    replayed = run_all(events, until=UNTIL, catalog=ITEMS)
+    city = through_city(delivered_by_partition(events), order)
+    assert [record_bytes(r) for r in city.referrals] == [record_bytes(r) for r in replayed.referrals]
+
+
+def test_a_grant_that_overtook_many_waiting_applications_is_one_version_of_its_referral():
+    history = by_case(run_all(crowded_item(30), until=UNTIL, catalog=ITEMS).referrals)["SZ-LATER"]
+    first = next(v for v in history if any(a.rule == "PW-013" for a in v.alerts))
+    assert sum(a.rule == "PW-013" for a in first.alerts) == 30
+    assert first.change.en == "30 red alerts PW-013 added" and first.change.zh == "新增红牌 PW-013 30 条"
+    # Each of the ten denied later withdraws its finding: a version each, at its own instant.
+    withdrawn = [v for v in history if "PW-013 retracted" in v.change.en]
+    assert len(withdrawn) == 10
+    assert sum(a.status == "withdrawn" for a in history[-1].alerts) == 10
 
 
 def test_versions_never_go_back_in_time_and_number_from_one():

@@ -16,7 +16,7 @@ from permitwatch.streams.kafka.topology import Topology
 from tests.factory import CaseEvents, moment
 from tests.kafka_expect import Expected, with_exemption
 from tests.memory_kafka import Crashes, MemoryCluster
-from tests.scenarios import ITEMS, UNTIL, scenario
+from tests.scenarios import ITEMS, UNTIL, crowded_item, scenario
 
 TOPOLOGY = Topology("t", partitions=4)
 
@@ -53,6 +53,13 @@ def test_any_order_of_partitions_gives_the_replays_alerts(seed, order):
 def test_workers_killed_anywhere_lose_nothing_and_repeat_only_identical_records(seed, order):
     events = with_exemption(scenario(seed, cases=10))
     cluster = through_kafka(events, order, crash_rate=0.15)  # per batch
+    assert cluster.crashes.crashes > 0
+    assert_same_as_replay(events, cluster)
+
+
+def test_a_crowded_items_one_version_per_grant_survives_killed_workers():
+    events = crowded_item(24)
+    cluster = through_kafka(events, 7, crash_rate=0.15)
     assert cluster.crashes.crashes > 0
     assert_same_as_replay(events, cluster)
 
