@@ -87,9 +87,10 @@ class Settings(BaseSettings):
     producer_max_batch_size: int | None = setting(None, "Largest producer batch in bytes; only for brokers that "
                                                   "mishandle multi-record batches", KAFKA, ge=1)
     max_record_bytes: int = setting(MAX_RECORD_BYTES, (
-        "Largest record of the referrals topic and the city stage's changelog, in bytes: their max.message.bytes "
-        "(set when the topics are created) and the workers' producer limit. A referral version lists every red "
-        "alert of its case, about 460 bytes each"), KAFKA, ge=1 << 20)
+        "Largest record of the events, dead-letter and referrals topics and the city stage's changelog, in bytes: "
+        "their max.message.bytes (set when the topics are created) and every producer's limit. A referral version "
+        "lists every red alert of its case, about 460 bytes each; an event over it is refused (too_large) and a "
+        "dead letter over it says where its original is instead of copying it"), KAFKA, ge=1 << 20)
 
     # ----- a Kafka worker -----
     group: str = setting("permitwatch-worker", (
@@ -160,7 +161,10 @@ class Settings(BaseSettings):
     @property
     def producer_options(self) -> dict:
         """aiokafka producer options every producer of the deployment uses."""
-        return {"max_batch_size": self.producer_max_batch_size} if self.producer_max_batch_size else {}
+        options = {"max_request_size": self.max_record_bytes}
+        if self.producer_max_batch_size:
+            options["max_batch_size"] = self.producer_max_batch_size
+        return options
 
     @property
     def bootstrap(self) -> str:

@@ -135,9 +135,12 @@ def test_one_worker_gives_the_alerts_of_replay_and_dead_letters_the_invalid(depl
     assert bad["raw"] == "{not json" and bad["source"]["topic"] == deployment.topology.events
     assert "SZ-NONE" in by_category["no_referral"]["reason"]
     # The records that grow with a case's red alerts may pass Kafka's default 1 MB (noida-db refuses
-    # more, as Kafka does): the referrals topic and faust's city changelog take more.
-    city_changelog = f"{deployment.topology.prefix}-workers-city-changelog"
-    configs = asyncio.run(topic_configs(deployment.broker.bootstrap, [deployment.topology.referrals, city_changelog]))
+    # more, as Kafka does): the referrals topic and faust's city changelog take more, and so do the
+    # events and their dead letters, which wrap an event's bytes escaped.
+    topology = deployment.topology
+    city_changelog = f"{topology.prefix}-workers-city-changelog"
+    configs = asyncio.run(topic_configs(deployment.broker.bootstrap, [
+        topology.events, topology.dead_letter, topology.referrals, city_changelog]))
     assert {configs[topic].get("max.message.bytes") for topic in configs} == {str(8 << 20)}, configs
     # SIGTERM (a pod stopped, a rolling update) ends the worker by itself, at once: until
     # 2026-12-01 its consumer thread died on the paced fetch's cancellation and it hung until SIGKILL.
@@ -223,6 +226,28 @@ def test_two_workers_share_the_partitions(deployment):
     while not (first.partitions_loaded() and second.partitions_loaded()) and time.monotonic() < deadline:
         time.sleep(1)
     assert first.partitions_loaded() and second.partitions_loaded(), "one worker did all the work"
+
+
+def test_a_referral_larger_than_kafkas_default_record_size_is_published(deployment):
+    """A grant that overtook 2,300 waiting applications of one quantity-limited item: its referral
+    version (about 1.06 MB, one version for the 2,300 red alerts) and the city table's copy of it
+    (1.14 MB) are over the 1 MB that Kafka and aiokafka allow by default, which stopped the city
+    stage on every restart before PERMITWATCH_MAX_RECORD_BYTES."""
+    start = moment("2026-03-02 09:00")
+    events = []
+    for n in range(2300):
+        waiting = CaseEvents(f"SZ-WAIT-{n}", item="ITEM-Q")
+        submitted = start + timedelta(seconds=20 * n)
+        events += [waiting.submitted(submitted.isoformat()), waiting.accepted((submitted + timedelta(hours=8)).isoformat())]
+    jumper = CaseEvents("SZ-JUMP", item="ITEM-Q")
+    day = start + timedelta(days=1)
+    events += [jumper.submitted(day.isoformat()), jumper.accepted((day + timedelta(hours=1)).isoformat()),
+               jumper.decided((day + timedelta(hours=2)).isoformat())]
+    events.sort(key=lambda event: event.time)
+    deployment.send(events)
+    deployment.worker(moment(UNTIL).isoformat())
+    deployment.wait_for(Expected.of(events))
+    assert max(len(value) for value in deployment.values(deployment.topology.referrals)) > 1 << 20
 
 
 def test_a_deadline_fires_while_no_event_arrives(deployment):

@@ -9,9 +9,13 @@ import pytest
 from aiokafka.errors import MessageSizeTooLargeError
 from faust.exceptions import ProducerSendError
 
+from permitwatch.models.deadletter import DeadLetter
+from permitwatch.models.events import InvalidEvent
+from permitwatch.streams.kafka.stages import dead_letter, event_output
 from permitwatch.streams.kafka.topology import Topology
-from permitwatch.streams.kafka.wire import Output
+from permitwatch.streams.kafka.wire import Output, Record
 from permitwatch.streams.kafka.worker import RecordTooLarge, Worker
+from tests.factory import CaseEvents
 
 
 class _Producer:
@@ -45,3 +49,28 @@ def test_a_record_refused_for_its_size_names_its_topic_key_size_and_what_to_rais
     assert "5,005 bytes for t.referrals (key REF-1)" in message
     assert ("max.message.bytes" if by_broker else "PERMITWATCH_MAX_RECORD_BYTES=8,388,608") in message
     assert [meta.topic for meta in asyncio.run(Worker.produce(worker, outputs[:1]))] == ["t.alerts"]
+
+
+def test_a_dead_letter_too_large_for_a_record_says_where_its_original_is_instead_of_copying_it():
+    """A dead letter wraps its input's bytes, escaped: an invalid event of nearly the limit made a
+    letter the broker refused, which stopped the worker on every restart."""
+    topology = Topology("t", 4, max_record_bytes=1 << 20)
+    record = Record("t.events", 2, 41, b"SZ-1", b'{"x": "' + b'"' * 600_000 + b'"}')
+    small = dead_letter(topology, "t.events/2/41", "invalid_json", "not JSON", b"{not json", record)
+    assert DeadLetter.model_validate_json(small.value).original() == b"{not json"
+    letter = DeadLetter.model_validate_json(dead_letter(topology, record.origin, "invalid_json", "not JSON",
+                                                         record.value, record).value)
+    assert letter.category == "invalid_json" and letter.raw is None and letter.raw_base64 is None
+    assert letter.reason.startswith("not JSON (its 600,009 bytes are not copied here")
+    assert "it is at t.events partition 2 offset 41" in letter.reason
+
+
+def test_an_event_over_the_record_limit_is_refused_as_too_large():
+    topology = Topology("t", 4, max_record_bytes=1 << 20)
+    event = CaseEvents("SZ-1").submitted("2026-03-02 09:00")
+    raw = event.model_dump_json().encode()
+    assert event_output(topology, event, raw) == Output("t.events", b"SZ-1", raw)
+    padded = raw[:-1] + b', "padding": "' + b"x" * (1 << 20) + b'"}'
+    with pytest.raises(InvalidEvent) as refused:
+        event_output(topology, event, padded)
+    assert refused.value.category == "too_large" and "PERMITWATCH_MAX_RECORD_BYTES" in refused.value.reason

@@ -30,7 +30,7 @@ from permitwatch.models.views import ActionRecord, IngestReport, ReferenceChange
 from permitwatch.streams.clocks import Clock, history_warning
 from permitwatch.streams.kafka.follower import Follower
 from permitwatch.streams.kafka.reference import ReferenceData, publish_reference
-from permitwatch.streams.kafka.stages import dead_letter
+from permitwatch.streams.kafka.stages import dead_letter, event_output
 from permitwatch.streams.kafka.topology import Topology, TopologyError, ensure_topics
 from permitwatch.streams.kafka.wire import Output, action_value
 from permitwatch.streams.metrics import Metrics
@@ -160,11 +160,11 @@ class KafkaMonitor:
         for index, item in enumerate(inputs):
             try:
                 event = parse_event(item.raw)
+                outputs.append(event_output(self.topology, event, item.raw))
             except InvalidEvent as invalid:
                 result.rejected.append(Rejection(index=index, category=invalid.category, reason=invalid.reason))
                 outputs.append(dead_letter(self.topology, item.origin, invalid.category, invalid.reason, item.raw))
                 continue
-            outputs.append(Output(self.topology.events, event.subject.encode(), item.raw))
             kinds.append((event.kind, event.data.department))
             times.append(event.time)
         self._call(self._produce(outputs))

@@ -24,7 +24,7 @@ from permitwatch.models.settings import RuleSettings
 from permitwatch.models.views import HistoryReport, Rejection
 from permitwatch.streams.inputs.readers import Record, untimed
 from permitwatch.streams.kafka.reference import ReferenceData
-from permitwatch.streams.kafka.stages import dead_letter
+from permitwatch.streams.kafka.stages import dead_letter, event_output
 from permitwatch.streams.kafka.topology import Topology, ensure_topics
 from permitwatch.streams.kafka.wire import CONTROL_HEADER, Output, Tick, control_output
 
@@ -90,13 +90,12 @@ async def import_history(bootstrap: str, topology: Topology, events: list[tuple[
             for index, (_, record) in enumerate(chunk, start):
                 summary.events += 1
                 try:
-                    event = parse_event(record.raw)
+                    outputs.append(event_output(topology, parse_event(record.raw), record.raw))
                 except InvalidEvent as invalid:
                     outputs.append(dead_letter(topology, record.origin, invalid.category, invalid.reason, record.raw))
                     summary.rejected.append(Rejection(index=index, category=invalid.category, reason=invalid.reason,
                                                       origin=record.origin))
                     continue
-                outputs.append(Output(topology.events, event.subject.encode(), record.raw))
                 summary.accepted += 1
             outputs += _ticks(topology, chunk[-1][0])
             await _produce(producer, outputs)

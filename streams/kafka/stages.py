@@ -62,7 +62,7 @@ from permitwatch.models.alerts import Alert, Message
 from permitwatch.models.common import record_bytes
 from permitwatch.models.deadletter import DeadLetter, KafkaSource
 from permitwatch.models.errors import CorruptState
-from permitwatch.models.events import ExemptionRecorded, InvalidEvent, content_digest, parse_event
+from permitwatch.models.events import CloudEvent, ExemptionRecorded, InvalidEvent, content_digest, parse_event
 from permitwatch.models.referrals import Referral
 from permitwatch.models.settings import RuleSettings
 from permitwatch.streams.clocks import Clock, too_far_ahead
@@ -266,11 +266,37 @@ def referral_output(topology: Topology, referral: Referral) -> Output:
     return Output(topology.referrals, referral.referral_id.encode(), referral_value(referral))
 
 
+RECORD_OVERHEAD = 1024
+"""Bytes a record takes besides its key and value, at most (its batch header, our headers)."""
+
+
 def dead_letter(topology: Topology, origin: str, category: str, reason: str, raw: bytes,
                 record: Record | None = None) -> Output:
+    """The dead letter of `raw`, with its original bytes while the letter fits a record
+    (`Topology.max_record_bytes`): a letter the broker refused would stop the worker on every
+    restart. Past that, the letter says where the original is."""
     source = KafkaSource(topic=record.topic, partition=record.partition, offset=record.offset) if record else None
-    letter = DeadLetter.of(origin, category, reason, raw, source)
-    return Output(topology.dead_letter, origin.encode(), record_bytes(letter))
+    key = origin.encode()
+    value = record_bytes(DeadLetter.of(origin, category, reason, raw, source))
+    limit = topology.max_record_bytes
+    if len(value) + len(key) + RECORD_OVERHEAD > limit:
+        where = (f"it is at {source.topic} partition {source.partition} offset {source.offset}" if source else
+                 "the sender has it")
+        value = record_bytes(DeadLetter(origin=origin, source=source, category=category, reason=(
+            f"{reason} (its {len(raw):,} bytes are not copied here: with them this dead letter would pass "
+            f"PERMITWATCH_MAX_RECORD_BYTES={limit:,}; {where})")))
+    return Output(topology.dead_letter, key, value)
+
+
+def event_output(topology: Topology, event: CloudEvent, raw: bytes) -> Output:
+    """An event for the events topic, keyed by its case; `InvalidEvent` (too_large) when the topic
+    would refuse its record, which would fail the records sent with it on every retry."""
+    key = event.subject.encode()
+    limit = topology.max_record_bytes
+    if len(raw) + len(key) + RECORD_OVERHEAD > limit:
+        raise InvalidEvent(f"the event is {len(raw):,} bytes: over the {limit:,} a record of the events topic may "
+                           "take (PERMITWATCH_MAX_RECORD_BYTES)", "too_large")
+    return Output(topology.events, key, raw)
 
 
 Marks = dict[tuple[str, int], tuple[int, int]]

@@ -104,9 +104,9 @@ class Topology:
             versions = {"cleanup.policy": "compact", "min.compaction.lag.ms": _milliseconds(self.versions_kept_days)}
         return [
             TopicSpec(self.events, n, "case id", "input: CloudEvents; the workers' control records (clock ticks, "
-                      "reference changes)", retained),
+                      "reference changes)", {**retained, "max.message.bytes": str(self.max_record_bytes)}),
             TopicSpec(self.dead_letter, n, "origin", "what could not become an event, with its bytes, reason and "
-                      "source", retained),
+                      "source", {**retained, "max.message.bytes": str(self.max_record_bytes)}),
             TopicSpec(self.alerts, n, "alert id", "alert records: the latest of each alert is its current state",
                       versions),
             TopicSpec(self.referrals, n, "referral id", "referral versions: the latest of each referral is its "
