@@ -53,15 +53,21 @@ class ItemUpdate(NamedTuple):
 
 
 class AlertInput(NamedTuple):
-    """A red alert for the referral of its case, with the case's report."""
+    """The red alerts one outcome of a case raised (an event, or a deadline that passed), for the
+    referral of its case, with the case's report: one version for all of them."""
 
-    alert: Alert
+    alerts: tuple[Alert, ...]
     report: CaseReport | None
     at: datetime
 
     @property
+    def found(self) -> tuple[Alert, ...]:
+        # An embedded checkpoint written before 2026-12-01 holds one alert here.
+        return self.alerts if isinstance(self.alerts, tuple) else (self.alerts,)
+
+    @property
     def case_id(self) -> str:
-        return self.alert.case_id
+        return self.found[0].case_id
 
 
 class ReportInput(NamedTuple):
@@ -299,7 +305,7 @@ class CityBook:
         if isinstance(given, ItemUpdate):
             self._item(given, out)
         elif isinstance(given, AlertInput):
-            out.referrals += book.on_alert(given.alert, given.report, given.at)
+            out.referrals += book.on_alerts(list(given.found), given.report, given.at)
         elif isinstance(given, ReportInput):
             out.referrals += book.on_report(given.report, given.at)
         else:

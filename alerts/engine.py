@@ -385,8 +385,8 @@ class CaseOutcome:
         """What the city stage hears of this outcome (every runtime routes by this): the red
         alerts with the case's report, or else the report alone when the case has a referral and
         changed; and the case's new standing on its PW-013 item."""
-        inputs: list[CityInput] = [AlertInput(alert, self.report, self.at) for alert in self.alerts
-                                   if alert.signal == "red"]
+        red = tuple(alert for alert in self.alerts if alert.signal == "red")
+        inputs: list[CityInput] = [AlertInput(red, self.report, self.at)] if red else []
         if not inputs and self.report is not None:
             inputs.append(ReportInput(self.report, self.at))
         if self.item_update is not None:

@@ -219,14 +219,10 @@ class ReferralBook:
 
     # ----- inputs -----
 
-    def on_alert(self, alert: Alert, report: CaseReport | None, at: datetime) -> list[Referral]:
-        """A red alert joins (or, retracted, withdraws from) its case's referral."""
-        return self.on_alerts([alert], report, at)
-
     def on_alerts(self, alerts: list[Alert], report: CaseReport | None, at: datetime) -> list[Referral]:
-        """Red alerts of one case found together join its referral in one version: a grant that
-        overtook a thousand waiting applications (PW-013) is one change to its referral, not a
-        thousand versions each listing every alert so far (234 MB for that grant)."""
+        """Red alerts of one case found together join its referral (or, retracted, withdraw from
+        it) in one version: a grant that overtook a thousand waiting applications (PW-013) is one
+        change to its referral, not a thousand versions each listing every alert so far."""
         joined = [alert for alert in alerts if self._join(alert)]
         if not joined:
             return []

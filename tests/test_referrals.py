@@ -5,10 +5,14 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import orjson
+
+from permitwatch.alerts.city import AlertInput
 from permitwatch.models.common import json_line
+from permitwatch.streams.kafka.wire import CityWork, decode_city_input, encode_city_input
 from tests.factory import CaseEvents, moment
 from tests.harness import run_all
-from tests.scenarios import late_case
+from tests.scenarios import ITEMS, late_case
 
 
 def latest(referrals):
@@ -92,3 +96,28 @@ def test_replaying_twice_gives_identical_referrals():
     _, second = late_case("SZ-2", start="2026-03-20")
     lines = [b"".join(json_line(r) for r in run_all([*first, *second], until="2026-08-01").referrals) for _ in (1, 2)]
     assert lines[0] == lines[1] and lines[0]
+
+
+def test_the_red_alerts_one_event_raises_are_one_version():
+    """A second correction notice asking for a material the first did not list and the catalog
+    does not know: PW-004 and PW-006 at once, one change to the referral."""
+    c = CaseEvents("SZ-TWO")
+    events = [c.submitted("2026-03-02 09:00", materials=("M1", "M2")), c.correction("2026-03-03 10:00", ("M2",)),
+              c.supplied("2026-03-04 10:00", ("M2",)), c.correction("2026-03-05 10:00", ("M9",))]
+    [version] = run_all(events, until="2026-03-06", catalog=ITEMS).referrals
+    assert sorted(a.rule for a in version.alerts) == ["PW-004", "PW-006"]
+    assert version.change.en.count("red alert") == 2
+
+
+def test_a_city_input_written_before_alerts_were_grouped_is_read():
+    """The Kafka city topic and the city stage's queue hold inputs as JSON: one alert per input
+    until 2026-12-01."""
+    c = CaseEvents("SZ-ONE")
+    events = [c.submitted("2026-03-02 09:00", materials=("M1", "M2")), c.correction("2026-03-03 10:00", ("M2",)),
+              c.supplied("2026-03-04 10:00", ("M2",)), c.correction("2026-03-05 10:00", ("M9",))]
+    alerts = [a for a in run_all(events, until="2026-03-06", catalog=ITEMS).alerts if a.signal == "red"]
+    given = AlertInput(tuple(alerts), None, alerts[0].detected_at)
+    body = orjson.loads(encode_city_input(CityWork(given, 3, None)))
+    assert decode_city_input(orjson.dumps(body)) == CityWork(given, 3, None)
+    old = {**{k: v for k, v in body.items() if k != "alerts"}, "kind": "alert", "alert": body["alerts"][0]}
+    assert decode_city_input(orjson.dumps(old)).given.found == tuple(alerts[:1])

@@ -254,7 +254,8 @@ def encode_city_input(work: CityWork) -> bytes:
         body.update(kind="item", item_code=given.item_code, case_id=given.case_id, cause=given.cause[0],
                     standing=_standing(given.standing), report=_report(given.report))
     elif isinstance(given, AlertInput):
-        body.update(kind="alert", alert=given.alert.model_dump(mode="json"), report=_report(given.report))
+        body.update(kind="alerts", alerts=[alert.model_dump(mode="json") for alert in given.found],
+                    report=_report(given.report))
     elif isinstance(given, ReportInput):
         body.update(kind="report", report=_report(given.report))
     else:
@@ -269,8 +270,9 @@ def decode_city_input(raw: bytes) -> CityWork:
     if kind == "item":
         given: CityInput = ItemUpdate(body["item_code"], body["case_id"], _read_standing(body["standing"]),
                                       (body["cause"], at), _read_report(body["report"]))
-    elif kind == "alert":
-        given = AlertInput(Alert.model_validate(body["alert"]), _read_report(body["report"]), at)
+    elif kind in ("alerts", "alert"):  # "alert": one alert, written before 2026-12-01
+        alerts = body["alerts"] if kind == "alerts" else [body["alert"]]
+        given = AlertInput(tuple(Alert.model_validate(alert) for alert in alerts), _read_report(body["report"]), at)
     elif kind == "report":
         given = ReportInput(_read_report(body["report"]), at)
     elif kind == "exemption":
