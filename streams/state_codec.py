@@ -26,7 +26,9 @@ A case state, the value written at every event, is not written as an object: it 
 the call of its layout's reader (an extension code too) on one flat tuple of pickle's own types,
 its instants in legal time as microseconds (`_case_layout`; versioned, and checked against the
 case's fields when the registry is built). A case written as an object before the layout still
-reads.
+reads. An alert is written as the call of its reader on its own stream (format 2 again), made
+once per alert object and copied into every state that holds it (since 2026-12-01; an alert
+written as an object before still reads).
 
 Formats 1 (classes as persistent ids: tags, and `zone:KEY` for a time zone) and 0 (plain pickles
 naming module paths, before 2026-11-30) are still read, with the classes they name checked
@@ -55,6 +57,7 @@ from zoneinfo import ZoneInfo
 from pydantic_core import TzInfo
 
 from permitwatch.alerts import case as c
+from permitwatch.models.alerts import Alert
 from permitwatch.models.common import LEGAL_TZ
 from permitwatch.models.errors import CorruptState
 
@@ -122,10 +125,11 @@ def _build_registry() -> _Registry:
                                        "classes by name, so one of them needs another")
     _check_case_layout()
     by_tag["CaseLayout"] = _case_from_layout
+    by_tag["AlertLayout"] = _alert_from_stored
     _register_codes(by_tag)
     return _Registry(by_tag, {cls: tag for tag, cls in by_tag.items()},
                      {(cls.__module__, cls.__qualname__): cls for cls in by_tag.values()},
-                     {c.CaseState: _case_layout})
+                     {c.CaseState: _case_layout, Alert: _alert_layout})
 
 
 _CODES_FROM = 0x1000_0000
@@ -292,6 +296,38 @@ def _check_case_layout() -> None:
                            "give streams/state_codec.py a new layout version")
 
 
+# ----- alerts, written once -----
+# A case holds its alerts from one state to the next, and a referral's working copy every red
+# alert of its case (hundreds, for a grant that overtook hundreds of applications), so the same
+# alert objects are written again and again; pickling one (a pydantic model, through Python)
+# costs about 80 µs, more than the rest of its case. Each is written once as a stream of its own,
+# and that stream is copied into every state that holds the alert.
+
+_ALERTS_KEPT = 20_000
+_written_alerts: dict[int, tuple[Alert, bytes]] = {}
+"""The streams of the alerts written lately, by object (the entry holds the alert, so its id is
+not reused while the entry lives). Full, about 40 MB."""
+
+
+def _alert_layout(alert: Alert) -> tuple:
+    known = _written_alerts.get(id(alert))
+    if known is None or known[0] is not alert:
+        out = io.BytesIO()
+        out.write(MAGIC)
+        _Writer(out, _registry(), with_layouts=False).dump(alert)
+        if len(_written_alerts) >= _ALERTS_KEPT:
+            _written_alerts.clear()
+        known = _written_alerts[id(alert)] = (alert, out.getvalue())
+    return _alert_from_stored, (known[1],)
+
+
+def _alert_from_stored(stream: bytes) -> Alert:
+    alert = loads(stream)
+    if not isinstance(alert, Alert):
+        raise CorruptState(f"an alert's stream holds a {type(alert).__name__}")
+    return alert
+
+
 _NOT_STATE = (types.FunctionType, types.BuiltinFunctionType, types.MethodType, types.MethodWrapperType,
               types.ModuleType, type(Ellipsis), type(NotImplemented))
 """What pickle would write as a module path and the reader refuses: refused when written."""
@@ -305,10 +341,10 @@ def _zone(zone: ZoneInfo) -> tuple[type, tuple[str]]:
 class _Writer(pickle.Pickler):
     dispatch_table = {ZoneInfo: _zone}
 
-    def __init__(self, out: io.BytesIO, registry: _Registry):
+    def __init__(self, out: io.BytesIO, registry: _Registry, with_layouts: bool = True):
         super().__init__(out, protocol=5)
         self.allowed = registry.by_class
-        self.layouts = registry.layouts
+        self.layouts = registry.layouts if with_layouts else {}
 
     def reducer_override(self, obj: Any) -> Any:
         # Called in C for every object but pickle's own types (and those it has written before),

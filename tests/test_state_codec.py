@@ -283,3 +283,26 @@ def test_instants_converted_once_read_back_the_same_whether_remembered_or_not(mo
     fresh = [start + timedelta(minutes=7 * n, microseconds=n) for n in range(50)]
     assert [state_codec._instant(moment) for moment in fresh] == first
     assert [state_codec.from_micros(value) for value in first] == fresh
+
+
+def test_an_alert_is_written_once_and_reads_back_the_same_whether_remembered_or_not(monkeypatch):
+    """A case's alerts and a referral's are the same objects from one state to the next: each is
+    written once as a stream of its own and copied. State written before (alerts as objects)
+    still reads."""
+    from permitwatch.models.alerts import Alert
+
+    case = _every_fact_of_a_case()
+    [alert] = list(case.alerts.values())[:1]
+    stored = state_codec.dumps(case)
+    assert state_codec._code("AlertLayout").to_bytes(4, "little") in stored
+    assert state_codec._written_alerts[id(alert)][0] is alert
+    state_codec._written_alerts.clear()
+    assert state_codec.dumps(case) == stored
+    back = state_codec.loads(stored)
+    assert back == case and all(isinstance(a, Alert) for a in back.alerts.values())
+    assert repr(back.alerts) == repr(case.alerts)
+    monkeypatch.delitem(state_codec._registry().layouts, Alert)
+    before = state_codec.dumps(case)
+    assert state_codec._code("AlertLayout").to_bytes(4, "little") not in before
+    monkeypatch.undo()
+    assert state_codec.loads(before) == case
