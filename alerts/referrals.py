@@ -223,6 +223,8 @@ class ReferralBook:
         """Red alerts of one case found together join its referral (or, retracted, withdraw from
         it) in one version: a grant that overtook a thousand waiting applications (PW-013) is one
         change to its referral, not a thousand versions each listing every alert so far."""
+        if len({alert.case_id for alert in alerts}) > 1:
+            raise ValueError("on_alerts takes the alerts of one case")
         joined = [alert for alert in alerts if self._join(alert)]
         if not joined:
             return []
@@ -485,8 +487,9 @@ def _remove(entries: list, entry: tuple) -> None:
 
 
 CHANGES_LISTED = 3
-"""A version's change message lists each alert added or withdrawn up to this many of one rule,
-and counts them beyond: a grant that overtook hundreds of applications is one version."""
+"""A version's change message lists the alerts of one rule added (or withdrawn) one by one when
+there are at most this many, and only says how many when there are more: the alerts themselves
+are in the version."""
 
 _ROLE_ZH = {"handler": "承办人", "reviewer": "审核人", "approver": "批准人"}
 _STATUS_ZH = {"open": "待处理", "withdrawn": "已撤回", "exempt": "免责"}

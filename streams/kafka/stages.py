@@ -127,9 +127,10 @@ class Step:
 
 
 REDO_LIMIT = 256 * 1024
-"""Bytes of a marker with its writes for redo (under Kafka's default 1 MB record). A larger batch
-of one partition is written in runs that fit, and a step too large on its own writes its marker
-last (`_run_writes`)."""
+"""Bytes of a marker with its writes for redo, in the case stage (whose changelog, faust's, has
+Kafka's default 1 MB record). A larger batch of one partition is written in runs that fit, and a
+step too large on its own writes its marker last (`_run_writes`). The city stage's changelog
+takes `Topology.max_record_bytes`, and so does its redo (`CityStage.redo_limit`)."""
 
 
 def apply_writes(writes: Iterable[Write]) -> None:
@@ -182,27 +183,27 @@ Put = Callable[[int, bytes, bytes | None], None]
 """Writes (partition, key, value; None deletes) to a stage's table, on that partition's changelog."""
 
 
-def durable_writes(steps: list[Step]) -> Iterator[tuple[int, bytes, bytes | None]]:
+def durable_writes(steps: list[Step], limit: int = REDO_LIMIT) -> Iterator[tuple[int, bytes, bytes | None]]:
     """The writes of a batch's steps in the order that makes any prefix of them harmless: per
-    partition, in runs of consecutive steps whose writes fit one marker (`_runs`), the marker of
-    the run's last step carrying every key the run wrote (once, its last value) as redo, then
-    those writes."""
+    partition, in runs of consecutive steps whose writes fit one marker of `limit` bytes (`_runs`),
+    the marker of the run's last step carrying every key the run wrote (once, its last value) as
+    redo, then those writes."""
     by_partition: dict[int, list[Step]] = {}
     for step in steps:
         by_partition.setdefault(step.partition, []).append(step)
     for partition, group in by_partition.items():
-        for run in _runs(group):
-            yield from _run_writes(partition, run)
+        for run in _runs(group, limit):
+            yield from _run_writes(partition, run, limit)
 
 
-def _runs(group: list[Step]) -> Iterator[list[Step]]:
-    """The steps of one partition in runs whose redo fits `REDO_LIMIT` (counting a key written
+def _runs(group: list[Step], limit: int) -> Iterator[list[Step]]:
+    """The steps of one partition in runs whose redo fits `limit` (counting a key written
     twice twice, so that a run of several steps always fits)."""
     run: list[Step] = []
     size = _MARKER_BYTES
     for step in group:
         step_size = sum(_REDO_ENTRY + len(write.key) + len(write.value or b"") for write in step.writes)
-        if run and size + step_size > REDO_LIMIT:
+        if run and size + step_size > limit:
             yield run
             run, size = [], _MARKER_BYTES
         run.append(step)
@@ -216,7 +217,7 @@ _REDO_ENTRY = len(encode_marker(Marker(0, redo=((b"", b""),)))) - _MARKER_BYTES
 """Bytes of a redo entry besides its key and value."""
 
 
-def _run_writes(partition: int, run: list[Step]) -> Iterator[tuple[int, bytes, bytes | None]]:
+def _run_writes(partition: int, run: list[Step], limit: int) -> Iterator[tuple[int, bytes, bytes | None]]:
     latest: dict[bytes, bytes | None] = {}
     for step in run:
         for write in step.writes:
@@ -228,17 +229,19 @@ def _run_writes(partition: int, run: list[Step]) -> Iterator[tuple[int, bytes, b
         yield from writes
         return
     first = encode_marker(markers[-1]._replace(redo=tuple(latest.items())))
-    if len(first) <= REDO_LIMIT:
+    if len(first) <= limit:
         yield partition, marker_key(partition), first
         yield from writes
     elif len(run) > 1:  # `_runs` counts so that this does not happen; never the marker last for several
         for step in run:
-            yield from _run_writes(partition, [step])
+            yield from _run_writes(partition, [step], limit)
     else:
         # One step, too large on its own (a tick firing thousands of deadlines): its writes are
         # whole case states that each stand alone, and applying the step again to any prefix of
         # them fires what the prefix lacks as outputs of the same record, which the city stage
-        # has already applied (`after_mark`).
+        # has already applied (`after_mark`). A city step's writes belong together (an item, its
+        # case entries, referrals): a kill between them can leave them torn, which is why the
+        # city's limit is its record size (docs/kafka.md, Known problems).
         yield from writes
         yield partition, marker_key(partition), encode_marker(markers[-1])
 
@@ -325,6 +328,8 @@ class Stage:
     metrics: Metrics
     table: Overlay
     """Where the stage's state and its markers are, as the current batch sees them."""
+    redo_limit: int = REDO_LIMIT
+    """The largest marker with its redo: what the stage's changelog takes in one record."""
 
     def __init__(self, table: StateTable) -> None:
         self.table = Overlay(table)
@@ -358,7 +363,7 @@ class Stage:
     def commit(self, steps: list[Step], put: Put) -> None:
         """Write the batch's `steps` through to the table with `put`, once the broker has all
         their records; the overlay is then empty."""
-        for partition, key, value in durable_writes(steps):
+        for partition, key, value in durable_writes(steps, self.redo_limit):
             put(partition, key, value)
         self.table.pending.clear()
 
@@ -809,6 +814,7 @@ class CityStage(Stage):
     def __init__(self, topology: Topology, settings: RuleSettings, table: StateTable, clock: Clock,
                  metrics: Metrics):
         super().__init__(table)
+        self.redo_limit = topology.max_record_bytes - RECORD_OVERHEAD
         self.topology = topology
         self.settings = settings
         self.clock = clock
