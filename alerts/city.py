@@ -305,7 +305,7 @@ class CityBook:
         if isinstance(given, ItemUpdate):
             self._item(given, out)
         elif isinstance(given, AlertInput):
-            out.referrals += book.on_alerts(list(given.found), given.report, given.at)
+            out.referrals += book.on_alerts(given.found, given.report, given.at)
         elif isinstance(given, ReportInput):
             out.referrals += book.on_report(given.report, given.at)
         else:

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import hashlib
 from bisect import bisect_left, insort
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -219,7 +219,7 @@ class ReferralBook:
 
     # ----- inputs -----
 
-    def on_alerts(self, alerts: list[Alert], report: CaseReport | None, at: datetime) -> list[Referral]:
+    def on_alerts(self, alerts: Sequence[Alert], report: CaseReport | None, at: datetime) -> list[Referral]:
         """Red alerts of one case found together join its referral (or, retracted, withdraw from
         it) in one version: a grant that overtook a thousand waiting applications (PW-013) is one
         change to its referral, not a thousand versions each listing every alert so far."""
@@ -504,18 +504,18 @@ def _change(before: _Shown | None, after: _Shown, alerts: Mapping[str, Alert]) -
     for alert_id, rule, status in after.alerts:
         if old_alerts.get(alert_id) != status:
             changed.setdefault((rule, status), []).append(alert_id)
+    listed = set()
     for (rule, status), alert_ids in changed.items():
-        if len(alert_ids) > CHANGES_LISTED:
-            # The alerts are in the version, each with its message; the change says how many.
-            changed[rule, status] = []
-            if status == "active":
-                zh.append(f"新增红牌 {rule} {len(alert_ids)} 条")
-                en.append(f"{len(alert_ids)} red alerts {rule} added")
-            else:
-                zh.append(f"红牌 {rule} {len(alert_ids)} 条已撤回")
-                en.append(f"{len(alert_ids)} red alerts {rule} retracted")
+        if len(alert_ids) <= CHANGES_LISTED:
+            listed.update(alert_ids)
+        elif status == "active":  # the alerts are in the version, each with its message
+            zh.append(f"新增红牌 {rule} {len(alert_ids)} 条")
+            en.append(f"{len(alert_ids)} red alerts {rule} added")
+        else:
+            zh.append(f"红牌 {rule} {len(alert_ids)} 条已撤回")
+            en.append(f"{len(alert_ids)} red alerts {rule} retracted")
     for alert_id, rule, status in after.alerts:
-        if alert_id not in changed.get((rule, status), ()):
+        if alert_id not in listed:
             continue
         if status == "active":
             message = alerts[alert_id].message

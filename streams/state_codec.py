@@ -312,12 +312,9 @@ not reused while the entry lives). Full, about 40 MB."""
 def _alert_layout(alert: Alert) -> tuple:
     known = _written_alerts.get(id(alert))
     if known is None or known[0] is not alert:
-        out = io.BytesIO()
-        out.write(MAGIC)
-        _Writer(out, _registry(), with_layouts=False).dump(alert)
         if len(_written_alerts) >= _ALERTS_KEPT:
             _written_alerts.clear()
-        known = _written_alerts[id(alert)] = (alert, out.getvalue())
+        known = _written_alerts[id(alert)] = (alert, dumps(alert, with_layouts=False))
     return _alert_from_stored, (known[1],)
 
 
@@ -415,10 +412,12 @@ def _zoneinfo_getattr(owner: object, name: str) -> Any:
     raise UnsafeState(f"state pickle asks for attribute {name!r} of {owner!r}")
 
 
-def dumps(value: object) -> bytes:
+def dumps(value: object, with_layouts: bool = True) -> bytes:
+    """`value` as stored state; `with_layouts` off writes our classes as objects (how an alert's
+    own stream is written, `_alert_layout`)."""
     out = io.BytesIO()
     out.write(MAGIC)
-    _Writer(out, _registry()).dump(value)
+    _Writer(out, _registry(), with_layouts).dump(value)
     return out.getvalue()
 
 

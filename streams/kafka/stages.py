@@ -273,6 +273,11 @@ RECORD_OVERHEAD = 1024
 """Bytes a record takes besides its key and value, at most (its batch header, our headers)."""
 
 
+def _fits(topology: Topology, key: bytes, value: bytes) -> bool:
+    """Whether a record fits `Topology.max_record_bytes`, what the topics and producers take."""
+    return len(key) + len(value) + RECORD_OVERHEAD <= topology.max_record_bytes
+
+
 def dead_letter(topology: Topology, origin: str, category: str, reason: str, raw: bytes,
                 record: Record | None = None) -> Output:
     """The dead letter of `raw`, with its original bytes while the letter fits a record
@@ -281,13 +286,12 @@ def dead_letter(topology: Topology, origin: str, category: str, reason: str, raw
     source = KafkaSource(topic=record.topic, partition=record.partition, offset=record.offset) if record else None
     key = origin.encode()
     value = record_bytes(DeadLetter.of(origin, category, reason, raw, source))
-    limit = topology.max_record_bytes
-    if len(value) + len(key) + RECORD_OVERHEAD > limit:
+    if not _fits(topology, key, value):
         where = (f"it is at {source.topic} partition {source.partition} offset {source.offset}" if source else
                  "the sender has it")
         value = record_bytes(DeadLetter(origin=origin, source=source, category=category, reason=(
             f"{reason} (its {len(raw):,} bytes are not copied here: with them this dead letter would pass "
-            f"PERMITWATCH_MAX_RECORD_BYTES={limit:,}; {where})")))
+            f"PERMITWATCH_MAX_RECORD_BYTES={topology.max_record_bytes:,}; {where})")))
     return Output(topology.dead_letter, key, value)
 
 
@@ -295,10 +299,9 @@ def event_output(topology: Topology, event: CloudEvent, raw: bytes) -> Output:
     """An event for the events topic, keyed by its case; `InvalidEvent` (too_large) when the topic
     would refuse its record, which would fail the records sent with it on every retry."""
     key = event.subject.encode()
-    limit = topology.max_record_bytes
-    if len(raw) + len(key) + RECORD_OVERHEAD > limit:
-        raise InvalidEvent(f"the event is {len(raw):,} bytes: over the {limit:,} a record of the events topic may "
-                           "take (PERMITWATCH_MAX_RECORD_BYTES)", "too_large")
+    if not _fits(topology, key, raw):
+        raise InvalidEvent(f"the event is {len(raw):,} bytes: over the {topology.max_record_bytes:,} a record of "
+                           "the events topic may take (PERMITWATCH_MAX_RECORD_BYTES)", "too_large")
     return Output(topology.events, key, raw)
 
 
