@@ -12,8 +12,8 @@ from permitwatch.streams import state_codec
 
 
 class CompactCases(MutableMapping[str, CaseState]):
-    """Case states by case id, each a compressed state pickle (read back with the engine's own
-    classes only, like every state pickle)."""
+    """Case states by case id, each compressed (`state_codec.dumps_case`: JSON, read back without
+    naming any class; entries written before 2026-12-01 are state pickles, still read)."""
 
     def __init__(self) -> None:
         self._packed: dict[str, bytes] = {}
@@ -22,7 +22,7 @@ class CompactCases(MutableMapping[str, CaseState]):
         return state_codec.loads(zlib.decompress(self._packed[case_id]))
 
     def __setitem__(self, case_id: str, case: CaseState) -> None:
-        self._packed[case_id] = zlib.compress(state_codec.dumps(case), 6)
+        self._packed[case_id] = zlib.compress(state_codec.dumps_case(case), 6)
 
     def __delitem__(self, case_id: str) -> None:
         del self._packed[case_id]

@@ -239,6 +239,43 @@ def test_a_case_is_written_by_its_layout_and_reads_back_with_every_fact_zone_and
     assert back.dues["PW-002"].tzinfo is not None and back.dues["PW-002"].utcoffset().total_seconds() == 0
 
 
+def test_a_case_alone_is_written_as_json_and_reads_back_with_every_fact_zone_fold_and_alert():
+    """Format 3, how the runtimes store a case (a Kafka table's entry, a retired case): JSON, so
+    reading it names no class; its alerts in the contract's JSON."""
+    from permitwatch.alerts.case import CaseState
+    from permitwatch.models.common import record_bytes
+    from permitwatch.streams.kafka.wire import decode_case, encode_case
+
+    case = _every_fact_of_a_case()
+    stored = state_codec.dumps_case(case)
+    assert stored.startswith(state_codec.CASE_MAGIC)
+    record = orjson.loads(stored[len(state_codec.CASE_MAGIC):])
+    assert record[1] == "SZ-LAYOUT-1" and record[-1] == state_codec.micros(case.expires)
+    back = state_codec.loads(stored)
+    assert isinstance(back, CaseState) and back == case
+    for name in ("submitted", "procedure_starts", "procedure_ends", "decisions", "fees", "handler", "last_time",
+                 "dues", "expires", "promised_day", "seen"):
+        assert repr(getattr(back, name)) == repr(getattr(case, name)), name
+    assert back.receipts == case.receipts and isinstance(back.receipts[0].materials, frozenset)
+    assert back.last_time.fold == 1 and back.handler.first_time.fold == 1
+    assert back.dues["PW-002"].utcoffset().total_seconds() == 0 and back.dues["PW-001"].tzinfo is case.dues["PW-001"].tzinfo
+    assert [record_bytes(alert) for alert in back.alerts.values()] == [record_bytes(alert) for alert in case.alerts.values()]
+    assert decode_case(encode_case(3, None, case)) == case
+    # A table entry written by the release before (format 2 after the same header) still reads.
+    before = encode_case(3, None, case).replace(stored, state_codec.dumps(case))
+    assert before != encode_case(3, None, case) and decode_case(before) == case
+
+
+@pytest.mark.parametrize("record", [
+    b"[2]", b"{}", b"[1, \"too short\"]", b"not json", b"[1" + b", null" * 32 + b"]",
+])
+def test_a_case_record_that_cannot_be_a_case_is_refused_as_corrupt(record):
+    from permitwatch.models.errors import CorruptState
+
+    with pytest.raises(CorruptState):
+        state_codec.loads(state_codec.CASE_MAGIC + record)
+
+
 def test_a_case_written_as_a_class_before_the_layout_still_reads(monkeypatch):
     """Tables and checkpoints written before the layout (2026-11-30) hold cases as objects."""
     from permitwatch.alerts.case import CaseState

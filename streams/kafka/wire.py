@@ -371,7 +371,7 @@ def _from_micros(value: int) -> datetime | None:
 
 def encode_case(partition: int, wake_at: datetime | None, case: CaseState) -> bytes:
     return (_CASE_HEADER.pack(STATE_FORMAT, partition, _micros(wake_at), _micros(case.last_time))
-            + state_codec.dumps(case))
+            + state_codec.dumps_case(case))
 
 
 def case_header(raw: bytes) -> CaseHeader:
