@@ -214,11 +214,8 @@ entry holds the datetime itself, so its id cannot be reused while the entry live
 about 22 MB."""
 
 
-def _instant(moment: dt.datetime | None) -> int | dt.datetime | None:
-    """An instant in legal time (all an event's are) as `micros`; any other datetime as itself, so
-    that it reads back with its own time zone."""
-    if moment is None or moment.tzinfo is not LEGAL_TZ:
-        return moment
+def remembered_micros(moment: dt.datetime) -> int:
+    """`micros` of `moment`, converted once per object (`_written_instants`)."""
     known = _written_instants.get(id(moment))
     if known is not None and known[0] is moment:
         return known[1]
@@ -227,6 +224,14 @@ def _instant(moment: dt.datetime | None) -> int | dt.datetime | None:
         _written_instants.clear()
     _written_instants[id(moment)] = (moment, value)
     return value
+
+
+def _instant(moment: dt.datetime | None) -> int | dt.datetime | None:
+    """An instant in legal time (all an event's are) as `micros`; any other datetime as itself, so
+    that it reads back with its own time zone."""
+    if moment is None or moment.tzinfo is not LEGAL_TZ:
+        return moment
+    return remembered_micros(moment)
 
 
 def _moment(value: int | dt.datetime | None) -> dt.datetime | None:

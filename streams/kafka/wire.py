@@ -362,7 +362,8 @@ class CaseHeader(NamedTuple):
 
 
 def _micros(moment: datetime | None) -> int:
-    return _NONE if moment is None else state_codec.micros(moment)
+    # Written at every step (a case's header, the marker), mostly the same instant objects again.
+    return _NONE if moment is None else state_codec.remembered_micros(moment)
 
 
 def _from_micros(value: int) -> datetime | None:
