@@ -22,11 +22,11 @@ arguments of its choosing, and setting attributes on a registered class object (
 on a class), which lasts for the process. Closing that needs the writer to emit constructor
 tokens instead of classes and the reader to hand out sealed constructors.
 
-A case state, the value written at every event, is not written as an object: it is written as
-the call of its layout's reader (an extension code too) on one flat tuple of pickle's own types,
-its instants in legal time as microseconds (`_case_layout`; versioned, and checked against the
-case's fields when the registry is built). A case written as an object before the layout still
-reads. An alert is written as the call of its reader on its own stream (format 2 again), made
+A case state inside a format-2 state (the embedded checkpoint; until 2026-12-01 also the value
+written at every event) is not written as an object: it is written as the call of its layout's
+reader (an extension code too) on one flat tuple of pickle's own types, its instants in legal
+time as microseconds (`_case_layout`; versioned, and its fields checked against the case's on
+import). A case written as an object before the layout still reads. An alert is written as the call of its reader on its own stream (format 2 again), made
 once per alert object and copied into every state that holds it (since 2026-12-01; an alert
 written as an object before still reads).
 
@@ -34,7 +34,7 @@ A case state stored on its own (a Kafka table's case entry, a retired case: `dum
 format 3 since 2026-12-01: `CASE_MAGIC` then JSON of the same fields (`_case_record`), its alerts
 in the contract's JSON. orjson writes it in about two thirds of format 2's time, and reading it
 names no class and calls nothing but the case's own constructors and the alert model's
-validation. Format 2 still holds a case inside a larger state (the embedded checkpoint).
+validation, after checking every value's type (`_CaseRecord`).
 
 Formats 1 (classes as persistent ids: tags, and `zone:KEY` for a time zone) and 0 (plain pickles
 naming module paths, before 2026-11-30) are still read, with the classes they name checked
@@ -57,10 +57,11 @@ import sys
 import threading
 import types
 import zlib
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 from zoneinfo import ZoneInfo
 
 import orjson
+from pydantic import ConfigDict, TypeAdapter, ValidationError
 from pydantic_core import TzInfo
 
 from permitwatch.alerts import case as c
@@ -130,7 +131,6 @@ def _build_registry() -> _Registry:
                     raise RuntimeError(f"two classes of the engine's state are called {value.__name__} "
                                        f"({other.__module__}, {value.__module__}): the state codec names "
                                        "classes by name, so one of them needs another")
-    _check_case_layout()
     by_tag["CaseLayout"] = _case_from_layout
     by_tag["AlertLayout"] = _alert_from_stored
     _register_codes(by_tag)
@@ -174,10 +174,10 @@ def _register_codes(by_tag: dict[str, type]) -> None:
 
 
 # ----- the case layout -----
-# A case state is written at every event that touches it: by far the most frequent write. Pickle's
-# generic path calls Python for every fact of it (reducer_override, a named tuple's
-# __getnewargs__), so a case is written as one flat tuple of pickle's own types instead, with
-# instants in legal time as integers: about twice as fast to write, and half the bytes.
+# Pickle's generic path calls Python for every fact of a case (reducer_override, a named tuple's
+# __getnewargs__), so a case in a format-2 state is written as one flat tuple of pickle's own
+# types instead, with instants in legal time as integers: about twice as fast to write, and half
+# the bytes. (A case on its own, the value written at every event, is format 3 below.)
 
 _CASE_LAYOUT = 1
 """The version of the layout, its first element: a new layout gets a new number, and the reader
@@ -309,16 +309,47 @@ def _check_case_layout() -> None:
                            "give streams/state_codec.py a new layout version")
 
 
+_check_case_layout()  # on import: `dumps_case` writes cases without building the registry
+
+
 # ----- a case state as JSON (format 3) -----
 # The value written at every event (a Kafka table's case entry, a retired case) is written as JSON
-# of the same fields: orjson writes it in a third of the time pickle takes, and reading it cannot
-# name a class or call anything (`_case_from_record` builds the case from plain values; its alerts
-# are read by their own model, from the contract's JSON).
+# of the same fields: orjson writes it in about two thirds of the time pickle takes. Reading it
+# cannot name a class or call anything but the case's own constructors: the record is checked
+# against its declared shape and types first (`_CaseRecord`), so a forged or damaged one is refused
+# as corrupt instead of making a case that fails later (a tick over its partition's cases), and
+# its alerts are read by their own model, from the contract's JSON.
 
 CASE_MAGIC = b"PWS\x03"
 """Format 3, a case state on its own: JSON of `_case_record`."""
 _CASE_RECORD = 1
 """The version of the record's fields, its first element (as `_CASE_LAYOUT`)."""
+
+_Instant = int | str
+"""`micros` of an instant in legal time; any other instant as RFC 3339 text with its offset (its
+time zone object is not kept: none is used in arithmetic)."""
+_FactRecord = tuple[_Instant, str] | None
+_OfficerRecord = tuple[str, _Instant, str, _Instant, str] | None
+_CaseRecord = TypeAdapter(tuple[
+    Literal[1], str, str | None, str | None, str | None, _FactRecord,
+    list[tuple[_Instant, str, list[str], bool]],
+    list[tuple[_Instant, str, list[str]]],
+    _FactRecord, str | None, _FactRecord, _FactRecord, _FactRecord,
+    list[tuple[_Instant, str, str, str | None, bool, int | None]],
+    list[tuple[_Instant, str, str]],
+    _FactRecord, _FactRecord, _FactRecord,
+    list[tuple[_Instant, str, str, bool, bool]],
+    _FactRecord, _FactRecord,
+    list[tuple[_Instant, str, str | None, str, bool]],
+    _OfficerRecord, _OfficerRecord, _OfficerRecord,
+    list[int], list[int], _Instant | None, int,
+    list[tuple[str, _Instant, _Instant | None, dict[str, Any]]] | None,
+    bool, dict[str, _Instant] | None, _Instant | None,
+], config=ConfigDict(strict=True))
+"""What `_case_record` writes, field by field (strict: no value is coerced into another type)."""
+_RECORD_FIELDS = ("version", *_CASE_FIELDS[:_CASE_FIELDS.index("seen")], "seen (keys)", "seen (digests)",
+                  *_CASE_FIELDS[_CASE_FIELDS.index("seen") + 1:])
+"""The record's elements by position, to say where a refused one is wrong."""
 
 
 def dumps_case(case: c.CaseState) -> bytes:
@@ -344,27 +375,32 @@ def _case_record(case: c.CaseState) -> list:
         [(instant(f[0]), f[1], f[2], str(f[3]), f[4]) for f in case.fees],
         _officer(case.handler), _officer(case.reviewer), _officer(case.approver),
         list(seen), list(seen.values()), instant(case.last_time), case.last_step,
-        None if case.alerts is None else [(key, _alert_json(alert)) for key, alert in case.alerts.items()],
+        None if case.alerts is None else [_alert_record(key, alert) for key, alert in case.alerts.items()],
         case.referable,
         None if case.dues is None else {rule: instant(due) for rule, due in case.dues.items()},
         instant(case.expires),
     ]
 
 
-def _case_from_record(record: Any) -> c.CaseState:
-    if not isinstance(record, list) or not record or record[0] != _CASE_RECORD:
-        raise CorruptState(f"a case record of version {record[:1] if isinstance(record, list) else record!r}; "
-                           f"this release reads version {_CASE_RECORD}")
+def _case_from_record(data: bytes) -> c.CaseState:
+    try:
+        record = _CaseRecord.validate_json(data)
+    except ValidationError as exc:
+        error = exc.errors(include_url=False, include_input=False)[0]
+        where = [_RECORD_FIELDS[at] if index == 0 and isinstance(at, int) and at < len(_RECORD_FIELDS) else str(at)
+                 for index, at in enumerate(error["loc"])]
+        raise CorruptState(f"not a case record of version {_CASE_RECORD}: at {'/'.join(where) or 'the top'}, "
+                           f"{error['msg']} ({exc.error_count()} error(s))") from None
     (_, case_id, item_code, department, applicant, submitted, receipts, notices, accepted, promised_day, rejected,
      withdrawn, closure, procedure_starts, procedure_ends, forwarded, hearing_requested, hearing_held, decisions,
      licence, published, fees, handler, reviewer, approver, seen_keys, seen_digests, last_time, last_step, alerts,
      referable, dues, expires) = record
     moment, Fact = _read_instant, c.Fact
 
-    def fact(value: list | None) -> Any:
+    def fact(value: tuple | None) -> Any:
         return None if value is None else Fact(moment(value[0]), value[1])
 
-    def officer(value: list | None) -> Any:
+    def officer(value: tuple | None) -> Any:
         return None if value is None else c.Officer(value[0], moment(value[1]), value[2], moment(value[3]), value[4])
 
     return c.CaseState(
@@ -381,7 +417,7 @@ def _case_from_record(record: Any) -> c.CaseState:
         [c.Fee(moment(f[0]), f[1], f[2], decimal.Decimal(f[3]), f[4]) for f in fees] or (),
         officer(handler), officer(reviewer), officer(approver),
         dict(zip(seen_keys, seen_digests, strict=True)), moment(last_time), last_step,
-        None if alerts is None else {key: Alert.model_validate(alert) for key, alert in alerts},
+        None if alerts is None else dict(_alert_from_record(*entry) for entry in alerts),
         referable,
         None if dues is None else {rule: moment(due) for rule, due in dues.items()},
         moment(expires),
@@ -391,7 +427,12 @@ def _case_from_record(record: Any) -> c.CaseState:
 def _read_instant(value: int | str | None) -> dt.datetime | None:
     if value is None:
         return None
-    return from_micros(value) if value.__class__ is int else dt.datetime.fromisoformat(value)
+    if value.__class__ is int:
+        return from_micros(value)
+    moment = dt.datetime.fromisoformat(value)
+    if moment.tzinfo is None:
+        raise ValueError(f"an instant without its offset: {value[:40]!r}")
+    return moment
 
 
 _JSON_KEPT = 20_000
@@ -399,13 +440,26 @@ _alerts_json: dict[int, tuple[Alert, orjson.Fragment]] = {}
 """The contract's JSON of the alerts written lately, by object (as `_written_alerts`)."""
 
 
-def _alert_json(alert: Alert) -> orjson.Fragment:
+def _alert_record(key: str, alert: Alert) -> tuple:
+    """An alert of a case: its contract JSON (made once per alert object), and its two instants
+    as the case's are written. Read from the JSON alone, they would come back in a fixed offset
+    rather than legal time, which compares differently in the hour Shanghai's clocks repeated
+    (1986-1991) and ten times slower everywhere."""
     known = _alerts_json.get(id(alert))
     if known is None or known[0] is not alert:
         if len(_alerts_json) >= _JSON_KEPT:
             _alerts_json.clear()
         known = _alerts_json[id(alert)] = (alert, orjson.Fragment(record_bytes(alert)))
-    return known[1]
+    deadline = alert.deadline
+    return key, _instant(alert.detected_at), None if deadline is None else _instant(deadline.instant), known[1]
+
+
+def _alert_from_record(key: str, detected_at: _Instant, deadline_instant: _Instant | None,
+                       fields: dict[str, Any]) -> tuple[str, Alert]:
+    fields["detected_at"] = _read_instant(detected_at)
+    if deadline_instant is not None and isinstance(fields.get("deadline"), dict):
+        fields["deadline"]["instant"] = _read_instant(deadline_instant)
+    return key, Alert.model_validate(fields)
 
 
 # ----- alerts, written once -----
@@ -539,11 +593,11 @@ def loads(data: bytes | memoryview) -> Any:
     head = view[:len(MAGIC)]
     if head == CASE_MAGIC:
         try:
-            return _case_from_record(orjson.loads(view[len(MAGIC):]))
+            return _case_from_record(bytes(view[len(MAGIC):]))
         except CorruptState:
             raise
-        except Exception as exc:  # whatever the bytes hold, no case can be made of them
-            raise CorruptState(f"a case record that cannot be read: {type(exc).__name__}: {exc}") from None
+        except Exception as exc:  # its values passed their types, but no case can be made of them
+            raise CorruptState(f"a case record that cannot be read: {type(exc).__name__}: {str(exc)[:200]}") from None
     if head == MAGIC:
         _registry()
         try:

@@ -266,14 +266,61 @@ def test_a_case_alone_is_written_as_json_and_reads_back_with_every_fact_zone_fol
     assert before != encode_case(3, None, case) and decode_case(before) == case
 
 
+def test_a_case_alert_in_the_hour_shanghai_repeated_reads_back_in_legal_time():
+    """An alert's instants come back in legal time, not the fixed offset its JSON says: in the
+    repeated hour of 1990 the two compare differently (and everywhere else ten times slower)."""
+    from datetime import UTC, date, datetime
+
+    from permitwatch.alerts.case import CaseState
+    from permitwatch.models.alerts import Alert, DeadlineInfo, LegalBasis, Message
+    from permitwatch.models.common import LEGAL_TZ
+
+    repeated = datetime(1990, 9, 15, 17, 30, tzinfo=UTC).astimezone(LEGAL_TZ)
+    assert repeated.fold == 1
+    alert = Alert(alert_id="PW-001-X", rule="PW-001", signal="red", status="active", case_id="X",
+                  legal_basis=[LegalBasis(cite="c", text_zh="t")], fact="f", evidence=["e"], detected_at=repeated,
+                  message=Message(zh="z", en="e"),
+                  deadline=DeadlineInfo(name="decision_deadline", last_day=date(1990, 9, 16), instant=repeated,
+                                        calendar_version="v", provisional=True, basis=["b"]))
+    case = CaseState("X", alerts={alert.alert_id: alert})
+    back = state_codec.loads(state_codec.dumps_case(case)).alerts[alert.alert_id]
+    assert back == alert
+    for moment in (back.detected_at, back.deadline.instant):
+        assert moment.tzinfo is LEGAL_TZ and moment.fold == 1
+    earlier_fold = datetime(1990, 9, 16, 1, 15, tzinfo=LEGAL_TZ, fold=1)
+    assert (back.detected_at > earlier_fold) == (alert.detected_at > earlier_fold)
+
+
+def _case_record_with(**changes) -> bytes:
+    from datetime import datetime
+
+    from permitwatch.alerts.case import CaseState
+    from permitwatch.models.common import LEGAL_TZ
+
+    at = datetime(2026, 3, 2, 9, tzinfo=LEGAL_TZ)
+    record = orjson.loads(state_codec.dumps_case(CaseState("C-1", last_time=at, dues={"PW-001": at}))[4:])
+    fields = state_codec._CASE_FIELDS
+    for name, value in changes.items():  # after the version; `seen` is two lists (keys, digests)
+        record[1 + fields.index(name) + (fields.index(name) > fields.index("seen"))] = value
+    return state_codec.CASE_MAGIC + orjson.dumps(record)
+
+
 @pytest.mark.parametrize("record", [
-    b"[2]", b"{}", b"[1, \"too short\"]", b"not json", b"[1" + b", null" * 32 + b"]",
+    *(state_codec.CASE_MAGIC + record for record in (
+        b"[2]", b"{}", b"[1, \"too short\"]", b"not json", b"[1" + b", null" * 32 + b"]")),
+    _case_record_with(dues={"PW-001": "2026-03-09T00:00:00"}),  # an instant without its offset
+    _case_record_with(last_step="4"), _case_record_with(referable=1), _case_record_with(case_id=7),
+    _case_record_with(last_time=1.5), _case_record_with(alerts=[["k", 0, None, {"alert_id": "x"}]]),
+    _case_record_with(case_id="x" * 1_000_000, referable="y" * 1_000_000),
 ])
-def test_a_case_record_that_cannot_be_a_case_is_refused_as_corrupt(record):
+def test_a_case_record_that_cannot_be_a_case_is_refused_as_corrupt_and_briefly(record):
+    """Refused when read, not made into a case that fails later (a tick over every case of its
+    partition); the reason, which goes to the log and the dead letter, stays short."""
     from permitwatch.models.errors import CorruptState
 
-    with pytest.raises(CorruptState):
-        state_codec.loads(state_codec.CASE_MAGIC + record)
+    with pytest.raises(CorruptState) as refused:
+        state_codec.loads(record)
+    assert len(str(refused.value)) < 400
 
 
 def test_a_case_written_as_a_class_before_the_layout_still_reads(monkeypatch):
