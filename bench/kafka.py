@@ -15,8 +15,8 @@ The generated city log is produced to the events topic first. Then, on the same 
   operator waits for). The rate after the first output appeared is printed too: the start-up
   costs seconds that a short log does not amortise.
 
-Between the two, the stages alone (the tests' in-memory cluster, no broker) on the same log: the
-most one worker could do with a free transport.
+Between the first anchor and the workers, the stages alone (the tests' in-memory cluster, no
+broker) on the same log: the most one worker could do with a free transport.
 
 Ends with `kafka: worker W events/s end to end, raw batched loop R records/s, ratio X`. Its
 temporary directory (broker data, worker state and logs) is removed unless --keep is given.

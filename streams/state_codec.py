@@ -31,10 +31,11 @@ once per alert object and copied into every state that holds it (since 2026-12-0
 written as an object before still reads).
 
 A case state stored on its own (a Kafka table's case entry, a retired case: `dumps_case`) is
-format 3 since 2026-12-01: `CASE_MAGIC` then JSON of the same fields (`_case_record`), its alerts
-in the contract's JSON. orjson writes it in about two thirds of format 2's time, and reading it
-names no class and calls nothing but the case's own constructors and the alert model's
-validation, after checking every value's type (`_CaseRecord`).
+format 3 since 2026-12-01: `CASE_MAGIC` then JSON of the same fields (`_case_record`), its
+alerts in the contract's JSON. orjson writes it in about two thirds of format 2's time, and
+reading it names no class and calls nothing but the case's own constructors and the alert
+model's validation, after checking every value's type (`_CaseRecord`). (These are the codec's
+format numbers; a Kafka table value carries its own too, `wire.STATE_FORMAT`.)
 
 Formats 1 (classes as persistent ids: tags, and `zone:KEY` for a time zone) and 0 (plain pickles
 naming module paths, before 2026-11-30) are still read, with the classes they name checked
@@ -189,8 +190,7 @@ _CASE_FIELDS = (
     "approver", "seen", "last_time", "last_step", "alerts", "referable", "dues", "expires",
 )
 """The fields the layout and the JSON record (`_case_record`) write: checked against `CaseState`
-when the registry is built, so that a field added to the case fails loudly instead of being
-silently dropped."""
+on import, so that a field added to the case fails loudly instead of being silently dropped."""
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _MICROSECOND = dt.timedelta(microseconds=1)
 
@@ -306,7 +306,8 @@ def _check_case_layout() -> None:
     fields = tuple(f.name for f in dataclasses.fields(c.CaseState))
     if fields != _CASE_FIELDS:
         raise RuntimeError(f"CaseState's fields {fields} are not those its stored layout writes {_CASE_FIELDS}: "
-                           "give streams/state_codec.py a new layout version")
+                           "give streams/state_codec.py a new layout version (_CASE_LAYOUT) and record version "
+                           "(_CASE_RECORD), and `_CaseRecord` the new field's type")
 
 
 _check_case_layout()  # on import: `dumps_case` writes cases without building the registry
@@ -382,15 +383,21 @@ def _case_record(case: c.CaseState) -> list:
     ]
 
 
-def _case_from_record(data: bytes) -> c.CaseState:
+def read_checked(record_type: TypeAdapter, data: bytes, what: str, fields: tuple[str, ...] = ()) -> Any:
+    """The JSON `data` as `record_type` (strict), or `CorruptState` saying where it is not: at
+    which element (named by `fields` when the record is a tuple), and why, without its value."""
     try:
-        record = _CaseRecord.validate_json(data)
+        return record_type.validate_json(data)
     except ValidationError as exc:
         error = exc.errors(include_url=False, include_input=False)[0]
-        where = [_RECORD_FIELDS[at] if index == 0 and isinstance(at, int) and at < len(_RECORD_FIELDS) else str(at)
+        where = [fields[at] if index == 0 and isinstance(at, int) and at < len(fields) else str(at)
                  for index, at in enumerate(error["loc"])]
-        raise CorruptState(f"not a case record of version {_CASE_RECORD}: at {'/'.join(where) or 'the top'}, "
-                           f"{error['msg']} ({exc.error_count()} error(s))") from None
+        raise CorruptState(f"{what} cannot be read: at {'/'.join(where) or 'the top'}, {error['msg']} "
+                           f"({exc.error_count()} error(s))") from None
+
+
+def _case_from_record(data: bytes) -> c.CaseState:
+    record = read_checked(_CaseRecord, data, f"a case record of version {_CASE_RECORD}", _RECORD_FIELDS)
     (_, case_id, item_code, department, applicant, submitted, receipts, notices, accepted, promised_day, rejected,
      withdrawn, closure, procedure_starts, procedure_ends, forwarded, hearing_requested, hearing_held, decisions,
      licence, published, fees, handler, reviewer, approver, seen_keys, seen_digests, last_time, last_step, alerts,

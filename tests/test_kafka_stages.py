@@ -241,6 +241,24 @@ def test_the_city_header_is_json_and_one_pickled_by_the_release_before_still_rea
     assert_same_as_replay(first + then, cluster)
 
 
+def test_tables_of_the_release_before_still_read_and_a_release_before_refuses_this_ones():
+    """Table format 4 (2026-12-01: JSON case entries and city header) reads format 3's values; a
+    worker reading only 3 stops at the first marker (`StateFormatError`) instead of
+    dead-lettering the JSON it cannot read."""
+    from permitwatch.alerts.case import CaseState
+    from permitwatch.streams.kafka import wire
+
+    marker = wire.Marker(41, moment("2026-03-02 09:00"), ((b"k", b"v"),))
+    case = CaseState("SZ-F-1", last_time=moment("2026-03-02 09:00"))
+    for raw, decode, value in ((wire.encode_marker(marker), wire.decode_marker, marker),
+                               (wire.encode_case(2, None, case), wire.decode_case, case),
+                               (wire.encode_state({"x": 1}), wire.decode_state, {"x": 1})):
+        assert raw[0] == wire.STATE_FORMAT == 4
+        assert decode(bytes([3]) + raw[1:]) == value
+        with pytest.raises(wire.StateFormatError):
+            decode(bytes([5]) + raw[1:])
+
+
 def test_a_workers_engine_clock_is_its_oldest_partitions_and_a_stall_shows_as_deadlines_waiting():
     """What Prometheus scrapes (DeadlinesLagging): read at the scrape, so that a worker that
     stops stepping still shows its deadlines waiting longer."""

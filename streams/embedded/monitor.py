@@ -38,9 +38,11 @@ from permitwatch.streams.store import Store, StoreError
 
 log = logging.getLogger("permitwatch.embedded")
 
-CHECKPOINT_FORMAT = 3
-"""Bump when the engine's state classes change shape; an older checkpoint is then ignored and the
-engine is rebuilt from the whole journal."""
+CHECKPOINT_FORMAT = 4
+"""Bump when the engine's state classes change shape, or what a release before could not read (4
+since 2026-12-01: retired cases as JSON); a checkpoint of another format is then ignored and the
+engine is rebuilt from the whole journal. This release also reads format 3 (`READ_CHECKPOINTS`)."""
+READ_CHECKPOINTS = frozenset({3, CHECKPOINT_FORMAT})
 
 
 class _Poisoned(Exception):
@@ -178,8 +180,8 @@ class EmbeddedMonitor:
             return 0
         try:
             snapshot = state_codec.loads(self.checkpoint_path.read_bytes())
-            if snapshot["format"] != CHECKPOINT_FORMAT:
-                raise ValueError(f"checkpoint format {snapshot['format']}, expected {CHECKPOINT_FORMAT}")
+            if snapshot["format"] not in READ_CHECKPOINTS:
+                raise ValueError(f"checkpoint format {snapshot['format']}, expected one of {sorted(READ_CHECKPOINTS)}")
         except Exception as exc:  # any unreadable checkpoint: rebuild from the whole journal instead
             log.warning("checkpoint %s not used (%s); replaying the whole journal", self.checkpoint_path, exc)
             return 0

@@ -45,7 +45,7 @@ from datetime import datetime, timedelta
 from typing import Any, NamedTuple, Protocol
 
 import orjson
-from pydantic import ConfigDict, TypeAdapter, ValidationError
+from pydantic import ConfigDict, TypeAdapter
 
 from permitwatch.alerts.case import CaseState
 from permitwatch.alerts.city import CityBook, CityInput, CityState, ExemptionInput, Refusal, Watermark, promised
@@ -100,7 +100,7 @@ from permitwatch.streams.kafka.wire import (
     read_control,
 )
 from permitwatch.streams.metrics import Metrics
-from permitwatch.streams.state_codec import from_micros, remembered_micros
+from permitwatch.streams.state_codec import from_micros, read_checked, remembered_micros
 
 log = logging.getLogger("permitwatch.kafka")
 
@@ -792,7 +792,7 @@ class CityHeader(NamedTuple):
     arrivals: int
 
 
-_CITY_HEADER = b"PWH\x01"
+CITY_HEADER_MAGIC = b"PWH\x01"
 """A city header's first bytes: the version of its JSON (`_CityHeaderRecord`)."""
 _CityHeaderRecord = TypeAdapter(tuple[list[tuple[int, int]], list[tuple[str, int, int, int]], int | None, int],
                                 config=ConfigDict(strict=True))
@@ -803,23 +803,24 @@ arrivals), instants as `micros`."""
 def encode_city_header(header: CityHeader) -> bytes:
     # Pickled, the header cost the city stage about a tenth of its time (its instants and its
     # class through Python); as JSON, a tenth of that.
-    return _CITY_HEADER + orjson.dumps((
+    return CITY_HEADER_MAGIC + orjson.dumps((
         [(partition, remembered_micros(moment)) for partition, moment in header.heard.items()],
         [(topic, partition, *place) for (topic, partition), place in header.marks.items()],
         None if header.clock is None else remembered_micros(header.clock), header.arrivals))
 
 
 def decode_city_header(raw: bytes) -> CityHeader:
-    if not raw.startswith(_CITY_HEADER):
+    if not raw.startswith(CITY_HEADER_MAGIC):
         return decode_state(raw)  # pickled by a release before 2026-12-01
+    what = "the city stage's header"
+    heard, marks, clock, arrivals = read_checked(_CityHeaderRecord, raw[len(CITY_HEADER_MAGIC):], what,
+                                                 ("heard", "marks", "clock", "arrivals"))
     try:
-        heard, marks, clock, arrivals = _CityHeaderRecord.validate_json(raw[len(_CITY_HEADER):])
-    except ValidationError as exc:
-        raise CorruptState(f"the city stage's header cannot be read: {exc.error_count()} error(s), the first at "
-                           f"{'/'.join(map(str, exc.errors()[0]['loc']))}: {exc.errors()[0]['msg']}") from None
-    return CityHeader({partition: from_micros(moment) for partition, moment in heard},
-                      {(topic, partition): (offset, index) for topic, partition, offset, index in marks},
-                      None if clock is None else from_micros(clock), arrivals)
+        return CityHeader({partition: from_micros(moment) for partition, moment in heard},
+                          {(topic, partition): (offset, index) for topic, partition, offset, index in marks},
+                          None if clock is None else from_micros(clock), arrivals)
+    except OverflowError as exc:  # an instant past the calendar's end
+        raise CorruptState(f"{what} cannot be read: {exc}") from None
 
 
 class StoredItem(NamedTuple):

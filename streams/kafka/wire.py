@@ -39,7 +39,12 @@ outputs, `topic/partition/offset/index`. A worker killed mid-step produces the s
 receiving stage keeps, per source partition, the last place it applied and skips what is not
 after it, so a repeated older input never undoes a newer one."""
 
-STATE_FORMAT = 3
+STATE_FORMAT = 4
+"""The format number every table value starts with (markers, case entries, other values). 4 since
+2026-12-01 (a case entry's state and the city header as JSON): a worker of a release before,
+which reads 3 only, stops at the first marker instead of dead-lettering what it cannot read. This
+release reads 3 too (`READ_FORMATS`): its tables need no migration."""
+READ_FORMATS = frozenset({3, STATE_FORMAT})
 
 
 class StateFormatError(CorruptState):
@@ -332,8 +337,8 @@ def encode_marker(marker: Marker) -> bytes:
 
 def decode_marker(raw: bytes) -> Marker:
     version, offset, clock = _MARKER.unpack_from(raw)
-    if version != STATE_FORMAT:
-        raise StateFormatError(f"marker format {version}, this worker reads {STATE_FORMAT}")
+    if version not in READ_FORMATS:
+        raise StateFormatError(f"marker format {version}, this worker reads {sorted(READ_FORMATS)}")
     at = _MARKER.size
     redo = []
     while at < len(raw):
@@ -377,8 +382,8 @@ def encode_case(partition: int, wake_at: datetime | None, case: CaseState) -> by
 
 def case_header(raw: bytes) -> CaseHeader:
     version, partition, wake, last = _CASE_HEADER.unpack_from(raw)
-    if version != STATE_FORMAT:
-        raise StateFormatError(f"case state format {version}, this worker reads {STATE_FORMAT}")
+    if version not in READ_FORMATS:
+        raise StateFormatError(f"case state format {version}, this worker reads {sorted(READ_FORMATS)}")
     return CaseHeader(partition, _from_micros(wake), _from_micros(last))
 
 
@@ -406,6 +411,6 @@ def encode_state(value: object) -> bytes:
 
 
 def decode_state(raw: bytes) -> Any:
-    if not raw or raw[0] != STATE_FORMAT:
-        raise StateFormatError(f"state format {raw[:1].hex() or 'empty'}, this worker reads {STATE_FORMAT}")
+    if not raw or raw[0] not in READ_FORMATS:
+        raise StateFormatError(f"state format {raw[:1].hex() or 'empty'}, this worker reads {sorted(READ_FORMATS)}")
     return state_codec.loads(memoryview(raw)[1:])
