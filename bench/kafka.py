@@ -138,6 +138,7 @@ def run(events: int, partitions: int = 4, workers: int = 1, broker_name: str = "
     directory = Path(tempfile.mkdtemp(prefix="permitwatch-bench-kafka-"))
     broker = start(broker_name, directory / broker_name)
     topology = Topology("bench", partitions)
+    processes: list[WorkerProcess] = []
     try:
         asyncio.run(ensure_topics(broker.bootstrap, topology))
         options = {"max_batch_size": broker.max_batch_size} if broker.max_batch_size else {}
@@ -148,8 +149,8 @@ def run(events: int, partitions: int = 4, workers: int = 1, broker_name: str = "
         alone, city_share = stages_alone(records, partitions, last)
         # The workers' clock starts at the log's last event: nothing is judged late, and the
         # deadlines the log leaves open are not yet due.
-        processes = [WorkerProcess(broker, directory, "bench", partitions, last.isoformat(), name=f"worker-{n}",
-                                   store=store, instance=f"worker-{n}") for n in range(workers)]
+        processes += [WorkerProcess(broker, directory, "bench", partitions, last.isoformat(), name=f"worker-{n}",
+                                    store=store, instance=f"worker-{n}") for n in range(workers)]
         log_ends = {partition: end for (_, partition), end in
                     asyncio.run(end_offsets(broker, [topology.events])).items()}
         started = time.perf_counter()
@@ -190,6 +191,8 @@ def run(events: int, partitions: int = 4, workers: int = 1, broker_name: str = "
         # from one minute to the next, so the anchor brackets the workers' run in time.
         raw_after = asyncio.run(raw_batched_loop(broker, topology.events, partitions, len(records)))
     finally:
+        for process in processes:  # also when one exited or the run gave up: none is left behind
+            process.stop()
         broker.stop()
         if not keep:
             shutil.rmtree(directory, ignore_errors=True)
