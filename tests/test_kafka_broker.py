@@ -225,7 +225,11 @@ def test_two_workers_share_the_partitions(deployment):
     deadline = time.monotonic() + 30
     while not (first.partitions_loaded() and second.partitions_loaded()) and time.monotonic() < deadline:
         time.sleep(1)
-    assert first.partitions_loaded() and second.partitions_loaded(), "one worker did all the work"
+    assert first.partitions_loaded() and second.partitions_loaded(), (
+        "one worker did all the work; what each heard of the group:\n" + "\n".join(
+            f"{worker.name}: " + " | ".join(line[-160:] for line in worker.log.read_text(errors="replace").splitlines()
+                                            if any(word in line for word in ("generation", "assigned", "judging")))
+            for worker in (first, second)))
 
 
 def test_a_referral_larger_than_kafkas_default_record_size_is_published(deployment):
