@@ -234,8 +234,17 @@ def _instant(moment: dt.datetime | None) -> int | dt.datetime | None:
     return remembered_micros(moment)
 
 
-def _moment(value: int | dt.datetime | None) -> dt.datetime | None:
-    return from_micros(value) if value.__class__ is int else value
+def _moment(value: int | str | dt.datetime | None) -> dt.datetime | None:
+    """An instant as stored: `micros`, or (outside legal time) the datetime itself in a pickle and
+    RFC 3339 text with its offset in JSON."""
+    if value.__class__ is int:
+        return from_micros(value)
+    if value.__class__ is str:
+        moment = dt.datetime.fromisoformat(value)
+        if moment.tzinfo is None:
+            raise ValueError(f"an instant without its offset: {value[:40]!r}")
+        return moment
+    return value
 
 
 def _fact(fact: Any) -> tuple | None:
@@ -397,49 +406,22 @@ def read_checked(record_type: TypeAdapter, data: bytes, what: str, fields: tuple
 
 
 def _case_from_record(data: bytes) -> c.CaseState:
+    """The case a record holds, made by the layout's reader once the values JSON has no type for
+    (sets, dates, decimals, the `seen` dict, alerts) are what the layout holds."""
     record = read_checked(_CaseRecord, data, f"a case record of version {_CASE_RECORD}", _RECORD_FIELDS)
     (_, case_id, item_code, department, applicant, submitted, receipts, notices, accepted, promised_day, rejected,
      withdrawn, closure, procedure_starts, procedure_ends, forwarded, hearing_requested, hearing_held, decisions,
      licence, published, fees, handler, reviewer, approver, seen_keys, seen_digests, last_time, last_step, alerts,
      referable, dues, expires) = record
-    moment, Fact = _read_instant, c.Fact
-
-    def fact(value: tuple | None) -> Any:
-        return None if value is None else Fact(moment(value[0]), value[1])
-
-    def officer(value: tuple | None) -> Any:
-        return None if value is None else c.Officer(value[0], moment(value[1]), value[2], moment(value[3]), value[4])
-
-    return c.CaseState(
-        case_id, item_code, department, applicant, fact(submitted),
-        [c.Receipt(moment(r[0]), r[1], frozenset(r[2]), r[3]) for r in receipts] or (),
-        [c.Notice(moment(n[0]), n[1], frozenset(n[2])) for n in notices] or (),
-        fact(accepted), None if promised_day is None else dt.date.fromisoformat(promised_day),
-        fact(rejected), fact(withdrawn), fact(closure),
-        [c.ProcedureStart(moment(p[0]), *p[1:]) for p in procedure_starts] or (),
-        [c.ProcedureEnd(moment(p[0]), *p[1:]) for p in procedure_ends] or (),
-        fact(forwarded), fact(hearing_requested), fact(hearing_held),
-        [c.Decision(moment(d[0]), *d[1:]) for d in decisions] or (),
-        fact(licence), fact(published),
-        [c.Fee(moment(f[0]), f[1], f[2], decimal.Decimal(f[3]), f[4]) for f in fees] or (),
-        officer(handler), officer(reviewer), officer(approver),
-        dict(zip(seen_keys, seen_digests, strict=True)), moment(last_time), last_step,
-        None if alerts is None else dict(_alert_from_record(*entry) for entry in alerts),
-        referable,
-        None if dues is None else {rule: moment(due) for rule, due in dues.items()},
-        moment(expires),
-    )
-
-
-def _read_instant(value: int | str | None) -> dt.datetime | None:
-    if value is None:
-        return None
-    if value.__class__ is int:
-        return from_micros(value)
-    moment = dt.datetime.fromisoformat(value)
-    if moment.tzinfo is None:
-        raise ValueError(f"an instant without its offset: {value[:40]!r}")
-    return moment
+    return _case_from_layout((
+        _CASE_LAYOUT, case_id, item_code, department, applicant, submitted,
+        [(r[0], r[1], frozenset(r[2]), r[3]) for r in receipts], [(n[0], n[1], frozenset(n[2])) for n in notices],
+        accepted, None if promised_day is None else dt.date.fromisoformat(promised_day), rejected, withdrawn, closure,
+        procedure_starts, procedure_ends, forwarded, hearing_requested, hearing_held, decisions, licence, published,
+        [(f[0], f[1], f[2], decimal.Decimal(f[3]), f[4]) for f in fees], handler, reviewer, approver,
+        dict(zip(seen_keys, seen_digests, strict=True)), last_time, last_step,
+        None if alerts is None else dict(_alert_from_record(*entry) for entry in alerts), referable, dues, expires,
+    ))
 
 
 _JSON_KEPT = 20_000
@@ -463,9 +445,9 @@ def _alert_record(key: str, alert: Alert) -> tuple:
 
 def _alert_from_record(key: str, detected_at: _Instant, deadline_instant: _Instant | None,
                        fields: dict[str, Any]) -> tuple[str, Alert]:
-    fields["detected_at"] = _read_instant(detected_at)
+    fields["detected_at"] = _moment(detected_at)
     if deadline_instant is not None and isinstance(fields.get("deadline"), dict):
-        fields["deadline"]["instant"] = _read_instant(deadline_instant)
+        fields["deadline"]["instant"] = _moment(deadline_instant)
     return key, Alert.model_validate(fields)
 
 
