@@ -58,6 +58,7 @@ import sys
 import threading
 import types
 import zlib
+from collections.abc import Callable
 from typing import Any, Literal, NamedTuple
 from zoneinfo import ZoneInfo
 
@@ -207,23 +208,26 @@ def from_micros(value: int) -> dt.datetime:
 
 _INSTANTS_KEPT = 100_000
 _written_instants: dict[int, tuple[dt.datetime, int]] = {}
-"""`micros` of the instants written lately, by object. A case's instants are the same objects
-from one of its states to the next (an event adds facts and keeps the others), and `micros` of an
-instant in a time zone costs about 1 µs, half of writing a case: each is converted once. The
-entry holds the datetime itself, so its id cannot be reused while the entry lives. Full, it holds
-about 22 MB."""
+"""`micros` of the instants written lately, by object (`_remember`). A case's instants are the
+same objects from one of its states to the next (an event adds facts and keeps the others), and
+`micros` of an instant in a time zone costs about 1 µs, half of writing a case: each is converted
+once. Full, it holds about 22 MB."""
+
+
+def _remember(kept: dict[int, tuple[Any, Any]], limit: int, obj: Any, make: Callable[[Any], Any]) -> Any:
+    """`make(obj)`, made once per object while `kept` (by id, emptied when it reaches `limit`)
+    remembers it. The entry holds the object itself, so its id cannot be reused while it lives."""
+    known = kept.get(id(obj))
+    if known is None or known[0] is not obj:
+        if len(kept) >= limit:
+            kept.clear()
+        known = kept[id(obj)] = (obj, make(obj))
+    return known[1]
 
 
 def remembered_micros(moment: dt.datetime) -> int:
     """`micros` of `moment`, converted once per object (`_written_instants`)."""
-    known = _written_instants.get(id(moment))
-    if known is not None and known[0] is moment:
-        return known[1]
-    value = micros(moment)
-    if len(_written_instants) >= _INSTANTS_KEPT:
-        _written_instants.clear()
-    _written_instants[id(moment)] = (moment, value)
-    return value
+    return _remember(_written_instants, _INSTANTS_KEPT, moment, micros)
 
 
 def _instant(moment: dt.datetime | None) -> int | dt.datetime | None:
@@ -231,7 +235,7 @@ def _instant(moment: dt.datetime | None) -> int | dt.datetime | None:
     that it reads back with its own time zone."""
     if moment is None or moment.tzinfo is not LEGAL_TZ:
         return moment
-    return remembered_micros(moment)
+    return _remember(_written_instants, _INSTANTS_KEPT, moment, micros)
 
 
 def _moment(value: int | str | dt.datetime | None) -> dt.datetime | None:
@@ -424,9 +428,8 @@ def _case_from_record(data: bytes) -> c.CaseState:
     ))
 
 
-_JSON_KEPT = 20_000
 _alerts_json: dict[int, tuple[Alert, orjson.Fragment]] = {}
-"""The contract's JSON of the alerts written lately, by object (as `_written_alerts`)."""
+"""The contract's JSON of the alerts written lately, by object (`_remember`, up to `_ALERTS_KEPT`)."""
 
 
 def _alert_record(key: str, alert: Alert) -> tuple:
@@ -434,13 +437,13 @@ def _alert_record(key: str, alert: Alert) -> tuple:
     as the case's are written. Read from the JSON alone, they would come back in a fixed offset
     rather than legal time, which compares differently in the hour Shanghai's clocks repeated
     (1986-1991) and ten times slower everywhere."""
-    known = _alerts_json.get(id(alert))
-    if known is None or known[0] is not alert:
-        if len(_alerts_json) >= _JSON_KEPT:
-            _alerts_json.clear()
-        known = _alerts_json[id(alert)] = (alert, orjson.Fragment(record_bytes(alert)))
+    written = _remember(_alerts_json, _ALERTS_KEPT, alert, _alert_fragment)
     deadline = alert.deadline
-    return key, _instant(alert.detected_at), None if deadline is None else _instant(deadline.instant), known[1]
+    return key, _instant(alert.detected_at), None if deadline is None else _instant(deadline.instant), written
+
+
+def _alert_fragment(alert: Alert) -> orjson.Fragment:
+    return orjson.Fragment(record_bytes(alert))
 
 
 def _alert_from_record(key: str, detected_at: _Instant, deadline_instant: _Instant | None,
@@ -460,17 +463,15 @@ def _alert_from_record(key: str, detected_at: _Instant, deadline_instant: _Insta
 
 _ALERTS_KEPT = 20_000
 _written_alerts: dict[int, tuple[Alert, bytes]] = {}
-"""The streams of the alerts written lately, by object (the entry holds the alert, so its id is
-not reused while the entry lives). Full, about 40 MB."""
+"""The streams of the alerts written lately, by object (`_remember`). Full, about 40 MB."""
 
 
 def _alert_layout(alert: Alert) -> tuple:
-    known = _written_alerts.get(id(alert))
-    if known is None or known[0] is not alert:
-        if len(_written_alerts) >= _ALERTS_KEPT:
-            _written_alerts.clear()
-        known = _written_alerts[id(alert)] = (alert, dumps(alert, with_layouts=False))
-    return _alert_from_stored, (known[1],)
+    return _alert_from_stored, (_remember(_written_alerts, _ALERTS_KEPT, alert, _alert_stream),)
+
+
+def _alert_stream(alert: Alert) -> bytes:
+    return dumps(alert, with_layouts=False)
 
 
 def _alert_from_stored(stream: bytes) -> Alert:
