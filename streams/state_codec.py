@@ -59,11 +59,11 @@ import threading
 import types
 import zlib
 from collections.abc import Callable
-from typing import Any, Literal, NamedTuple
+from typing import Annotated, Any, Literal, NamedTuple
 from zoneinfo import ZoneInfo
 
 import orjson
-from pydantic import ConfigDict, TypeAdapter, ValidationError
+from pydantic import ConfigDict, Field, TypeAdapter, ValidationError
 from pydantic_core import TzInfo
 
 from permitwatch.alerts import case as c
@@ -339,7 +339,11 @@ CASE_MAGIC = b"PWS\x03"
 _CASE_RECORD = 1
 """The version of the record's fields, its first element (as `_CASE_LAYOUT`)."""
 
-_Instant = int | str
+Micros = Annotated[int, Field(ge=micros(dt.datetime(1, 1, 2, tzinfo=dt.UTC)),
+                               le=micros(dt.datetime(9999, 12, 30, tzinfo=dt.UTC)))]
+"""`micros` of an instant, in a record: within what a datetime holds in any time zone, so that a
+forged one is refused with the record rather than failing `from_micros`."""
+_Instant = Micros | str
 """`micros` of an instant in legal time; any other instant as RFC 3339 text with its offset (its
 time zone object is not kept: none is used in arithmetic)."""
 _FactRecord = tuple[_Instant, str] | None

@@ -100,7 +100,7 @@ from permitwatch.streams.kafka.wire import (
     read_control,
 )
 from permitwatch.streams.metrics import Metrics
-from permitwatch.streams.state_codec import from_micros, read_checked, remembered_micros
+from permitwatch.streams.state_codec import Micros, from_micros, read_checked, remembered_micros
 
 log = logging.getLogger("permitwatch.kafka")
 
@@ -794,7 +794,7 @@ class CityHeader(NamedTuple):
 
 CITY_HEADER_MAGIC = b"PWH\x01"
 """A city header's first bytes: the version of its JSON (`_CityHeaderRecord`)."""
-_CityHeaderRecord = TypeAdapter(tuple[list[tuple[int, int]], list[tuple[str, int, int, int]], int | None, int],
+_CityHeaderRecord = TypeAdapter(tuple[list[tuple[int, Micros]], list[tuple[str, int, int, int]], Micros | None, int],
                                 config=ConfigDict(strict=True))
 """(heard: partition and instant, marks: source topic, partition, offset and index, clock,
 arrivals), instants as `micros`."""
@@ -812,15 +812,11 @@ def encode_city_header(header: CityHeader) -> bytes:
 def decode_city_header(raw: bytes) -> CityHeader:
     if not raw.startswith(CITY_HEADER_MAGIC):
         return decode_state(raw)  # pickled by a release before 2026-12-01
-    what = "the city stage's header"
-    heard, marks, clock, arrivals = read_checked(_CityHeaderRecord, raw[len(CITY_HEADER_MAGIC):], what,
-                                                 ("heard", "marks", "clock", "arrivals"))
-    try:
-        return CityHeader({partition: from_micros(moment) for partition, moment in heard},
-                          {(topic, partition): (offset, index) for topic, partition, offset, index in marks},
-                          None if clock is None else from_micros(clock), arrivals)
-    except OverflowError as exc:  # an instant past the calendar's end
-        raise CorruptState(f"{what} cannot be read: {exc}") from None
+    heard, marks, clock, arrivals = read_checked(_CityHeaderRecord, raw[len(CITY_HEADER_MAGIC):],
+                                                 "the city stage's header", ("heard", "marks", "clock", "arrivals"))
+    return CityHeader({partition: from_micros(moment) for partition, moment in heard},
+                      {(topic, partition): (offset, index) for topic, partition, offset, index in marks},
+                      None if clock is None else from_micros(clock), arrivals)
 
 
 class StoredItem(NamedTuple):
