@@ -26,6 +26,11 @@ def through_kafka(events: list, seed: int, crash_rate: float = 0.0) -> MemoryClu
     cluster = MemoryCluster(TOPOLOGY, ITEMS, now=moment(UNTIL), seed=seed, crashes=Crashes(rate=crash_rate))
     cluster.send_events(events)
     cluster.run()
+    return to_the_end(cluster)
+
+
+def to_the_end(cluster: MemoryCluster) -> MemoryCluster:
+    """The workers' clocks to the log's end and just past it, each move run through."""
     cluster.tick(moment(UNTIL))
     cluster.run()
     # Replay knows its file is complete; the city stage lets an instant through only once every
@@ -196,11 +201,7 @@ def test_an_item_stored_with_its_alerts_in_one_value_is_read_and_its_alerts_beco
     stored = {tuple(key.decode().split("\x1f")[2:]) for key in table if key.startswith(b"a\x1fITEM-Q")}
     assert ("SZ-B", "SZ-A") in stored
     assert decode_state(table[item_key]).alerts == {}
-    cluster.tick(moment(UNTIL))
-    cluster.run()
-    cluster.tick(moment(UNTIL) + JUST_AFTER)
-    cluster.run()
-    assert_same_as_replay(first + then, cluster)
+    assert_same_as_replay(first + then, to_the_end(cluster))
 
 
 def test_the_city_header_is_json_and_one_pickled_by_the_release_before_still_reads():
@@ -234,11 +235,7 @@ def test_the_city_header_is_json_and_one_pickled_by_the_release_before_still_rea
     cluster._start_worker()
     cluster.send_events(then)
     cluster.run()
-    cluster.tick(moment(UNTIL))
-    cluster.run()
-    cluster.tick(moment(UNTIL) + JUST_AFTER)
-    cluster.run()
-    assert_same_as_replay(first + then, cluster)
+    assert_same_as_replay(first + then, to_the_end(cluster))
 
 
 def test_tables_of_the_release_before_still_read_and_a_release_before_refuses_this_ones():
