@@ -37,6 +37,11 @@ reading it names no class and calls nothing but the case's own constructors and 
 model's validation, after checking every value's type (`_CaseRecord`). (These are the codec's
 format numbers; a Kafka table value carries its own too, `wire.STATE_FORMAT`.)
 
+The Kafka city stage's other entries (a referral's working copy, a PW-013 item, a case as its
+item knows it, a PW-013 record) are format 4 since 2026-12-01: `ENTRY_MAGIC` then JSON of the
+entry's kind and fields, read as a case record is. Since then nothing written to a Kafka table is
+a pickle; format 2 remains the embedded checkpoint's.
+
 Formats 1 (classes as persistent ids: tags, and `zone:KEY` for a time zone) and 0 (plain pickles
 naming module paths, before 2026-11-30) are still read, with the classes they name checked
 against the same registry; they are never written.
@@ -67,9 +72,12 @@ from pydantic import ConfigDict, Field, TypeAdapter, ValidationError
 from pydantic_core import TzInfo
 
 from permitwatch.alerts import case as c
-from permitwatch.models.alerts import Alert
+from permitwatch.alerts import referrals as r
+from permitwatch.alerts.rules.pw013_out_of_order_grant import ItemCase
+from permitwatch.models.alerts import Alert, Officers
 from permitwatch.models.common import LEGAL_TZ, record_bytes
 from permitwatch.models.errors import CorruptState
+from permitwatch.models.referrals import Exemption
 
 MAGIC = b"PWS\x02"
 """Format 2: the stored state's first bytes."""
@@ -352,6 +360,8 @@ _Instant = Micros | str
 time zone object is not kept: none is used in arithmetic)."""
 _FactRecord = tuple[_Instant, str] | None
 _OfficerRecord = tuple[str, _Instant, str, _Instant, str] | None
+_KeyedAlertRecord = tuple[str, _Instant, _Instant | None, dict[str, Any]]
+"""An alert by its key (`_alert_record`): its two instants, then its contract JSON."""
 _CaseRecord = TypeAdapter(tuple[
     Literal[1], str, str | None, str | None, str | None, _FactRecord,
     list[tuple[_Instant, str, list[str], bool]],
@@ -365,7 +375,7 @@ _CaseRecord = TypeAdapter(tuple[
     list[tuple[_Instant, str, str | None, str, bool]],
     _OfficerRecord, _OfficerRecord, _OfficerRecord,
     list[int], list[int], _Instant | None, int,
-    list[tuple[str, _Instant, _Instant | None, dict[str, Any]]] | None,
+    list[_KeyedAlertRecord] | None,
     bool, dict[str, _Instant] | None, _Instant | None,
 ], config=ConfigDict(strict=True))
 """What `_case_record` writes, field by field (strict: no value is coerced into another type)."""
@@ -460,6 +470,157 @@ def _alert_from_record(key: str, detected_at: _Instant, deadline_instant: _Insta
     if deadline_instant is not None and isinstance(fields.get("deadline"), dict):
         fields["deadline"]["instant"] = _moment(deadline_instant)
     return key, Alert.model_validate(fields)
+
+
+# ----- the city's entries as JSON (format 4) -----
+# What the Kafka city stage stores besides its header, each entry on its own: a referral's working
+# copy, a PW-013 item, a case as its item knows it (with the case's latest report), a PW-013
+# record. `ENTRY_MAGIC`, then JSON `[kind, version, ...fields]`, checked against the kind's record
+# type before anything is made of it, as a case record is. A referral must come back exactly as
+# it was (what its last version showed is compared with what it shows next: any difference would
+# be a version that replay does not make), so tuples come back as tuples, instants in legal time
+# (written as `micros`), the exemption and the alerts by their models from the contract's JSON.
+
+ENTRY_MAGIC = b"PWS\x04"
+"""Format 4: one of the city's entries."""
+_ENTRY_VERSION = 1
+
+_ReportRecord = tuple[str, str | None, str | None, list[tuple[str, str | None, list[str]]],
+                      list[tuple[str, _Instant, str]], int]
+_ExemptionRecord = tuple[dict[str, Any], _Instant, _Instant | None]
+_ENTRY_RECORDS: dict[str, tuple[TypeAdapter, tuple[str, ...]]] = {
+    "referral": (TypeAdapter(tuple[
+        Literal["referral"], Literal[1], str, str, list[_KeyedAlertRecord], _ReportRecord | None,
+        _ExemptionRecord | None, int, _Instant | None,
+        tuple[str, list[tuple[str, str, str]], list[tuple[str, str | None, list[str]]],
+              list[tuple[str, _Instant, str]], _ExemptionRecord | None, list[tuple[str, str, str]],
+              str | None, str | None] | None,
+        tuple[_Instant, list[tuple[str, str]]] | None, list[tuple[str, str, str | None]],
+    ], config=ConfigDict(strict=True)), ("kind", "version", "referral_id", "case_id", "alerts", "report", "exemption",
+                                         "referral version", "as_of", "shown", "standing",
+                                         "findings")),
+    "item": (TypeAdapter(tuple[Literal["item"], Literal[1], list[tuple[str, str]], list[tuple[str, _Instant]]],
+                         config=ConfigDict(strict=True)), ("kind", "version", "pending", "left")),
+    "item_case": (TypeAdapter(tuple[
+        Literal["item_case"], Literal[1], _FactRecord, _Instant | None, str | None, _FactRecord, str | None,
+        tuple[str | None, str | None, str | None], _FactRecord, _ReportRecord | None,
+    ], config=ConfigDict(strict=True)), ("kind", "version", "accepted", "closed_at", "outcome", "grant", "department",
+                                         "officers", "decided", "report")),
+    "alert": (TypeAdapter(tuple[Literal["alert"], Literal[1], _KeyedAlertRecord], config=ConfigDict(strict=True)),
+              ("kind", "version", "alert")),
+}
+"""Each kind's record type (strict) and its elements' names, to say where a refused one is wrong."""
+
+
+def dumps_referral(working: r._Working) -> bytes:
+    """A referral's working copy (the city stage's `r` entries)."""
+    shown = working.shown
+    standing = working.standing
+    return _entry([
+        "referral", _ENTRY_VERSION, working.referral_id, working.case_id,
+        [_alert_record(key, alert) for key, alert in working.alerts.items()],
+        _report(working.report), _exemption(working.exemption), working.version, _instant(working.as_of),
+        None if shown is None else (
+            shown.status, shown.alerts, shown.officers, [(rule, _instant(at), event) for rule, at, event in
+                                                         shown.mitigations],
+            _exemption(shown.exemption), shown.aggravations, shown.department, shown.item_code),
+        None if standing is None else (_instant(standing[0]), standing[1]),
+        [(*subject, cited) for subject, cited in working.findings.items()],
+    ])
+
+
+def dumps_item(pending: set[tuple[str, str]], left: dict[str, dt.datetime]) -> bytes:
+    """A PW-013 item but its cases and its records, which are entries of their own."""
+    return _entry(["item", _ENTRY_VERSION, sorted(pending), [(case_id, _instant(at)) for case_id, at in left.items()]])
+
+
+def dumps_item_case(standing: ItemCase, report: r.CaseReport | None) -> bytes:
+    """A case as its PW-013 item knows it, and its latest report (for the referral of a red card)."""
+    officers = standing.officers
+    return _entry([
+        "item_case", _ENTRY_VERSION, _fact(standing.accepted), _instant(standing.closed_at), standing.outcome,
+        _fact(standing.grant), standing.department, (officers.handler, officers.reviewer, officers.approver),
+        _fact(standing.decided), _report(report),
+    ])
+
+
+def dumps_alert(alert: Alert) -> bytes:
+    """A PW-013 record."""
+    return _entry(["alert", _ENTRY_VERSION, _alert_record("", alert)])
+
+
+def _entry(record: list) -> bytes:
+    return ENTRY_MAGIC + orjson.dumps(record)
+
+
+def _report(report: r.CaseReport | None) -> tuple | None:
+    if report is None:
+        return None
+    return (report.case_id, report.item_code, report.department, report.officers,
+            [(rule, _instant(at), event) for rule, at, event in report.remedies], report.revision)
+
+
+def _exemption(exemption: Exemption | None) -> tuple | None:
+    # Its JSON holds its instants too, but would give them back in a fixed offset (`_alert_record`).
+    if exemption is None:
+        return None
+    return (orjson.Fragment(record_bytes(exemption)), _instant(exemption.recorded_at),
+            _instant(exemption.decided_at))
+
+
+def _entry_from_record(data: bytes) -> Any:
+    # The kind is the record's first element, as `_entry` writes it, to pick the record type.
+    kind = data[2:data.find(b'"', 2)].decode("ascii", "replace") if data.startswith(b'["') else ""
+    if kind not in _ENTRY_RECORDS:
+        raise CorruptState(f"a city entry of kind {kind[:40]!r}; this release reads {', '.join(_ENTRY_RECORDS)}")
+    record_type, fields = _ENTRY_RECORDS[kind]
+    record = read_checked(record_type, data, f"a city entry ({kind}) of version {_ENTRY_VERSION}", fields)
+    moment, fact = _moment, _fact_from
+    if kind == "referral":
+        (_, _, referral_id, case_id, alerts, report, exemption, version, as_of, shown, standing, findings) = record
+        return r._Working(
+            referral_id, case_id, dict(_alert_from_record(*entry) for entry in alerts), _report_from(report),
+            _exemption_from(exemption), version, moment(as_of), None if shown is None else r._Shown(
+                shown[0], tuple(map(tuple, shown[1])), _officer_rows(shown[2]),
+                tuple((rule, moment(at), event) for rule, at, event in shown[3]), _exemption_from(shown[4]),
+                tuple(map(tuple, shown[5])), shown[6], shown[7]),
+            None if standing is None else (moment(standing[0]), tuple(map(tuple, standing[1]))),
+            {(subject_kind, subject): cited for subject_kind, subject, cited in findings},
+        )
+    if kind == "item":
+        _, _, pending, left = record
+        return set(pending), {case_id: moment(at) for case_id, at in left}
+    if kind == "item_case":
+        _, _, accepted, closed_at, outcome, grant, department, officers, decided, report = record
+        handler, reviewer, approver = officers
+        return ItemCase(fact(accepted), moment(closed_at), outcome, fact(grant), department,
+                        Officers(handler=handler, reviewer=reviewer, approver=approver), fact(decided)), \
+            _report_from(report)
+    return _alert_from_record(*record[2])[1]
+
+
+def _fact_from(value: tuple | None) -> c.Fact | None:
+    return None if value is None else c.Fact(_moment(value[0]), value[1])
+
+
+def _officer_rows(rows: list) -> tuple:
+    return tuple((role, officer, tuple(ids)) for role, officer, ids in rows)
+
+
+def _report_from(record: tuple | None) -> r.CaseReport | None:
+    if record is None:
+        return None
+    case_id, item_code, department, officers, remedies, revision = record
+    return r.CaseReport(case_id, item_code, department, _officer_rows(officers),
+                        tuple((rule, _moment(at), event) for rule, at, event in remedies), revision)
+
+
+def _exemption_from(record: tuple | None) -> Exemption | None:
+    if record is None:
+        return None
+    fields, recorded_at, decided_at = record
+    return Exemption.model_validate({**fields, "recorded_at": _moment(recorded_at),
+                                     "decided_at": _moment(decided_at)})
 
 
 # ----- alerts, written once -----
@@ -596,6 +757,13 @@ def loads(data: bytes | memoryview) -> Any:
             raise
         except Exception as exc:  # its values passed their types, but no case can be made of them
             raise CorruptState(f"a case record that cannot be read: {type(exc).__name__}: {str(exc)[:200]}") from None
+    if head == ENTRY_MAGIC:
+        try:
+            return _entry_from_record(bytes(view[len(MAGIC):]))
+        except CorruptState:
+            raise
+        except Exception as exc:  # its values passed their types, but nothing can be made of them
+            raise CorruptState(f"a city entry that cannot be read: {type(exc).__name__}: {str(exc)[:200]}") from None
     if head == MAGIC:
         _registry()
         try:

@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from permitwatch.alerts.clock import JUST_AFTER
+from permitwatch.streams import state_codec
 from permitwatch.streams.kafka.topology import Topology
 from tests.factory import CaseEvents, moment
 from tests.kafka_expect import Expected, with_exemption
@@ -38,6 +39,11 @@ def to_the_end(cluster: MemoryCluster) -> MemoryCluster:
     cluster.tick(moment(UNTIL) + JUST_AFTER)
     cluster.run()
     return cluster
+
+
+def pickled_before(value: object, table_format: int = 4) -> bytes:
+    """A table value as a release before table format 5 wrote it."""
+    return bytes([table_format]) + state_codec.dumps(value)
 
 
 def assert_same_as_replay(events: list, cluster: MemoryCluster) -> None:
@@ -171,7 +177,7 @@ def test_an_item_stored_with_its_alerts_in_one_value_is_read_and_its_alerts_beco
     change (a busy item's value passed Kafka's 1 MB record limit and stopped the worker). A table
     written so is read, and at the item's next change its records move to entries of their own."""
     from permitwatch.streams.kafka.stages import StoredItem
-    from permitwatch.streams.kafka.wire import decode_state, encode_state
+    from permitwatch.streams.kafka.wire import decode_state
 
     a, b, c = (CaseEvents(f"SZ-{name}", item="ITEM-Q") for name in "ABC")
     first = [a.submitted("2026-03-02 09:00"), a.accepted("2026-03-02 10:00"),
@@ -187,10 +193,9 @@ def test_an_item_stored_with_its_alerts_in_one_value_is_read_and_its_alerts_beco
     entries = {key: decode_state(raw) for key, raw in table.items() if key.startswith(b"a\x1fITEM-Q")}
     assert len(entries) == 1  # (B, A): B granted while A waited
     item_key = b"h\x1fITEM-Q"
-    item = decode_state(table[item_key])
-    assert item.alerts == {}
-    table[item_key] = encode_state(StoredItem({tuple(k.decode().split("\x1f")[2:]): v for k, v in entries.items()},
-                                              item.pending, item.left))
+    pending, left = decode_state(table[item_key])
+    table[item_key] = pickled_before(StoredItem({tuple(k.decode().split("\x1f")[2:]): v for k, v in entries.items()},
+                                                pending, left))
     for key in entries:
         del table[key]
     cluster.durable["city"] = dict(table)
@@ -200,7 +205,7 @@ def test_an_item_stored_with_its_alerts_in_one_value_is_read_and_its_alerts_beco
     cluster.run()
     stored = {tuple(key.decode().split("\x1f")[2:]) for key in table if key.startswith(b"a\x1fITEM-Q")}
     assert ("SZ-B", "SZ-A") in stored
-    assert decode_state(table[item_key]).alerts == {}
+    assert len(decode_state(table[item_key])) == 2  # (pending, left): no alerts in it
     assert_same_as_replay(first + then, to_the_end(cluster))
 
 
@@ -212,7 +217,6 @@ def test_the_city_header_is_json_and_one_pickled_by_the_release_before_still_rea
     from permitwatch.models.common import LEGAL_TZ
     from permitwatch.models.errors import CorruptState
     from permitwatch.streams.kafka.stages import CityHeader, decode_city_header, encode_city_header
-    from permitwatch.streams.kafka.wire import encode_state
 
     repeated = datetime(1990, 9, 15, 17, 30, tzinfo=UTC).astimezone(LEGAL_TZ)
     header = CityHeader({0: repeated, 3: moment("2026-03-02 09:00")}, {("x.events", 3): (41, 2)}, repeated, 7)
@@ -230,7 +234,7 @@ def test_the_city_header_is_json_and_one_pickled_by_the_release_before_still_rea
     cluster.run()
     table = cluster.tables["city"]
     assert table[b"s"].startswith(b"PWH\x01")
-    table[b"s"] = encode_state(decode_city_header(table[b"s"]))
+    table[b"s"] = pickled_before(decode_city_header(table[b"s"]), table_format=3)
     cluster.durable["city"] = dict(table)
     cluster._start_worker()
     cluster.send_events(then)
@@ -238,22 +242,54 @@ def test_the_city_header_is_json_and_one_pickled_by_the_release_before_still_rea
     assert_same_as_replay(first + then, to_the_end(cluster))
 
 
+def test_the_citys_entries_are_json_and_entries_pickled_by_the_release_before_still_read():
+    """Since table format 5 a referral's working copy, a PW-013 item, an item's case and a PW-013
+    record are JSON (nothing written to the tables is a pickle). A table whose entries were all
+    pickled carries on as replay does."""
+    from permitwatch.streams.kafka.stages import StoredCase, StoredItem
+    from permitwatch.streams.kafka.wire import decode_state
+
+    events = with_exemption(crowded_item(12))
+    cluster = MemoryCluster(TOPOLOGY, ITEMS, now=moment(UNTIL))
+    converted = set()
+    # Cut after the grant and the first denials (PW-013 records retracted), then after the
+    # exemption (a referral's working copy holds one).
+    for start, end in ((0, 32), (32, len(events) - 1), (len(events) - 1, len(events))):
+        cluster.send_events(events[start:end])
+        cluster.run()
+        cluster.tick(events[end - 1].time + timedelta(hours=1))
+        cluster.run()
+        table = cluster.tables["city"]
+        for key, raw in table.items():
+            if key[:1] in b"rhca" and raw[0] == 5:  # written since the last cut
+                assert raw[1:5] == state_codec.ENTRY_MAGIC
+                value = decode_state(raw)
+                converted.add("exemption" if key[:1] == b"r" and value.exemption else key[:1].decode())
+                table[key] = pickled_before(StoredItem({}, *value) if key[:1] == b"h" else
+                                            StoredCase(*value) if key[:1] == b"c" else value)
+        cluster.durable["city"] = dict(table)
+        cluster._start_worker()
+    assert converted == {"r", "h", "c", "a", "exemption"}
+    assert_same_as_replay(events, to_the_end(cluster))
+
+
 def test_tables_of_the_release_before_still_read_and_a_release_before_refuses_this_ones():
-    """Table format 4 (2026-12-01: JSON case entries and city header) reads format 3's values; a
-    worker reading only 3 stops at the first marker (`StateFormatError`) instead of
-    dead-lettering the JSON it cannot read."""
+    """Table format 5 (2026-12-01: JSON case entries, city header and city entries) reads formats 3
+    and 4's values; a worker reading only those stops at the first marker (`StateFormatError`)
+    instead of dead-lettering the JSON it cannot read."""
     from permitwatch.alerts.case import CaseState
     from permitwatch.streams.kafka import wire
 
     marker = wire.Marker(41, moment("2026-03-02 09:00"), ((b"k", b"v"),))
     case = CaseState("SZ-F-1", last_time=moment("2026-03-02 09:00"))
+    item = ({("SZ-F-2", "SZ-F-1")}, {"SZ-F-3": moment("2026-03-02 09:00")})
     for raw, decode, value in ((wire.encode_marker(marker), wire.decode_marker, marker),
                                (wire.encode_case(2, None, case), wire.decode_case, case),
-                               (wire.encode_state({"x": 1}), wire.decode_state, {"x": 1})):
-        assert raw[0] == wire.STATE_FORMAT == 4
-        assert decode(bytes([3]) + raw[1:]) == value
+                               (wire.encode_entry(state_codec.dumps_item(*item)), wire.decode_state, item)):
+        assert raw[0] == wire.STATE_FORMAT == 5
+        assert decode(bytes([3]) + raw[1:]) == decode(bytes([4]) + raw[1:]) == value
         with pytest.raises(wire.StateFormatError):
-            decode(bytes([5]) + raw[1:])
+            decode(bytes([6]) + raw[1:])
 
 
 def test_a_workers_engine_clock_is_its_oldest_partitions_and_a_stall_shows_as_deadlines_waiting():

@@ -68,6 +68,7 @@ from permitwatch.models.errors import CorruptState
 from permitwatch.models.events import CloudEvent, ExemptionRecorded, InvalidEvent, content_digest, parse_event
 from permitwatch.models.referrals import Referral
 from permitwatch.models.settings import RuleSettings
+from permitwatch.streams import state_codec
 from permitwatch.streams.clocks import Clock, too_far_ahead
 from permitwatch.streams.kafka.reference import ReferenceData
 from permitwatch.streams.kafka.topology import Topology
@@ -92,10 +93,10 @@ from permitwatch.streams.kafka.wire import (
     decode_state,
     encode_case,
     encode_city_input,
+    encode_entry,
     encode_marker,
     encode_queued,
     encode_retired,
-    encode_state,
     marker_key,
     read_control,
 )
@@ -822,7 +823,9 @@ def decode_city_header(raw: bytes) -> CityHeader:
 class StoredItem(NamedTuple):
     """A PW-013 item's state but its cases and its alerts, which are entries of their own: an item
     with thousands of waiting applications, and a PW-013 record for each pair of them a grant
-    overtook, must not be one value rewritten on every change (nor grow past a record's size)."""
+    overtook, must not be one value rewritten on every change (nor grow past a record's size).
+    Written as JSON of its pending pairs and left cases (`state_codec.dumps_item`); pickled, as
+    itself, before table format 5."""
 
     alerts: dict
     """Empty since the alerts became entries; an item stored before holds them here, and they move
@@ -832,6 +835,8 @@ class StoredItem(NamedTuple):
 
 
 class StoredCase(NamedTuple):
+    """A case as its item knows it (`state_codec.dumps_item_case`; pickled before table format 5)."""
+
     standing: ItemCase
     report: CaseReport | None
 
@@ -880,10 +885,13 @@ class CityStage(Stage):
                 header = decode_city_header(raw)
             elif kind == b"r":
                 workings.append(decode_state(raw))
+            # An item or item case pickled before table format 5 reads as the record itself; one
+            # written since as its fields (`state_codec.dumps_item`, `dumps_item_case`).
             elif kind == b"h":
-                items[rest[0].decode()] = decode_state(raw)
+                item = decode_state(raw)
+                items[rest[0].decode()] = item if isinstance(item, StoredItem) else StoredItem({}, *item)
             elif kind == b"c":
-                cases.setdefault(rest[0].decode(), {})[rest[1].decode()] = decode_state(raw)
+                cases.setdefault(rest[0].decode(), {})[rest[1].decode()] = StoredCase(*decode_state(raw))
             elif kind == b"a":
                 alerts.setdefault(rest[0].decode(), {})[(rest[1].decode(), rest[2].decode())] = decode_state(raw)
             elif kind == b"q":
@@ -951,7 +959,7 @@ class CityStage(Stage):
         for pair, alert in alerts.items():
             if stored.get(pair) is not alert:
                 stored[pair] = alert
-                writes.append(Write(self.table, _key(b"a", code, *pair), encode_state(alert)))
+                writes.append(Write(self.table, _key(b"a", code, *pair), encode_entry(state_codec.dumps_alert(alert))))
         for pair in sorted(stored.keys() - alerts.keys()):
             del stored[pair]
             writes.append(Write(self.table, _key(b"a", code, *pair), None))
@@ -982,7 +990,7 @@ class CityStage(Stage):
             writes.append(Write(table, _key(b"q", str(arrival)), None))
         referrals = book.referrals.referrals
         for case_id in sorted(changes.referrals):
-            writes.append(Write(table, _key(b"r", case_id), encode_state(referrals[case_id])))
+            writes.append(Write(table, _key(b"r", case_id), encode_entry(state_codec.dumps_referral(referrals[case_id]))))
         for code in sorted(changes.items):
             state = book.items.get(code)
             # The records before the item: a step too large for its marker's redo is written
@@ -990,13 +998,13 @@ class CityStage(Stage):
             # value that no longer holds its records without their entries (`_loaded` merges an
             # old value's records with the entries).
             self._alert_writes(code, state.alerts if state is not None else {}, writes)
-            value = None if state is None else encode_state(StoredItem({}, state.pending, state.left))
+            value = None if state is None else encode_entry(state_codec.dumps_item(state.pending, state.left))
             writes.append(Write(table, _key(b"h", code), value))
         for code, case_id in sorted(changes.item_cases):
             state = book.items.get(code)
             if state is not None and case_id in state.cases:
-                stored = StoredCase(state.cases[case_id], book.reports[code].get(case_id))
-                writes.append(Write(table, _key(b"c", code, case_id), encode_state(stored)))
+                stored = state_codec.dumps_item_case(state.cases[case_id], book.reports[code].get(case_id))
+                writes.append(Write(table, _key(b"c", code, case_id), encode_entry(stored)))
             else:
                 writes.append(Write(table, _key(b"c", code, case_id), None))
         writes.append(Write(table, _HEADER_KEY, encode_city_header(self.header)))

@@ -39,12 +39,13 @@ outputs, `topic/partition/offset/index`. A worker killed mid-step produces the s
 receiving stage keeps, per source partition, the last place it applied and skips what is not
 after it, so a repeated older input never undoes a newer one."""
 
-STATE_FORMAT = 4
+STATE_FORMAT = 5
 """The format number every table value starts with (markers, case entries, other values). 4 since
-2026-12-01 (a case entry's state and the city header as JSON): a worker of a release before,
-which reads 3 only, stops at the first marker instead of dead-lettering what it cannot read. This
-release reads 3 too (`READ_FORMATS`): its tables need no migration."""
-READ_FORMATS = frozenset({3, STATE_FORMAT})
+2026-12-01 (a case entry's state and the city header as JSON), 5 since later that day (the
+city's other entries as JSON too: nothing written to the tables is a pickle any more): a worker of
+a release before, which does not read 5, stops at the first marker instead of dead-lettering what it
+cannot read. This release reads 3 and 4 too (`READ_FORMATS`): its tables need no migration."""
+READ_FORMATS = frozenset({3, 4, STATE_FORMAT})
 
 
 class StateFormatError(CorruptState):
@@ -405,9 +406,9 @@ def decode_retired(raw: bytes) -> CaseState:
     return decode_case(zlib.decompress(raw))
 
 
-def encode_state(value: object) -> bytes:
-    """Any other table value (an item's state, a referral's working copy)."""
-    return bytes([STATE_FORMAT]) + state_codec.dumps(value)
+def encode_entry(record: bytes) -> bytes:
+    """Any other table value, the city stage's entries (`state_codec.dumps_referral`, …)."""
+    return bytes([STATE_FORMAT]) + record
 
 
 def decode_state(raw: bytes) -> Any:
