@@ -343,6 +343,10 @@ class TimerIndex:
     def scheduled(self, case_id: str) -> datetime | None:
         return self._due.get(case_id)
 
+    def scheduled_all(self) -> Iterator[tuple[str, datetime]]:
+        """(case id, instant) of every case scheduled: all a copy needs (`schedule` each again)."""
+        return iter(self._due.items())
+
     def __len__(self) -> int:
         return len(self._due)
 

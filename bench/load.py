@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import gc
 import json
-import pickle
 import sys
 import tempfile
 import time
@@ -23,6 +22,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from bench.common import accepted_case, percentiles
+from permitwatch.streams import state_codec
 from permitwatch.streams.simulation.sample_catalog import SAMPLE_CATALOG
 
 DAY = "2026-03-02"
@@ -66,7 +66,7 @@ def memory(cases: int) -> dict:
             engine.process(parse_event(raw), raw=raw)
     gc.collect()
     after = _rss_bytes()
-    state = len(pickle.dumps(engine.state(), protocol=pickle.HIGHEST_PROTOCOL))
+    state = len(state_codec.dumps_engine(engine.state()))
     return {"open_cases": engine.open_cases, "rss_bytes_per_case": (after - before) / cases,
             "checkpoint_bytes_per_case": state / engine.open_cases}
 

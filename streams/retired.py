@@ -18,11 +18,26 @@ class CompactCases(MutableMapping[str, CaseState]):
     def __init__(self) -> None:
         self._packed: dict[str, bytes] = {}
 
+    @classmethod
+    def of(cls, packed: dict[str, bytes]) -> CompactCases:
+        """A store of the cases `packed` holds as `packed` gives them (an engine checkpoint)."""
+        store = cls()
+        store._packed = packed
+        return store
+
+    @staticmethod
+    def pack(case: CaseState) -> bytes:
+        return zlib.compress(state_codec.dumps_case(case), 6)
+
+    def packed(self) -> Iterator[tuple[str, bytes]]:
+        """(case id, packed state) of every case: what a checkpoint copies without unpacking."""
+        return iter(self._packed.items())
+
     def __getitem__(self, case_id: str) -> CaseState:
         return state_codec.loads(zlib.decompress(self._packed[case_id]))
 
     def __setitem__(self, case_id: str, case: CaseState) -> None:
-        self._packed[case_id] = zlib.compress(state_codec.dumps_case(case), 6)
+        self._packed[case_id] = self.pack(case)
 
     def __delitem__(self, case_id: str) -> None:
         del self._packed[case_id]

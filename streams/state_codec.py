@@ -39,8 +39,9 @@ format numbers; a Kafka table value carries its own too, `wire.STATE_FORMAT`.)
 
 The Kafka city stage's other entries (a referral's working copy, a PW-013 item, a case as its
 item knows it, a PW-013 record) are format 4 since 2026-12-01: `ENTRY_MAGIC` then JSON of the
-entry's kind and fields, read as a case record is. Since then nothing written to a Kafka table is
-a pickle; format 2 remains the embedded checkpoint's.
+entry's kind and fields, read as a case record is; and an engine's whole state (the embedded
+checkpoint) is format 5, `ENGINE_MAGIC` then JSON made of the same records. Since then the
+runtimes write no pickle; format 2 is still read, for what they wrote before.
 
 Formats 1 (classes as persistent ids: tags, and `zone:KEY` for a time zone) and 0 (plain pickles
 naming module paths, before 2026-11-30) are still read, with the classes they name checked
@@ -49,6 +50,7 @@ against the same registry; they are never written.
 
 from __future__ import annotations
 
+import base64
 import collections
 import copyreg
 import dataclasses
@@ -63,7 +65,7 @@ import sys
 import threading
 import types
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Annotated, Any, Literal, NamedTuple
 from zoneinfo import ZoneInfo
 
@@ -73,7 +75,9 @@ from pydantic_core import TzInfo
 
 from permitwatch.alerts import case as c
 from permitwatch.alerts import referrals as r
-from permitwatch.alerts.rules.pw013_out_of_order_grant import ItemCase
+from permitwatch.alerts.city import AlertInput, CityInput, CityState, ExemptionInput, ItemUpdate, ReportInput
+from permitwatch.alerts.engine import EngineState, EngineStats, TimerIndex
+from permitwatch.alerts.rules.pw013_out_of_order_grant import ItemCase, ItemState
 from permitwatch.models.alerts import Alert, Officers
 from permitwatch.models.common import LEGAL_TZ, record_bytes
 from permitwatch.models.errors import CorruptState
@@ -362,7 +366,7 @@ _FactRecord = tuple[_Instant, str] | None
 _OfficerRecord = tuple[str, _Instant, str, _Instant, str] | None
 _KeyedAlertRecord = tuple[str, _Instant, _Instant | None, dict[str, Any]]
 """An alert by its key (`_alert_record`): its two instants, then its contract JSON."""
-_CaseRecord = TypeAdapter(tuple[
+_CASE_RECORD_TYPE = tuple[
     Literal[1], str, str | None, str | None, str | None, _FactRecord,
     list[tuple[_Instant, str, list[str], bool]],
     list[tuple[_Instant, str, list[str]]],
@@ -377,8 +381,10 @@ _CaseRecord = TypeAdapter(tuple[
     list[int], list[int], _Instant | None, int,
     list[_KeyedAlertRecord] | None,
     bool, dict[str, _Instant] | None, _Instant | None,
-], config=ConfigDict(strict=True))
-"""What `_case_record` writes, field by field (strict: no value is coerced into another type)."""
+]
+"""What `_case_record` writes, field by field."""
+_CaseRecord = TypeAdapter(_CASE_RECORD_TYPE, config=ConfigDict(strict=True))
+"""Strict: no value is coerced into another type."""
 _RECORD_FIELDS = ("version", *_CASE_FIELDS[:_CASE_FIELDS.index("seen")], "seen (keys)", "seen (digests)",
                   *_CASE_FIELDS[_CASE_FIELDS.index("seen") + 1:])
 """The record's elements by position, to say where a refused one is wrong."""
@@ -430,7 +436,11 @@ def read_checked(record_type: TypeAdapter, data: bytes, what: str, fields: tuple
 def _case_from_record(data: bytes) -> c.CaseState:
     """The case a record holds, made by the layout's reader once the values JSON has no type for
     (sets, dates, decimals, the `seen` dict, alerts) are what the layout holds."""
-    record = read_checked(_CaseRecord, data, f"a case record of version {_CASE_RECORD}", _RECORD_FIELDS)
+    return _case_from_checked(read_checked(_CaseRecord, data, f"a case record of version {_CASE_RECORD}",
+                                           _RECORD_FIELDS))
+
+
+def _case_from_checked(record: tuple) -> c.CaseState:
     (_, case_id, item_code, department, applicant, submitted, receipts, notices, accepted, promised_day, rejected,
      withdrawn, closure, procedure_starts, procedure_ends, forwarded, hearing_requested, hearing_held, decisions,
      licence, published, fees, handler, reviewer, approver, seen_keys, seen_digests, last_time, last_step, alerts,
@@ -475,82 +485,91 @@ def _alert_from_record(key: str, detected_at: _Instant, deadline_instant: _Insta
 # ----- the city's entries as JSON (format 4) -----
 # What the Kafka city stage stores besides its header, each entry on its own: a referral's working
 # copy, a PW-013 item, a case as its item knows it (with the case's latest report), a PW-013
-# record. `ENTRY_MAGIC`, then JSON `[kind, version, ...fields]`, checked against the kind's record
-# type before anything is made of it, as a case record is. A referral must come back exactly as
-# it was (what its last version showed is compared with what it shows next: any difference would
-# be a version that replay does not make), so tuples come back as tuples, instants in legal time
+# record. `ENTRY_MAGIC`, then JSON `[kind, version, ...]`, checked against the kind's record type
+# before anything is made of it, as a case record is. A referral must come back exactly as it was
+# (what its last version showed is compared with what it shows next: any difference would be a
+# version that replay does not make), so tuples come back as tuples, instants in legal time
 # (written as `micros`), the exemption and the alerts by their models from the contract's JSON.
 
 ENTRY_MAGIC = b"PWS\x04"
 """Format 4: one of the city's entries."""
-_ENTRY_VERSION = 1
 
 _ReportRecord = tuple[str, str | None, str | None, list[tuple[str, str | None, list[str]]],
                       list[tuple[str, _Instant, str]], int]
 _ExemptionRecord = tuple[dict[str, Any], _Instant, _Instant | None]
+_ItemCaseRecord = tuple[_FactRecord, _Instant | None, str | None, _FactRecord, str | None,
+                        tuple[str | None, str | None, str | None], _FactRecord]
+_ReferralRecord = tuple[
+    str, str, list[_KeyedAlertRecord], _ReportRecord | None, _ExemptionRecord | None, int, _Instant | None,
+    tuple[str, list[tuple[str, str, str]], list[tuple[str, str | None, list[str]]], list[tuple[str, _Instant, str]],
+          _ExemptionRecord | None, list[tuple[str, str, str]], str | None, str | None] | None,
+    tuple[_Instant, list[tuple[str, str]]] | None, list[tuple[str, str, str | None]],
+]
+"""referral id, case id, alerts, report, exemption, version, as of, shown, standing, findings."""
+_Pairs = list[tuple[str, str]]
+_Left = list[tuple[str, _Instant]]
+
+
+def _strict(record: Any) -> TypeAdapter:
+    return TypeAdapter(record, config=ConfigDict(strict=True))
+
+
 _ENTRY_RECORDS: dict[str, tuple[TypeAdapter, tuple[str, ...]]] = {
-    "referral": (TypeAdapter(tuple[
-        Literal["referral"], Literal[1], str, str, list[_KeyedAlertRecord], _ReportRecord | None,
-        _ExemptionRecord | None, int, _Instant | None,
-        tuple[str, list[tuple[str, str, str]], list[tuple[str, str | None, list[str]]],
-              list[tuple[str, _Instant, str]], _ExemptionRecord | None, list[tuple[str, str, str]],
-              str | None, str | None] | None,
-        tuple[_Instant, list[tuple[str, str]]] | None, list[tuple[str, str, str | None]],
-    ], config=ConfigDict(strict=True)), ("kind", "version", "referral_id", "case_id", "alerts", "report", "exemption",
-                                         "referral version", "as_of", "shown", "standing",
-                                         "findings")),
-    "item": (TypeAdapter(tuple[Literal["item"], Literal[1], list[tuple[str, str]], list[tuple[str, _Instant]]],
-                         config=ConfigDict(strict=True)), ("kind", "version", "pending", "left")),
-    "item_case": (TypeAdapter(tuple[
-        Literal["item_case"], Literal[1], _FactRecord, _Instant | None, str | None, _FactRecord, str | None,
-        tuple[str | None, str | None, str | None], _FactRecord, _ReportRecord | None,
-    ], config=ConfigDict(strict=True)), ("kind", "version", "accepted", "closed_at", "outcome", "grant", "department",
-                                         "officers", "decided", "report")),
-    "alert": (TypeAdapter(tuple[Literal["alert"], Literal[1], _KeyedAlertRecord], config=ConfigDict(strict=True)),
-              ("kind", "version", "alert")),
+    "referral": (_strict(tuple[Literal["referral"], Literal[1], _ReferralRecord]), ("kind", "version", "referral")),
+    "item": (_strict(tuple[Literal["item"], Literal[1], _Pairs, _Left]), ("kind", "version", "pending", "left")),
+    "item_case": (_strict(tuple[Literal["item_case"], Literal[1], _ItemCaseRecord, _ReportRecord | None]),
+                  ("kind", "version", "standing", "report")),
+    "alert": (_strict(tuple[Literal["alert"], Literal[1], _KeyedAlertRecord]), ("kind", "version", "alert")),
 }
 """Each kind's record type (strict) and its elements' names, to say where a refused one is wrong."""
 
 
 def dumps_referral(working: r._Working) -> bytes:
     """A referral's working copy (the city stage's `r` entries)."""
-    shown = working.shown
-    standing = working.standing
-    return _entry([
-        "referral", _ENTRY_VERSION, working.referral_id, working.case_id,
-        [_alert_record(key, alert) for key, alert in working.alerts.items()],
-        _report(working.report), _exemption(working.exemption), working.version, _instant(working.as_of),
-        None if shown is None else (
-            shown.status, shown.alerts, shown.officers, [(rule, _instant(at), event) for rule, at, event in
-                                                         shown.mitigations],
-            _exemption(shown.exemption), shown.aggravations, shown.department, shown.item_code),
-        None if standing is None else (_instant(standing[0]), standing[1]),
-        [(*subject, cited) for subject, cited in working.findings.items()],
-    ])
+    return _entry(["referral", 1, _referral(working)])
 
 
 def dumps_item(pending: set[tuple[str, str]], left: dict[str, dt.datetime]) -> bytes:
     """A PW-013 item but its cases and its records, which are entries of their own."""
-    return _entry(["item", _ENTRY_VERSION, sorted(pending), [(case_id, _instant(at)) for case_id, at in left.items()]])
+    return _entry(["item", 1, sorted(pending), _left(left)])
 
 
 def dumps_item_case(standing: ItemCase, report: r.CaseReport | None) -> bytes:
     """A case as its PW-013 item knows it, and its latest report (for the referral of a red card)."""
-    officers = standing.officers
-    return _entry([
-        "item_case", _ENTRY_VERSION, _fact(standing.accepted), _instant(standing.closed_at), standing.outcome,
-        _fact(standing.grant), standing.department, (officers.handler, officers.reviewer, officers.approver),
-        _fact(standing.decided), _report(report),
-    ])
+    return _entry(["item_case", 1, _item_case(standing), _report(report)])
 
 
 def dumps_alert(alert: Alert) -> bytes:
     """A PW-013 record."""
-    return _entry(["alert", _ENTRY_VERSION, _alert_record("", alert)])
+    return _entry(["alert", 1, _alert_record("", alert)])
 
 
 def _entry(record: list) -> bytes:
     return ENTRY_MAGIC + orjson.dumps(record)
+
+
+def _referral(working: r._Working) -> tuple:
+    shown, standing = working.shown, working.standing
+    return (
+        working.referral_id, working.case_id, [_alert_record(key, alert) for key, alert in working.alerts.items()],
+        _report(working.report), _exemption(working.exemption), working.version, _instant(working.as_of),
+        None if shown is None else (
+            shown.status, shown.alerts, shown.officers,
+            [(rule, _instant(at), event) for rule, at, event in shown.mitigations], _exemption(shown.exemption),
+            shown.aggravations, shown.department, shown.item_code),
+        None if standing is None else (_instant(standing[0]), standing[1]),
+        [(*subject, cited) for subject, cited in working.findings.items()],
+    )
+
+
+def _left(left: dict[str, dt.datetime]) -> list:
+    return [(case_id, _instant(at)) for case_id, at in left.items()]
+
+
+def _item_case(standing: ItemCase) -> tuple:
+    officers = standing.officers
+    return (_fact(standing.accepted), _instant(standing.closed_at), standing.outcome, _fact(standing.grant),
+            standing.department, (officers.handler, officers.reviewer, officers.approver), _fact(standing.decided))
 
 
 def _report(report: r.CaseReport | None) -> tuple | None:
@@ -574,29 +593,41 @@ def _entry_from_record(data: bytes) -> Any:
     if kind not in _ENTRY_RECORDS:
         raise CorruptState(f"a city entry of kind {kind[:40]!r}; this release reads {', '.join(_ENTRY_RECORDS)}")
     record_type, fields = _ENTRY_RECORDS[kind]
-    record = read_checked(record_type, data, f"a city entry ({kind}) of version {_ENTRY_VERSION}", fields)
-    moment, fact = _moment, _fact_from
+    _, _, *record = read_checked(record_type, data, f"a city entry ({kind}) of version 1", fields)
     if kind == "referral":
-        (_, _, referral_id, case_id, alerts, report, exemption, version, as_of, shown, standing, findings) = record
-        return r._Working(
-            referral_id, case_id, dict(_alert_from_record(*entry) for entry in alerts), _report_from(report),
-            _exemption_from(exemption), version, moment(as_of), None if shown is None else r._Shown(
-                shown[0], tuple(map(tuple, shown[1])), _officer_rows(shown[2]),
-                tuple((rule, moment(at), event) for rule, at, event in shown[3]), _exemption_from(shown[4]),
-                tuple(map(tuple, shown[5])), shown[6], shown[7]),
-            None if standing is None else (moment(standing[0]), tuple(map(tuple, standing[1]))),
-            {(subject_kind, subject): cited for subject_kind, subject, cited in findings},
-        )
+        return _referral_from(record[0])
     if kind == "item":
-        _, _, pending, left = record
-        return set(pending), {case_id: moment(at) for case_id, at in left}
+        pending, left = record
+        return set(pending), _left_from(left)
     if kind == "item_case":
-        _, _, accepted, closed_at, outcome, grant, department, officers, decided, report = record
-        handler, reviewer, approver = officers
-        return ItemCase(fact(accepted), moment(closed_at), outcome, fact(grant), department,
-                        Officers(handler=handler, reviewer=reviewer, approver=approver), fact(decided)), \
-            _report_from(report)
-    return _alert_from_record(*record[2])[1]
+        standing, report = record
+        return _item_case_from(standing), _report_from(report)
+    return _alert_from_record(*record[0])[1]
+
+
+def _referral_from(record: tuple) -> r._Working:
+    moment = _moment
+    referral_id, case_id, alerts, report, exemption, version, as_of, shown, standing, findings = record
+    return r._Working(
+        referral_id, case_id, dict(_alert_from_record(*entry) for entry in alerts), _report_from(report),
+        _exemption_from(exemption), version, moment(as_of), None if shown is None else r._Shown(
+            shown[0], tuple(map(tuple, shown[1])), _officer_rows(shown[2]),
+            tuple((rule, moment(at), event) for rule, at, event in shown[3]), _exemption_from(shown[4]),
+            tuple(map(tuple, shown[5])), shown[6], shown[7]),
+        None if standing is None else (moment(standing[0]), tuple(map(tuple, standing[1]))),
+        {(subject_kind, subject): cited for subject_kind, subject, cited in findings},
+    )
+
+
+def _left_from(left: list) -> dict[str, dt.datetime]:
+    return {case_id: _moment(at) for case_id, at in left}
+
+
+def _item_case_from(record: tuple) -> ItemCase:
+    accepted, closed_at, outcome, grant, department, (handler, reviewer, approver), decided = record
+    fact = _fact_from
+    return ItemCase(fact(accepted), _moment(closed_at), outcome, fact(grant), department,
+                    Officers(handler=handler, reviewer=reviewer, approver=approver), fact(decided))
 
 
 def _fact_from(value: tuple | None) -> c.Fact | None:
@@ -621,6 +652,161 @@ def _exemption_from(record: tuple | None) -> Exemption | None:
     fields, recorded_at, decided_at = record
     return Exemption.model_validate({**fields, "recorded_at": _moment(recorded_at),
                                      "decided_at": _moment(decided_at)})
+
+
+# ----- the engine's whole state as JSON (format 5): the embedded checkpoint -----
+# Every open case as its case record, the city's items, reports, referrals and waiting inputs as
+# the city's entries are written, and the engine's own bookkeeping, in one record checked against
+# its type before anything is made of it. What the engine iterates in order (cases, an item's
+# cases and records, a city's referrals) keeps its order: the restored engine must carry on
+# exactly as the original would, output for output.
+
+ENGINE_MAGIC = b"PWS\x05"
+"""Format 5: an engine's whole state (`dumps_engine`)."""
+
+_STATS_COUNTS = ("events", "duplicates", "late_events", "unknown_items", "cases_opened", "cases_retired",
+                 "cases_restored")
+"""`EngineStats`' counts; its two counters follow them in the record."""
+_InputRecord = (
+    tuple[Literal["item_update"], str, str, _ItemCaseRecord | None, str, _Instant, _ReportRecord | None]
+    | tuple[Literal["alerts"], list[_KeyedAlertRecord], _ReportRecord | None, _Instant]
+    | tuple[Literal["report"], _ReportRecord, _Instant]
+    | tuple[Literal["exemption"], str, _ExemptionRecord, _Instant, str, str]
+)
+"""A city input waiting for the city's clock: what it is, then its fields (`_city_input`)."""
+_EngineRecord = _strict(tuple[
+    Literal["engine"], Literal[1],
+    list[_CASE_RECORD_TYPE], list[tuple[str, _Instant]], _Instant | None,
+    tuple[int, int, int, int, int, int, int, list[tuple[str, str, int]], list[tuple[str, int]]],
+    list[tuple[str, list[tuple[str, _ItemCaseRecord]], list[tuple[str, str, _KeyedAlertRecord]], _Pairs, _Left]],
+    list[tuple[str, list[tuple[str, _ReportRecord]]]], list[_ReferralRecord], _Instant | None,
+    list[tuple[_Instant, str, int, _InputRecord]], int,
+    tuple[list[int], list[int]] | None, list[tuple[str, str]],
+])
+_ENGINE_FIELDS = ("kind", "version", "cases", "timers", "now", "stats", "items", "reports", "referrals", "city clock",
+                  "city inputs", "arrivals", "ids", "retired")
+
+
+def dumps_engine(state: EngineState) -> bytes:
+    """An engine's whole state (`Engine.state`), as the embedded monitor's checkpoint holds it."""
+    city, stats, ids = state.city, state.stats, state.ids
+    return ENGINE_MAGIC + orjson.dumps([
+        "engine", 1,
+        [_case_record(case) for case in state.cases.values()],
+        [(case_id, _instant(at)) for case_id, at in state.timers.scheduled_all()],
+        _instant(state.now),
+        (*(getattr(stats, name) for name in _STATS_COUNTS),
+         [(rule, signal, count) for (rule, signal), count in stats.alerts.items()], list(stats.retractions.items())),
+        [(item.item_code, [(case_id, _item_case(standing)) for case_id, standing in item.cases.items()],
+          [(*pair, _alert_record("", alert)) for pair, alert in item.alerts.items()], sorted(item.pending),
+          _left(item.left)) for item in city.items.values()],
+        [(code, [(case_id, _report(report)) for case_id, report in reports.items()])
+         for code, reports in city.reports.items()],
+        [_referral(working) for working in city.referrals],
+        _instant(city.clock),
+        [(_instant(at), case_id, arrival, _city_input(given)) for at, case_id, arrival, given in city.pending],
+        city.arrivals,
+        None if ids is None else (list(ids), list(ids.values())),
+        [(case_id, base64.b64encode(packed).decode("ascii")) for case_id, packed in _packed(state.retired)],
+    ])
+
+
+def _city_input(given: CityInput) -> tuple:
+    if isinstance(given, ItemUpdate):
+        return ("item_update", given.item_code, given.case_id,
+                None if given.standing is None else _item_case(given.standing), given.cause[0],
+                _instant(given.cause[1]), _report(given.report))
+    if isinstance(given, AlertInput):
+        return "alerts", [_alert_record("", alert) for alert in given.found], _report(given.report), _instant(given.at)
+    if isinstance(given, ReportInput):
+        return "report", _report(given.report), _instant(given.at)
+    return ("exemption", given.case_id, _exemption(given.exemption), _instant(given.at), given.origin,
+            base64.b64encode(given.raw).decode("ascii"))
+
+
+def _packed(retired: Any) -> Iterator[tuple[str, bytes]]:
+    """Retired cases as a compact store holds them; a plain mapping's (a test's engine) packed now."""
+    from permitwatch.streams.retired import CompactCases  # it stores its cases with this module
+
+    if isinstance(retired, CompactCases):
+        return retired.packed()
+    return ((case_id, CompactCases.pack(case)) for case_id, case in retired.items())
+
+
+def _engine_from_record(data: bytes) -> EngineState:
+    from permitwatch.streams.retired import CompactCases
+
+    (_, _, cases, timers, now, stats, items, reports, referrals, clock, pending, arrivals, ids,
+     retired) = read_checked(_EngineRecord, data, "an engine state of version 1", _ENGINE_FIELDS)
+    moment = _moment
+    index = TimerIndex()
+    for case_id, at in timers:
+        index.schedule(case_id, moment(at))
+    *counts, alerts, retractions = stats
+    return EngineState(
+        {case.case_id: case for case in map(_case_from_checked, cases)}, index, moment(now),
+        EngineStats(*counts, collections.Counter({(rule, signal): n for rule, signal, n in alerts}),
+                    collections.Counter(dict(retractions))),
+        CityState(
+            {code: ItemState(code, {case_id: _item_case_from(standing) for case_id, standing in cases},
+                             {(first, second): _alert_from_record(*alert)[1] for first, second, alert in alerts},
+                             set(pending), _left_from(left))
+             for code, cases, alerts, pending, left in items},
+            {code: {case_id: _report_from(report) for case_id, report in by_case} for code, by_case in reports},
+            [_referral_from(working) for working in referrals], moment(clock),
+            [(moment(at), case_id, arrival, _city_input_from(given)) for at, case_id, arrival, given in pending],
+            arrivals),
+        None if ids is None else dict(zip(*ids, strict=True)),
+        CompactCases.of({case_id: base64.b64decode(packed, validate=True) for case_id, packed in retired}),
+    )
+
+
+def _city_input_from(record: tuple) -> CityInput:
+    kind, *fields = record
+    if kind == "item_update":
+        item_code, case_id, standing, event_id, at, report = fields
+        return ItemUpdate(item_code, case_id, None if standing is None else _item_case_from(standing),
+                          (event_id, _moment(at)), _report_from(report))
+    if kind == "alerts":
+        alerts, report, at = fields
+        return AlertInput(tuple(_alert_from_record(*alert)[1] for alert in alerts), _report_from(report), _moment(at))
+    if kind == "report":
+        report, at = fields
+        return ReportInput(_report_from(report), _moment(at))
+    case_id, exemption, at, origin, raw = fields
+    return ExemptionInput(case_id, _exemption_from(exemption), _moment(at), origin, base64.b64decode(raw, validate=True))
+
+
+_WRITTEN_FIELDS: dict[type, tuple[str, ...]] = {
+    EngineState: ("cases", "timers", "now", "stats", "city", "ids", "retired"),
+    EngineStats: (*_STATS_COUNTS, "alerts", "retractions"),
+    CityState: ("items", "reports", "referrals", "clock", "pending", "arrivals"),
+    ItemState: ("item_code", "cases", "alerts", "pending", "left"),
+    ItemCase: ("accepted", "closed_at", "outcome", "grant", "department", "officers", "decided"),
+    Officers: ("handler", "reviewer", "approver"),
+    r.CaseReport: ("case_id", "item_code", "department", "officers", "remedies", "revision"),
+    r._Working: ("referral_id", "case_id", "alerts", "report", "exemption", "version", "as_of", "shown", "standing",
+                 "findings"),
+    r._Shown: ("status", "alerts", "officers", "mitigations", "exemption", "aggravations", "department",
+               "item_code"),
+    ItemUpdate: ("item_code", "case_id", "standing", "cause", "report"),
+    AlertInput: ("alerts", "report", "at"),
+    ReportInput: ("report", "at"),
+    ExemptionInput: ("case_id", "exemption", "at", "origin", "raw"),
+}
+"""The fields the city's entries and the engine record write, class by class."""
+
+
+def _check_written_fields() -> None:
+    for cls, written in _WRITTEN_FIELDS.items():
+        fields = (tuple(f.name for f in dataclasses.fields(cls)) if dataclasses.is_dataclass(cls)
+                  else tuple(getattr(cls, "model_fields", None) or cls._fields))
+        if fields != written:
+            raise RuntimeError(f"{cls.__name__}'s fields {fields} are not those its stored record writes {written}: "
+                               "write and read the new field in streams/state_codec.py, with a new record version")
+
+
+_check_written_fields()  # on import, as `_check_case_layout`
 
 
 # ----- alerts, written once -----
@@ -764,6 +950,13 @@ def loads(data: bytes | memoryview) -> Any:
             raise
         except Exception as exc:  # its values passed their types, but nothing can be made of them
             raise CorruptState(f"a city entry that cannot be read: {type(exc).__name__}: {str(exc)[:200]}") from None
+    if head == ENGINE_MAGIC:
+        try:
+            return _engine_from_record(bytes(view[len(MAGIC):]))
+        except CorruptState:
+            raise
+        except Exception as exc:  # its values passed their types, but no engine state can be made of them
+            raise CorruptState(f"an engine state that cannot be read: {type(exc).__name__}: {str(exc)[:200]}") from None
     if head == MAGIC:
         _registry()
         try:

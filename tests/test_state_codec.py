@@ -42,15 +42,70 @@ def outputs(engine: Engine, lines: list[bytes]) -> list[bytes]:
 
 
 def test_the_engine_state_of_a_city_reads_back_and_carries_on_exactly_like_the_original():
-    """Referrals, PW-013 items, timers, stats: every class an engine's state is made of."""
+    """Referrals, PW-013 items, timers, stats: every class an engine's state is made of, as JSON
+    (format 5, the embedded checkpoint's since 2026-12-01) and as the pickle of the releases
+    before (format 2)."""
     lines = [raw for _, raw in CitySimulator(seed=3, violation_rate=0.3, cases_per_day=150).events(cases=3000)]
     half = len(lines) // 2
     original = city_engine()
     assert outputs(original, lines[:half])
-    restored = city_engine()
-    restored.load_state(state_codec.loads(state_codec.dumps(original.state())))
-    assert restored.referrals.referrals and restored.city.items, "the city has referrals and PW-013 items"
-    assert outputs(restored, lines[half:]) == outputs(original, lines[half:])
+    stored = [state_codec.dumps_engine(original.state()), state_codec.dumps(original.state())]
+    assert stored[0].startswith(state_codec.ENGINE_MAGIC) and b"permitwatch" not in stored[0]
+    expected = outputs(original, lines[half:])
+    for state in stored:
+        restored = city_engine()
+        restored.load_state(state_codec.loads(state))
+        assert restored.referrals.referrals and restored.city.items, "the city has referrals and PW-013 items"
+        assert restored.city.state().pending, "and city inputs waiting for its clock"
+        assert outputs(restored, lines[half:]) == expected
+
+
+def test_an_engine_state_reads_back_equal_with_every_kind_of_waiting_input_retired_cases_and_folds():
+    from datetime import UTC, datetime
+
+    from permitwatch.alerts.city import AlertInput, ExemptionInput, ItemUpdate
+    from permitwatch.models.common import LEGAL_TZ
+    from permitwatch.models.referrals import Exemption
+    from permitwatch.streams.retired import CompactCases
+
+    engine = city_engine()
+    lines = [raw for _, raw in CitySimulator(seed=5, violation_rate=0.3, cases_per_day=150).events(cases=3000)]
+    outputs(engine, lines[:len(lines) // 2])
+    state = engine.state()
+    repeated = datetime(1990, 9, 15, 17, 30, tzinfo=UTC).astimezone(LEGAL_TZ)
+    item = next(item for item in state.city.items.values() if item.alerts)
+    case_id, standing = next(iter(item.cases.items()))
+    report = next(w.report for w in state.city.referrals if w.report)
+    alert = next(iter(item.alerts.values()))
+    exemption = Exemption(ground="other", basis="SZ-XK art. 15(4)", reason="r", recorded_by="op", recorded_at=repeated)
+    state.city.pending += [
+        (repeated, case_id, 900, ItemUpdate(item.item_code, case_id, standing, ("E-9", repeated), report)),
+        (repeated, case_id, 901, ItemUpdate(item.item_code, case_id, None, (case_id, repeated))),
+        (repeated, case_id, 902, AlertInput((alert, alert), None, repeated)),
+        (repeated, case_id, 903, ExemptionInput(case_id, exemption, repeated, "t/0/9", b"\xff not utf-8")),
+    ]
+    retired = CompactCases()
+    retired["SZ-GONE"] = _every_fact_of_a_case()
+    state.retired = retired
+    state.now = repeated
+    back = state_codec.loads(state_codec.dumps_engine(state))
+    assert back.cases == state.cases and list(back.cases) == list(state.cases)
+    assert list(back.timers.scheduled_all()) == list(state.timers.scheduled_all())
+    assert back.now == state.now and back.now.fold == 1 and back.stats == state.stats and back.ids == state.ids
+    assert back.city == state.city and repr(back.city.pending) == repr(state.city.pending)
+    assert [list(i.cases) for i in back.city.items.values()] == [list(i.cases) for i in state.city.items.values()]
+    assert dict(back.retired.items()) == dict(retired.items())
+
+
+@pytest.mark.parametrize("record", [
+    b'["engine", 2]', b'["engine", 1, [], [], null]', b'["engine", 1' + b", []" * 12 + b"]",
+])
+def test_an_engine_state_that_cannot_be_one_is_refused_as_corrupt_and_briefly(record):
+    from permitwatch.models.errors import CorruptState
+
+    with pytest.raises(CorruptState) as refused:
+        state_codec.loads(state_codec.ENGINE_MAGIC + record)
+    assert len(str(refused.value)) < 400
 
 
 class _Call:
@@ -156,6 +211,20 @@ def test_the_monitor_refuses_a_tampered_checkpoint_and_rebuilds_from_the_journal
     with caplog.at_level(logging.INFO, logger="permitwatch.embedded"):
         again = runtimes(tmp_path, now="2026-03-02 12:00")
     assert "checkpoint at journal 2, 0 rows replayed" in caplog.text, "a clean restart reads its checkpoint"
+    again.stop()
+
+    # Format 5 (2026-12-01): a JSON header line, then the engine's state as JSON, no pickle. The
+    # one pickle of formats 3 and 4, written by the releases before, still reads.
+    header_line, _, state = checkpoint.read_bytes().partition(b"\n")
+    header = orjson.loads(header_line)
+    assert header["format"] == 5 and state.startswith(state_codec.ENGINE_MAGIC)
+    header.update(format=4, catalog=header["catalog"].encode(), calendars=header["calendars"].encode(),
+                  state=state_codec.loads(state))
+    checkpoint.write_bytes(state_codec.dumps(header))
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="permitwatch.embedded"):
+        again = runtimes(tmp_path, now="2026-03-02 12:00")
+    assert "checkpoint at journal 2, 0 rows replayed" in caplog.text, "a format-4 checkpoint reads"
     again.stop()
 
     target = tmp_path / "written-by-the-payload"
