@@ -2,50 +2,35 @@
 cases): what the state is made of, written so that moving a class does not change the stored
 bytes, and read so that nothing outside the state's own types can be reached.
 
-Format 2 (`MAGIC` then a pickle stream, protocol 5): objects are pickle's own opcodes (str, int,
-float, bytes, tuple, list, dict, set, frozenset, None, bool), and every class of ours is written
-as an extension code (pickle's EXT opcodes, `copyreg.add_extension`), never a module path. The
-code is derived from the class's tag, its own name (the engine's classes in `alerts` and
-`models`, the Kafka stages' stored records, the retired-case store; names are unique there,
-checked when the registry is built). The standard library's types the state holds (`datetime`,
-`Decimal`, `ZoneInfo`, …) are written by their module paths, which do not move. Pickle writes
-and reads the codes in C, which is what makes this format about twice as fast to write as format
-1, whose hook Python called for every object. Writing an object of a class that is not
-registered, or a function, fails loudly instead of writing a module path (an object whose own
-reduction names a global by string would still be written so, and refused when read: the state
-has none). Reading resolves a code or a global in the registry only: a stream that names any
-other global is refused with `UnsafeState` before anything is called.
+What is written since 2026-12-01 is JSON, versioned, written by orjson: it names no class or
+module, and reading it checks every value against its record type first (strict pydantic types:
+`read_checked`), then calls nothing but the state's own constructors and the alert and exemption
+models' validation; a record that is not what it should be is refused as `CorruptState`, with the
+place it is wrong and not its value. Instants in legal time are microseconds (`micros`), any
+other instant RFC 3339 text with its offset; alerts and exemptions are their contract JSON, with
+their instants written beside it so that they come back in legal time. Each format starts with
+its magic (these are the codec's format numbers; a Kafka table value carries its own too,
+`wire.STATE_FORMAT`):
+- format 3, `CASE_MAGIC`: a case state on its own (a Kafka table's case entry, a retired case;
+  `dumps_case`);
+- format 4, `ENTRY_MAGIC`: one of the Kafka city stage's entries (a referral's working copy, a
+  PW-013 item, a case as its item knows it, a PW-013 record; `dumps_referral` and its siblings);
+- format 5, `ENGINE_MAGIC`: an engine's whole state, made of the same records (the embedded
+  checkpoint; `dumps_engine`).
 
-What reading still allows a forged stream (so the tables and the checkpoint must be writable by
-the workers and the monitor only: Kafka ACLs, file permissions): calling a registered class with
-arguments of its choosing, and setting attributes on a registered class object (pickle's BUILD
-on a class), which lasts for the process. Closing that needs the writer to emit constructor
-tokens instead of classes and the reader to hand out sealed constructors.
-
-A case state inside a format-2 state (the embedded checkpoint; until 2026-12-01 also the value
-written at every event) is not written as an object: it is written as the call of its layout's
-reader (an extension code too) on one flat tuple of pickle's own types, its instants in legal
-time as microseconds (`_case_layout`; versioned, and its fields checked against the case's on
-import). A case written as an object before the layout still reads. An alert is written as the call of its reader on its own stream (format 2 again), made
-once per alert object and copied into every state that holds it (since 2026-12-01; an alert
-written as an object before still reads).
-
-A case state stored on its own (a Kafka table's case entry, a retired case: `dumps_case`) is
-format 3 since 2026-12-01: `CASE_MAGIC` then JSON of the same fields (`_case_record`), its
-alerts in the contract's JSON. orjson writes it in about two thirds of format 2's time, and
-reading it names no class and calls nothing but the case's own constructors and the alert
-model's validation, after checking every value's type (`_CaseRecord`). (These are the codec's
-format numbers; a Kafka table value carries its own too, `wire.STATE_FORMAT`.)
-
-The Kafka city stage's other entries (a referral's working copy, a PW-013 item, a case as its
-item knows it, a PW-013 record) are format 4 since 2026-12-01: `ENTRY_MAGIC` then JSON of the
-entry's kind and fields, read as a case record is; and an engine's whole state (the embedded
-checkpoint) is format 5, `ENGINE_MAGIC` then JSON made of the same records. Since then the
-runtimes write no pickle; format 2 is still read, for what they wrote before.
-
-Formats 1 (classes as persistent ids: tags, and `zone:KEY` for a time zone) and 0 (plain pickles
-naming module paths, before 2026-11-30) are still read, with the classes they name checked
-against the same registry; they are never written.
+What the runtimes wrote before is still read, never written (tests/legacy_state.py writes it for
+the tests). Format 2 (`MAGIC`, until 2026-12-01): a pickle stream whose classes of ours are
+extension codes derived from their names (pickle's EXT opcodes, `copyreg.add_extension`; the
+engine's classes in `alerts` and `models`, the Kafka stages' stored records, the retired-case
+store), a case as the call of its layout's reader on one flat tuple (`_case_from_layout`), an
+alert as the call of its reader on a stream of its own. Format 1 named classes as persistent ids
+(tags, and `zone:KEY` for a time zone) and format 0 (before 2026-11-30) by module path. Reading
+them resolves a code or a global in the registry only: a stream that names any other global is
+refused with `UnsafeState` before anything is called. What reading them still allows a forged
+stream (so the tables and the checkpoint must be writable by the workers and the monitor only:
+Kafka ACLs, file permissions): calling a registered class with arguments of its choosing, and
+setting attributes on a registered class object (pickle's BUILD on a class), which lasts for the
+process.
 """
 
 from __future__ import annotations
@@ -63,7 +48,6 @@ import pickle
 import pkgutil
 import sys
 import threading
-import types
 import zlib
 from collections.abc import Callable, Iterator
 from typing import Annotated, Any, Literal, NamedTuple
@@ -107,11 +91,8 @@ class UnsafeState(CorruptState):
 class _Registry(NamedTuple):
     by_tag: dict[str, Any]
     """Our classes and the layouts' readers, by tag."""
-    by_class: dict[Any, str]
     by_path: dict[tuple[str, str], Any]
     """(module, qualified name) → class or layout reader: what pickle asks the reader for."""
-    layouts: dict[type, Any]
-    """Classes written by an explicit layout → the function that writes it."""
 
 
 @functools.cache
@@ -148,9 +129,7 @@ def _build_registry() -> _Registry:
     by_tag["CaseLayout"] = _case_from_layout
     by_tag["AlertLayout"] = _alert_from_stored
     _register_codes(by_tag)
-    return _Registry(by_tag, {cls: tag for tag, cls in by_tag.items()},
-                     {(cls.__module__, cls.__qualname__): cls for cls in by_tag.values()},
-                     {c.CaseState: _case_layout, Alert: _alert_layout})
+    return _Registry(by_tag, {(cls.__module__, cls.__qualname__): cls for cls in by_tag.values()})
 
 
 _CODES_FROM = 0x1000_0000
@@ -188,10 +167,9 @@ def _register_codes(by_tag: dict[str, type]) -> None:
 
 
 # ----- the case layout -----
-# Pickle's generic path calls Python for every fact of a case (reducer_override, a named tuple's
-# __getnewargs__), so a case in a format-2 state is written as one flat tuple of pickle's own
-# types instead, with instants in legal time as integers: about twice as fast to write, and half
-# the bytes. (A case on its own, the value written at every event, is format 3 below.)
+# A case in a format-2 state was written as one flat tuple of pickle's own types, its instants in
+# legal time as integers (about twice as fast as pickle's generic path, and half the bytes). Its
+# reader is also how a JSON case record (format 3, below) becomes a case.
 
 _CASE_LAYOUT = 1
 """The version of the layout, its first element: a new layout gets a new number, and the reader
@@ -202,7 +180,7 @@ _CASE_FIELDS = (
     "hearing_requested", "hearing_held", "decisions", "licence", "published", "fees", "handler", "reviewer",
     "approver", "seen", "last_time", "last_step", "alerts", "referable", "dues", "expires",
 )
-"""The fields the layout and the JSON record (`_case_record`) write: checked against `CaseState`
+"""The fields the layout and the JSON record (`_case_record`) hold: checked against `CaseState`
 on import, so that a field added to the case fails loudly instead of being silently dropped."""
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _MICROSECOND = dt.timedelta(microseconds=1)
@@ -277,26 +255,6 @@ def _officer(known: Any) -> tuple | None:
     return known[0], _instant(known[1]), known[2], _instant(known[3]), known[4]
 
 
-def _case_layout(case: c.CaseState) -> tuple:
-    fact, instant = _fact, _instant
-    return _case_from_layout, ((
-        _CASE_LAYOUT, case.case_id, case.item_code, case.department, case.applicant, fact(case.submitted),
-        [(instant(r[0]), r[1], r[2], r[3]) for r in case.receipts],
-        [(instant(n[0]), n[1], n[2]) for n in case.notices],
-        fact(case.accepted), case.promised_day, fact(case.rejected), fact(case.withdrawn), fact(case.closure),
-        [(instant(p[0]), *p[1:]) for p in case.procedure_starts],
-        [(instant(p[0]), p[1], p[2]) for p in case.procedure_ends],
-        fact(case.forwarded), fact(case.hearing_requested), fact(case.hearing_held),
-        [(instant(d[0]), *d[1:]) for d in case.decisions],
-        fact(case.licence), fact(case.published),
-        [(instant(f[0]), *f[1:]) for f in case.fees],
-        _officer(case.handler), _officer(case.reviewer), _officer(case.approver),
-        case.seen, instant(case.last_time), case.last_step, case.alerts, case.referable,
-        None if case.dues is None else {rule: instant(due) for rule, due in case.dues.items()},
-        instant(case.expires),
-    ),)
-
-
 def _case_from_layout(layout: tuple) -> c.CaseState:
     if not isinstance(layout, tuple) or not layout or layout[0] != _CASE_LAYOUT:
         raise CorruptState(f"a case state of layout {layout[:1] if isinstance(layout, tuple) else layout!r}; "
@@ -344,7 +302,7 @@ _check_case_layout()  # on import: `dumps_case` writes cases without building th
 
 # ----- a case state as JSON (format 3) -----
 # The value written at every event (a Kafka table's case entry, a retired case) is written as JSON
-# of the same fields: orjson writes it in about two thirds of the time pickle takes. Reading it
+# of the layout's fields: orjson writes it in about two thirds of the time pickle took. Reading it
 # cannot name a class or call anything but the case's own constructors: the record is checked
 # against its declared shape and types first (`_CaseRecord`), so a forged or damaged one is refused
 # as corrupt instead of making a case that fails later (a tick over its partition's cases), and
@@ -456,8 +414,12 @@ def _case_from_checked(record: tuple) -> c.CaseState:
     ))
 
 
+_ALERTS_KEPT = 20_000
 _alerts_json: dict[int, tuple[Alert, orjson.Fragment]] = {}
-"""The contract's JSON of the alerts written lately, by object (`_remember`, up to `_ALERTS_KEPT`)."""
+"""The contract's JSON of the alerts written lately, by object (`_remember`, up to `_ALERTS_KEPT`):
+a case holds its alerts from one state to the next, and a referral's working copy every red alert
+of its case (hundreds, for a grant that overtook hundreds of applications), so the same alert
+objects are written again and again."""
 
 
 def _alert_record(key: str, alert: Alert) -> tuple:
@@ -809,69 +771,15 @@ def _check_written_fields() -> None:
 _check_written_fields()  # on import, as `_check_case_layout`
 
 
-# ----- alerts, written once -----
-# A case holds its alerts from one state to the next, and a referral's working copy every red
-# alert of its case (hundreds, for a grant that overtook hundreds of applications), so the same
-# alert objects are written again and again; pickling one (a pydantic model, through Python)
-# costs about 80 µs, more than the rest of its case. Each is written once as a stream of its own,
-# and that stream is copied into every state that holds the alert.
-
-_ALERTS_KEPT = 20_000
-_written_alerts: dict[int, tuple[Alert, bytes]] = {}
-"""The streams of the alerts written lately, by object (`_remember`). Full, about 40 MB."""
-
-
-def _alert_layout(alert: Alert) -> tuple:
-    return _alert_from_stored, (_remember(_written_alerts, _ALERTS_KEPT, alert, _alert_stream),)
-
-
-def _alert_stream(alert: Alert) -> bytes:
-    return dumps(alert, with_layouts=False)
-
+# ----- format 2's alerts -----
+# A format-2 state holds each alert as the call of this reader on a stream of its own (made once
+# per alert object and copied into every state that held it).
 
 def _alert_from_stored(stream: bytes) -> Alert:
     alert = loads(stream)
     if not isinstance(alert, Alert):
         raise CorruptState(f"an alert's stream holds a {type(alert).__name__}")
     return alert
-
-
-_NOT_STATE = (types.FunctionType, types.BuiltinFunctionType, types.MethodType, types.MethodWrapperType,
-              types.ModuleType, type(Ellipsis), type(NotImplemented))
-"""What pickle would write as a module path and the reader refuses: refused when written."""
-
-
-def _zone(zone: ZoneInfo) -> tuple[type, tuple[str]]:
-    # ZoneInfo's own reduction goes through getattr(ZoneInfo, "_unpickle").
-    return ZoneInfo, (zone.key,)
-
-
-class _Writer(pickle.Pickler):
-    dispatch_table = {ZoneInfo: _zone}
-
-    def __init__(self, out: io.BytesIO, registry: _Registry, with_layouts: bool = True):
-        super().__init__(out, protocol=5)
-        self.allowed = registry.by_class
-        self.layouts = registry.layouts if with_layouts else {}
-
-    def reducer_override(self, obj: Any) -> Any:
-        # Called in C for every object but pickle's own types (and those it has written before),
-        # so once per class and per instance of a class.
-        cls = type(obj)
-        layout = self.layouts.get(cls)
-        if layout is not None:
-            return layout(obj)
-        if cls is types.FunctionType and obj in self.allowed:
-            return NotImplemented  # a layout's reader
-        if isinstance(obj, type):
-            cls = obj
-        if cls not in self.allowed:
-            if isinstance(obj, _NOT_STATE):
-                raise pickle.PicklingError(f"{obj!r} is not part of the engine's state (streams/state_codec.py): "
-                                           "stored state holds data, not functions")
-            raise pickle.PicklingError(f"{cls.__module__}.{cls.__qualname__} is not part of the engine's state "
-                                       "(streams/state_codec.py): define it in alerts/ or models/")
-        return NotImplemented
 
 
 class _TagReader(pickle.Unpickler):
@@ -921,15 +829,6 @@ def _zoneinfo_getattr(owner: object, name: str) -> Any:
     if owner is ZoneInfo and name == "_unpickle":
         return ZoneInfo._unpickle
     raise UnsafeState(f"state pickle asks for attribute {name!r} of {owner!r}")
-
-
-def dumps(value: object, with_layouts: bool = True) -> bytes:
-    """`value` as stored state; `with_layouts` off writes our classes as objects (how an alert's
-    own stream is written, `_alert_layout`)."""
-    out = io.BytesIO()
-    out.write(MAGIC)
-    _Writer(out, _registry(), with_layouts).dump(value)
-    return out.getvalue()
 
 
 def loads(data: bytes | memoryview) -> Any:

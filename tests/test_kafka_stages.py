@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from permitwatch.alerts.clock import JUST_AFTER
 from permitwatch.streams import state_codec
 from permitwatch.streams.kafka.topology import Topology
+from tests import legacy_state
 from tests.factory import CaseEvents, moment
 from tests.kafka_expect import Expected, with_exemption
 from tests.memory_kafka import Crashes, MemoryCluster
@@ -43,7 +44,7 @@ def to_the_end(cluster: MemoryCluster) -> MemoryCluster:
 
 def pickled_before(value: object, table_format: int = 4) -> bytes:
     """A table value as a release before table format 5 wrote it."""
-    return bytes([table_format]) + state_codec.dumps(value)
+    return bytes([table_format]) + legacy_state.dumps(value)
 
 
 def assert_same_as_replay(events: list, cluster: MemoryCluster) -> None:
