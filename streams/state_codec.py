@@ -313,6 +313,12 @@ CASE_MAGIC = b"PWS\x03"
 _CASE_RECORD = 1
 """The version of the record's fields, its first element (as `_CASE_LAYOUT`)."""
 
+def strict_record(record_type: Any) -> TypeAdapter:
+    """The reader of a stored record's type: strict, so that no value is coerced into another
+    type (`read_checked`)."""
+    return TypeAdapter(record_type, config=ConfigDict(strict=True))
+
+
 Micros = Annotated[int, Field(ge=micros(dt.datetime(1, 1, 2, tzinfo=dt.UTC)),
                                le=micros(dt.datetime(9999, 12, 30, tzinfo=dt.UTC)))]
 """`micros` of an instant, in a record: within what a datetime holds in any time zone, so that a
@@ -341,8 +347,7 @@ _CASE_RECORD_TYPE = tuple[
     bool, dict[str, _Instant] | None, _Instant | None,
 ]
 """What `_case_record` writes, field by field."""
-_CaseRecord = TypeAdapter(_CASE_RECORD_TYPE, config=ConfigDict(strict=True))
-"""Strict: no value is coerced into another type."""
+_CaseRecord = strict_record(_CASE_RECORD_TYPE)
 _RECORD_FIELDS = ("version", *_CASE_FIELDS[:_CASE_FIELDS.index("seen")], "seen (keys)", "seen (digests)",
                   *_CASE_FIELDS[_CASE_FIELDS.index("seen") + 1:])
 """The record's elements by position, to say where a refused one is wrong."""
@@ -472,16 +477,12 @@ _Pairs = list[tuple[str, str]]
 _Left = list[tuple[str, _Instant]]
 
 
-def _strict(record: Any) -> TypeAdapter:
-    return TypeAdapter(record, config=ConfigDict(strict=True))
-
-
 _ENTRY_RECORDS: dict[str, tuple[TypeAdapter, tuple[str, ...]]] = {
-    "referral": (_strict(tuple[Literal["referral"], Literal[1], _ReferralRecord]), ("kind", "version", "referral")),
-    "item": (_strict(tuple[Literal["item"], Literal[1], _Pairs, _Left]), ("kind", "version", "pending", "left")),
-    "item_case": (_strict(tuple[Literal["item_case"], Literal[1], _ItemCaseRecord, _ReportRecord | None]),
+    "referral": (strict_record(tuple[Literal["referral"], Literal[1], _ReferralRecord]), ("kind", "version", "referral")),
+    "item": (strict_record(tuple[Literal["item"], Literal[1], _Pairs, _Left]), ("kind", "version", "pending", "left")),
+    "item_case": (strict_record(tuple[Literal["item_case"], Literal[1], _ItemCaseRecord, _ReportRecord | None]),
                   ("kind", "version", "standing", "report")),
-    "alert": (_strict(tuple[Literal["alert"], Literal[1], _KeyedAlertRecord]), ("kind", "version", "alert")),
+    "alert": (strict_record(tuple[Literal["alert"], Literal[1], _KeyedAlertRecord]), ("kind", "version", "alert")),
 }
 """Each kind's record type (strict) and its elements' names, to say where a refused one is wrong."""
 
@@ -636,7 +637,7 @@ _InputRecord = (
     | tuple[Literal["exemption"], str, _ExemptionRecord, _Instant, str, str]
 )
 """A city input waiting for the city's clock: what it is, then its fields (`_city_input`)."""
-_EngineRecord = _strict(tuple[
+_EngineRecord = strict_record(tuple[
     Literal["engine"], Literal[1],
     list[_CASE_RECORD_TYPE], list[tuple[str, _Instant]], _Instant | None,
     tuple[int, int, int, int, int, int, int, list[tuple[str, str, int]], list[tuple[str, int]]],

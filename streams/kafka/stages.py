@@ -45,7 +45,6 @@ from datetime import datetime, timedelta
 from typing import Any, NamedTuple, Protocol
 
 import orjson
-from pydantic import ConfigDict, TypeAdapter
 
 from permitwatch.alerts.case import CaseState
 from permitwatch.alerts.city import CityBook, CityInput, CityState, ExemptionInput, Refusal, Watermark, promised
@@ -101,7 +100,7 @@ from permitwatch.streams.kafka.wire import (
     read_control,
 )
 from permitwatch.streams.metrics import Metrics
-from permitwatch.streams.state_codec import Micros, from_micros, read_checked, remembered_micros
+from permitwatch.streams.state_codec import Micros, from_micros, read_checked, remembered_micros, strict_record
 
 log = logging.getLogger("permitwatch.kafka")
 
@@ -724,7 +723,8 @@ class CaseStage(Stage):
         except ConflictingDuplicate as conflict:
             step.outputs.append(self._refuse(record, "conflicting_duplicate", str(conflict)))
             return [], [], None
-        self.metrics.unknown_items.inc(book.book.stats.unknown_items - unknown)
+        if book.book.stats.unknown_items > unknown:  # an inc takes a lock: not for every event
+            self.metrics.unknown_items.inc(book.book.stats.unknown_items - unknown)
         if book.book.stats.duplicates > duplicates:
             self.metrics.duplicates.inc()
             return [], [], None
@@ -758,6 +758,8 @@ class CaseStage(Stage):
 
     def _alert_outputs(self, outcome: CaseOutcome, step: Step, found_at: datetime) -> None:
         """`found_at`: the earliest the outcome's alerts could have been found (`Emitted.found_at`)."""
+        if not outcome.alerts:  # most outcomes
+            return
         topology = self.topology
         for alert in outcome.alerts:
             step.outputs.append(alert_output(topology, alert))
@@ -795,8 +797,8 @@ class CityHeader(NamedTuple):
 
 CITY_HEADER_MAGIC = b"PWH\x01"
 """A city header's first bytes: the version of its JSON (`_CityHeaderRecord`)."""
-_CityHeaderRecord = TypeAdapter(tuple[list[tuple[int, Micros]], list[tuple[str, int, int, int]], Micros | None, int],
-                                config=ConfigDict(strict=True))
+_CityHeaderRecord = strict_record(tuple[list[tuple[int, Micros]], list[tuple[str, int, int, int]], Micros | None,
+                                        int])
 """(heard: partition and instant, marks: source topic, partition, offset and index, clock,
 arrivals), instants as `micros`."""
 
