@@ -235,6 +235,27 @@ def test_the_monitor_refuses_a_tampered_checkpoint_and_rebuilds_from_the_journal
     assert "SZ-PICKLE-1" in third.embedded.monitor.engine.cases
 
 
+@pytest.mark.parametrize("header, state", [
+    ({"format": 6}, None), ({"watermark": "2"}, None), ({"watermark": None}, None), ({"watermark": ...}, None),
+    ({"catalog": "{"}, None), ({"calendars": "{}"}, None), ({"calendars": "7"}, None), ({"catalog": 7}, None),
+    ({}, b""), ({}, b"PWS\x03[]"), ({}, legacy_state.dumps(None)),
+], ids=["format 6", "watermark text", "watermark null", "no watermark", "catalog not JSON", "calendars an object",
+        "calendars a number", "catalog a number", "no state", "a case record", "a pickle"])
+def test_a_checkpoint_with_anything_wrong_is_refused_for_the_monitor_to_replay_its_journal(header, state):
+    """`_read_checkpoint` raises, which the monitor logs before replaying the whole journal,
+    instead of starting from a checkpoint it misreads or failing to start."""
+    from permitwatch.streams.embedded.monitor import _read_checkpoint
+
+    engine = city_engine()
+    good = {"format": 5, "watermark": 2, "catalog": '{"items": []}', "calendars": "[]"}
+    assert _read_checkpoint(orjson.dumps(good) + b"\n" + state_codec.dumps_engine(engine.state())).watermark == 2
+    written = {key: value for key, value in {**good, **header}.items() if value is not ...}
+    with pytest.raises(Exception) as refused:  # noqa: B017 (any exception: the monitor catches them all)
+        _read_checkpoint(orjson.dumps(written) + b"\n" + (state_codec.dumps_engine(engine.state()) if state is None
+                                                          else state))
+    assert len(str(refused.value)) < 400
+
+
 def test_a_pickle_written_before_the_packages_moved_under_permitwatch_reads_back(monkeypatch):
     """Checkpoints and changelogs written before 2026-11-30 name `alerts.case.Fact`, not
     `permitwatch.alerts.case.Fact`."""

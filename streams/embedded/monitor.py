@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import NamedTuple
 
 import orjson
 
@@ -47,22 +48,40 @@ This release also reads formats 3 and 4 (`READ_CHECKPOINTS`)."""
 READ_CHECKPOINTS = frozenset({3, 4, CHECKPOINT_FORMAT})
 
 
-def _read_checkpoint(data: bytes) -> dict:
-    """A checkpoint's header, with the engine's state under `state` (formats 3 and 4 were one
-    pickle of the same dict)."""
+class Checkpoint(NamedTuple):
+    watermark: int
+    """The journal position the state reflects."""
+    catalog: Catalog
+    calendars: list[CalendarOverride]
+    state: EngineState
+
+
+def _read_checkpoint(data: bytes) -> Checkpoint:
+    """A checkpoint, whatever is wrong with it raised (its file is then ignored). Format 5: a JSON
+    header line, then the engine's state; formats 3 and 4: one pickle of the header with the
+    state under `state`."""
     if data.startswith(b"{"):
-        header_line, _, state = data.partition(b"\n")
-        snapshot = orjson.loads(header_line)
+        header_line, _, state_data = data.partition(b"\n")
+        header = orjson.loads(header_line)
     else:
-        snapshot, state = state_codec.loads(data), None
-    if snapshot["format"] not in READ_CHECKPOINTS:
-        raise ValueError(f"checkpoint format {snapshot['format']}, expected one of {sorted(READ_CHECKPOINTS)}")
-    if state is not None:
-        snapshot.update(catalog=snapshot["catalog"].encode(), calendars=snapshot["calendars"].encode(),
-                        state=state_codec.loads(state))
-    if not isinstance(snapshot["state"], EngineState):
-        raise ValueError(f"a checkpoint whose state is a {type(snapshot['state']).__name__}")
-    return snapshot
+        header, state_data = state_codec.loads(data), None
+    if not isinstance(header, dict) or header.get("format") not in READ_CHECKPOINTS:
+        found = header.get("format") if isinstance(header, dict) else type(header).__name__
+        raise ValueError(f"checkpoint format {found!r:.40}, expected one of {sorted(READ_CHECKPOINTS)}")
+    if state_data is not None and not state_data.startswith(state_codec.ENGINE_MAGIC):
+        raise ValueError("a format-5 checkpoint whose state is not an engine record")
+    state = header.get("state") if state_data is None else state_codec.loads(state_data)
+    watermark, catalog, calendars = header.get("watermark"), header.get("catalog"), header.get("calendars")
+    if type(watermark) is not int or not isinstance(catalog, str | bytes) or not isinstance(calendars, str | bytes):
+        raise ValueError("a checkpoint header without its journal position or its reference data")
+    if not isinstance(state, EngineState):
+        raise ValueError(f"a checkpoint whose state is a {type(state).__name__}")
+    overrides = orjson.loads(calendars)
+    if not isinstance(overrides, list):
+        raise ValueError("a checkpoint whose calendars are not a list")
+    return Checkpoint(watermark, parse_structured(catalog.encode() if isinstance(catalog, str) else catalog,
+                                                  Catalog, "catalog"),
+                      [CalendarOverride.model_validate(override) for override in overrides], state)
 
 
 class _Poisoned(Exception):
@@ -199,18 +218,17 @@ class EmbeddedMonitor:
         if not self.checkpoint_path.exists():
             return 0
         try:
-            snapshot = _read_checkpoint(self.checkpoint_path.read_bytes())
+            checkpoint = _read_checkpoint(self.checkpoint_path.read_bytes())
         except Exception as exc:  # any unreadable checkpoint: rebuild from the whole journal instead
             log.warning("checkpoint %s not used (%s); replaying the whole journal", self.checkpoint_path, exc)
             return 0
-        if snapshot["watermark"] > self.store.last_journal_seq():
+        if checkpoint.watermark > self.store.last_journal_seq():
             log.warning("checkpoint is ahead of the journal (restored database?); replaying the whole journal")
             return 0
-        self.catalog = parse_structured(snapshot["catalog"], Catalog, "catalog")
-        self.calendars = [CalendarOverride.model_validate(c) for c in orjson.loads(snapshot["calendars"])]
+        self.catalog, self.calendars = checkpoint.catalog, checkpoint.calendars
         self.engine = self._new_engine()
-        self.engine.load_state(snapshot["state"])
-        return snapshot["watermark"]
+        self.engine.load_state(checkpoint.state)
+        return checkpoint.watermark
 
     def _adopt_startup_reference(self) -> None:
         """Reference files given at start that differ from the stored ones become changes."""
