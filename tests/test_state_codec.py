@@ -250,7 +250,7 @@ def test_a_checkpoint_with_anything_wrong_is_refused_for_the_monitor_to_replay_i
     good = {"format": 5, "watermark": 2, "catalog": '{"items": []}', "calendars": "[]"}
     assert _read_checkpoint(orjson.dumps(good) + b"\n" + state_codec.dumps_engine(engine.state())).watermark == 2
     written = {key: value for key, value in {**good, **header}.items() if value is not ...}
-    with pytest.raises(Exception) as refused:  # noqa: B017 (any exception: the monitor catches them all)
+    with pytest.raises(Exception) as refused:  # any exception: the monitor catches them all
         _read_checkpoint(orjson.dumps(written) + b"\n" + (state_codec.dumps_engine(engine.state()) if state is None
                                                           else state))
     assert len(str(refused.value)) < 400
