@@ -319,6 +319,8 @@ def strict_record(record_type: Any) -> TypeAdapter:
     return TypeAdapter(record_type, config=ConfigDict(strict=True))
 
 
+Int = Annotated[int, Field(ge=-(2**63 - 1), le=2**64 - 1)]
+"""An integer in a record: what orjson writes, so that one read can always be written again."""
 Micros = Annotated[int, Field(ge=micros(dt.datetime(1, 1, 2, tzinfo=dt.UTC)),
                                le=micros(dt.datetime(9999, 12, 30, tzinfo=dt.UTC)))]
 """`micros` of an instant, in a record: within what a datetime holds in any time zone, so that a
@@ -335,14 +337,14 @@ _CASE_RECORD_TYPE = tuple[
     list[tuple[_Instant, str, list[str], bool]],
     list[tuple[_Instant, str, list[str]]],
     _FactRecord, str | None, _FactRecord, _FactRecord, _FactRecord,
-    list[tuple[_Instant, str, str, str | None, bool, int | None]],
+    list[tuple[_Instant, str, str, str | None, bool, Int | None]],
     list[tuple[_Instant, str, str]],
     _FactRecord, _FactRecord, _FactRecord,
     list[tuple[_Instant, str, str, bool, bool]],
     _FactRecord, _FactRecord,
     list[tuple[_Instant, str, str | None, str, bool]],
     _OfficerRecord, _OfficerRecord, _OfficerRecord,
-    list[int], list[int], _Instant | None, int,
+    list[Int], list[Int], _Instant | None, Int,
     list[_KeyedAlertRecord] | None,
     bool, dict[str, _Instant] | None, _Instant | None,
 ]
@@ -365,8 +367,8 @@ def _case_record(case: c.CaseState) -> list:
     seen = case.seen
     return [
         _CASE_RECORD, case.case_id, case.item_code, case.department, case.applicant, fact(case.submitted),
-        [(instant(r[0]), r[1], list(r[2]), r[3]) for r in case.receipts],
-        [(instant(n[0]), n[1], list(n[2])) for n in case.notices],
+        [(instant(r[0]), r[1], sorted(r[2]), r[3]) for r in case.receipts],  # sorted: the same case, the same bytes
+        [(instant(n[0]), n[1], sorted(n[2])) for n in case.notices],
         fact(case.accepted), case.promised_day, fact(case.rejected), fact(case.withdrawn), fact(case.closure),
         [(instant(p[0]), *p[1:]) for p in case.procedure_starts],
         [(instant(p[0]), p[1], p[2]) for p in case.procedure_ends],
@@ -462,12 +464,12 @@ ENTRY_MAGIC = b"PWS\x04"
 """Format 4: one of the city's entries."""
 
 _ReportRecord = tuple[str, str | None, str | None, list[tuple[str, str | None, list[str]]],
-                      list[tuple[str, _Instant, str]], int]
+                      list[tuple[str, _Instant, str]], Int]
 _ExemptionRecord = tuple[dict[str, Any], _Instant, _Instant | None]
 _ItemCaseRecord = tuple[_FactRecord, _Instant | None, str | None, _FactRecord, str | None,
                         tuple[str | None, str | None, str | None], _FactRecord]
 _ReferralRecord = tuple[
-    str, str, list[_KeyedAlertRecord], _ReportRecord | None, _ExemptionRecord | None, int, _Instant | None,
+    str, str, list[_KeyedAlertRecord], _ReportRecord | None, _ExemptionRecord | None, Int, _Instant | None,
     tuple[str, list[tuple[str, str, str]], list[tuple[str, str | None, list[str]]], list[tuple[str, _Instant, str]],
           _ExemptionRecord | None, list[tuple[str, str, str]], str | None, str | None] | None,
     tuple[_Instant, list[tuple[str, str]]] | None, list[tuple[str, str, str | None]],
@@ -550,11 +552,13 @@ def _exemption(exemption: Exemption | None) -> tuple | None:
             _instant(exemption.decided_at))
 
 
-def _entry_from_record(data: bytes) -> Any:
+def _entry_from_record(data: bytes, expected: str | None = None) -> Any:
     # The kind is the record's first element, as `_entry` writes it, to pick the record type.
     kind = data[2:data.find(b'"', 2)].decode("ascii", "replace") if data.startswith(b'["') else ""
     if kind not in _ENTRY_RECORDS:
         raise CorruptState(f"a city entry of kind {kind[:40]!r}; this release reads {', '.join(_ENTRY_RECORDS)}")
+    if expected is not None and kind != expected:
+        raise CorruptState(f"a city entry of kind {kind!r} where a {expected!r} belongs")
     record_type, fields = _ENTRY_RECORDS[kind]
     _, _, *record = read_checked(record_type, data, f"a city entry ({kind}) of version 1", fields)
     if kind == "referral":
@@ -640,11 +644,11 @@ _InputRecord = (
 _EngineRecord = strict_record(tuple[
     Literal["engine"], Literal[1],
     list[_CASE_RECORD_TYPE], list[tuple[str, _Instant]], _Instant | None,
-    tuple[int, int, int, int, int, int, int, list[tuple[str, str, int]], list[tuple[str, int]]],
+    tuple[Int, Int, Int, Int, Int, Int, Int, list[tuple[str, str, Int]], list[tuple[str, Int]]],
     list[tuple[str, list[tuple[str, _ItemCaseRecord]], list[tuple[str, str, _KeyedAlertRecord]], _Pairs, _Left]],
     list[tuple[str, list[tuple[str, _ReportRecord]]]], list[_ReferralRecord], _Instant | None,
-    list[tuple[_Instant, str, int, _InputRecord]], int,
-    tuple[list[int], list[int]] | None, list[tuple[str, str]],
+    list[tuple[_Instant, str, Int, _InputRecord]], Int,
+    tuple[list[Int], list[Int]] | None, list[tuple[str, str]],
 ])
 _ENGINE_FIELDS = ("kind", "version", "cases", "timers", "now", "stats", "items", "reports", "referrals", "city clock",
                   "city inputs", "arrivals", "ids", "retired")
@@ -741,6 +745,14 @@ def _city_input_from(record: tuple) -> CityInput:
 
 
 _WRITTEN_FIELDS: dict[type, tuple[str, ...]] = {
+    c.Fact: ("time", "event_id"),
+    c.Officer: ("officer", "time", "event_id", "first_time", "first_event_id"),
+    c.Receipt: ("time", "event_id", "materials", "first"),
+    c.Notice: ("time", "event_id", "materials"),
+    c.ProcedureStart: ("time", "event_id", "kind", "approved_by", "notified", "working_days"),
+    c.ProcedureEnd: ("time", "event_id", "kind"),
+    c.Decision: ("time", "event_id", "outcome", "reasons_given", "remedies_notified"),
+    c.Fee: ("time", "event_id", "fee_code", "amount", "deposit"),
     EngineState: ("cases", "timers", "now", "stats", "city", "ids", "retired"),
     EngineStats: (*_STATS_COUNTS, "alerts", "retractions"),
     CityState: ("items", "reports", "referrals", "clock", "pending", "arrivals"),
@@ -757,7 +769,8 @@ _WRITTEN_FIELDS: dict[type, tuple[str, ...]] = {
     ReportInput: ("report", "at"),
     ExemptionInput: ("case_id", "exemption", "at", "origin", "raw"),
 }
-"""The fields the city's entries and the engine record write, class by class."""
+"""The fields the case record, the city's entries and the engine record write, class by class (the
+case's own are `_CASE_FIELDS`)."""
 
 
 def _check_written_fields() -> None:
@@ -833,30 +846,54 @@ def _zoneinfo_getattr(owner: object, name: str) -> Any:
 
 
 def loads(data: bytes | memoryview) -> Any:
-    """Read stored state of format 3 (a case), 2, 1 or 0; `UnsafeState` if it names anything else."""
+    """Read stored state of any format this release reads: what its magic says (formats 5, 4, 3)
+    or, written before 2026-12-01, a pickle (formats 2, 1, 0). Anything else, or anything that
+    cannot be read, is refused with `CorruptState` (`UnsafeState` for a pickle that names anything
+    but the state's own types)."""
     view = memoryview(data)
+    reader = _JSON_READERS.get(bytes(view[:len(MAGIC)]))
+    if reader is not None:
+        return _read_json(reader, view)
+    try:
+        return _read_pickle(view)
+    except CorruptState:
+        raise
+    except Exception as exc:  # a damaged pickle: pickle's own errors say where
+        raise CorruptState(f"stored state that cannot be read: {type(exc).__name__}: {str(exc)[:200]}") from None
+
+
+def loads_case(data: bytes | memoryview) -> c.CaseState:
+    """A case state that must be format 3 (a Kafka case entry since table format 4)."""
+    return _read_json(_case_from_record, _expect(data, CASE_MAGIC, "a case state"))
+
+
+def loads_entry(data: bytes | memoryview, kind: str) -> Any:
+    """One of the city's entries (format 4), which must be of `kind` (its table key says which)."""
+    return _read_json(lambda record: _entry_from_record(record, kind), _expect(data, ENTRY_MAGIC, f"a {kind} entry"))
+
+
+def _expect(data: bytes | memoryview, magic: bytes, what: str) -> memoryview:
+    view = memoryview(data)
+    if view[:len(magic)] != magic:
+        raise CorruptState(f"{what} that is not one: it starts {bytes(view[:len(magic)])!r}")
+    return view
+
+
+def _read_json(reader: Callable[[bytes], Any], view: memoryview) -> Any:
+    try:
+        return reader(bytes(view[len(MAGIC):]))
+    except CorruptState:
+        raise
+    except Exception as exc:  # its values passed their types, but nothing can be made of them
+        raise CorruptState(f"a stored record that cannot be read: {type(exc).__name__}: {str(exc)[:200]}") from None
+
+
+_JSON_READERS: dict[bytes, Callable[[bytes], Any]] = {
+    CASE_MAGIC: _case_from_record, ENTRY_MAGIC: _entry_from_record, ENGINE_MAGIC: _engine_from_record}
+
+
+def _read_pickle(view: memoryview) -> Any:
     head = view[:len(MAGIC)]
-    if head == CASE_MAGIC:
-        try:
-            return _case_from_record(bytes(view[len(MAGIC):]))
-        except CorruptState:
-            raise
-        except Exception as exc:  # its values passed their types, but no case can be made of them
-            raise CorruptState(f"a case record that cannot be read: {type(exc).__name__}: {str(exc)[:200]}") from None
-    if head == ENTRY_MAGIC:
-        try:
-            return _entry_from_record(bytes(view[len(MAGIC):]))
-        except CorruptState:
-            raise
-        except Exception as exc:  # its values passed their types, but nothing can be made of them
-            raise CorruptState(f"a city entry that cannot be read: {type(exc).__name__}: {str(exc)[:200]}") from None
-    if head == ENGINE_MAGIC:
-        try:
-            return _engine_from_record(bytes(view[len(MAGIC):]))
-        except CorruptState:
-            raise
-        except Exception as exc:  # its values passed their types, but no engine state can be made of them
-            raise CorruptState(f"an engine state that cannot be read: {type(exc).__name__}: {str(exc)[:200]}") from None
     if head == MAGIC:
         _registry()
         try:
@@ -867,4 +904,6 @@ def loads(data: bytes | memoryview) -> Any:
             raise
     if head == _FORMAT_ONE:
         return _FormatOneReader(io.BytesIO(view[len(MAGIC):])).load()
+    if view[:1] != b"\x80":  # format 0 was written with pickle's protocol 5, which starts so
+        raise CorruptState(f"stored state in no format this release reads: it starts {bytes(head)!r}")
     return _FormatZeroReader(io.BytesIO(view)).load()

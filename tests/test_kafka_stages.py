@@ -13,7 +13,11 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from permitwatch.alerts.clock import JUST_AFTER
+from permitwatch.alerts.referrals import _Working
+from permitwatch.models.alerts import Alert
+from permitwatch.models.errors import CorruptState
 from permitwatch.streams import state_codec
+from permitwatch.streams.kafka.stages import StoredCase, StoredItem
 from permitwatch.streams.kafka.topology import Topology
 from tests import legacy_state
 from tests.factory import CaseEvents, moment
@@ -40,6 +44,12 @@ def to_the_end(cluster: MemoryCluster) -> MemoryCluster:
     cluster.tick(moment(UNTIL) + JUST_AFTER)
     cluster.run()
     return cluster
+
+
+ENTRY_KINDS = {b"r": ("referral", _Working), b"h": ("item", StoredItem), b"c": ("item_case", StoredCase),
+               b"a": ("alert", Alert)}
+"""The city table's entries by the first letter of their keys: their kind, and what a release
+before table format 5 pickled."""
 
 
 def pickled_before(value: object, table_format: int = 4) -> bytes:
@@ -177,8 +187,7 @@ def test_an_item_stored_with_its_alerts_in_one_value_is_read_and_its_alerts_beco
     """Before, an item's PW-013 records were all in the item's one value, rewritten on every
     change (a busy item's value passed Kafka's 1 MB record limit and stopped the worker). A table
     written so is read, and at the item's next change its records move to entries of their own."""
-    from permitwatch.streams.kafka.stages import StoredItem
-    from permitwatch.streams.kafka.wire import decode_state
+    from permitwatch.streams.kafka.wire import decode_entry
 
     a, b, c = (CaseEvents(f"SZ-{name}", item="ITEM-Q") for name in "ABC")
     first = [a.submitted("2026-03-02 09:00"), a.accepted("2026-03-02 10:00"),
@@ -191,10 +200,10 @@ def test_an_item_stored_with_its_alerts_in_one_value_is_read_and_its_alerts_beco
     cluster.tick(moment("2026-03-05 08:00"))
     cluster.run()
     table = cluster.tables["city"]
-    entries = {key: decode_state(raw) for key, raw in table.items() if key.startswith(b"a\x1fITEM-Q")}
+    entries = {key: decode_entry(raw, "alert", Alert) for key, raw in table.items() if key.startswith(b"a\x1fITEM-Q")}
     assert len(entries) == 1  # (B, A): B granted while A waited
     item_key = b"h\x1fITEM-Q"
-    pending, left = decode_state(table[item_key])
+    pending, left = decode_entry(table[item_key], "item", StoredItem)
     table[item_key] = pickled_before(StoredItem({tuple(k.decode().split("\x1f")[2:]): v for k, v in entries.items()},
                                                 pending, left))
     for key in entries:
@@ -206,7 +215,7 @@ def test_an_item_stored_with_its_alerts_in_one_value_is_read_and_its_alerts_beco
     cluster.run()
     stored = {tuple(key.decode().split("\x1f")[2:]) for key in table if key.startswith(b"a\x1fITEM-Q")}
     assert ("SZ-B", "SZ-A") in stored
-    assert len(decode_state(table[item_key])) == 2  # (pending, left): no alerts in it
+    assert len(decode_entry(table[item_key], "item", StoredItem)) == 2  # (pending, left): no alerts in it
     assert_same_as_replay(first + then, to_the_end(cluster))
 
 
@@ -247,8 +256,7 @@ def test_the_citys_entries_are_json_and_entries_pickled_by_the_release_before_st
     """Since table format 5 a referral's working copy, a PW-013 item, an item's case and a PW-013
     record are JSON (nothing written to the tables is a pickle). A table whose entries were all
     pickled carries on as replay does."""
-    from permitwatch.streams.kafka.stages import StoredCase, StoredItem
-    from permitwatch.streams.kafka.wire import decode_state
+    from permitwatch.streams.kafka.wire import decode_entry
 
     events = with_exemption(crowded_item(12))
     cluster = MemoryCluster(TOPOLOGY, ITEMS, now=moment(UNTIL))
@@ -264,7 +272,8 @@ def test_the_citys_entries_are_json_and_entries_pickled_by_the_release_before_st
         for key, raw in table.items():
             if key[:1] in b"rhca" and raw[0] == 5:  # written since the last cut
                 assert raw[1:5] == state_codec.ENTRY_MAGIC
-                value = decode_state(raw)
+                kind, before = ENTRY_KINDS[key[:1]]
+                value = decode_entry(raw, kind, before)
                 converted.add("exemption" if key[:1] == b"r" and value.exemption else key[:1].decode())
                 table[key] = pickled_before(StoredItem({}, *value) if key[:1] == b"h" else
                                             StoredCase(*value) if key[:1] == b"c" else value)
@@ -285,12 +294,23 @@ def test_tables_of_the_release_before_still_read_and_a_release_before_refuses_th
     case = CaseState("SZ-F-1", last_time=moment("2026-03-02 09:00"))
     item = ({("SZ-F-2", "SZ-F-1")}, {"SZ-F-3": moment("2026-03-02 09:00")})
     for raw, decode, value in ((wire.encode_marker(marker), wire.decode_marker, marker),
-                               (wire.encode_case(2, None, case), wire.decode_case, case),
-                               (wire.encode_entry(state_codec.dumps_item(*item)), wire.decode_state, item)):
+                               (wire.encode_case(2, None, case), wire.decode_case, case)):
         assert raw[0] == wire.STATE_FORMAT == 5
         assert decode(bytes([3]) + raw[1:]) == decode(bytes([4]) + raw[1:]) == value
         with pytest.raises(wire.StateFormatError):
             decode(bytes([6]) + raw[1:])
+    raw = wire.encode_entry(state_codec.dumps_item(*item))
+    assert raw[0] == 5 and wire.decode_entry(raw, "item", StoredItem) == item
+    for table_format in (3, 4):
+        assert wire.decode_entry(pickled_before(StoredItem({}, *item), table_format), "item", StoredItem)[1:] == item
+    for wrong in (bytes([6]) + raw[1:], pickled_before(StoredItem({}, *item), 6)):
+        with pytest.raises(wire.StateFormatError):
+            wire.decode_entry(wrong, "item", StoredItem)
+    for wrong_kind, before in (("referral", _Working), ("item_case", StoredCase)):
+        with pytest.raises(CorruptState, match="where a"):
+            wire.decode_entry(raw, wrong_kind, before)
+        with pytest.raises(CorruptState, match="holds a StoredItem"):
+            wire.decode_entry(pickled_before(StoredItem({}, *item)), wrong_kind, before)
 
 
 def test_a_workers_engine_clock_is_its_oldest_partitions_and_a_stall_shows_as_deadlines_waiting():

@@ -19,10 +19,11 @@ import pytest
 from permitwatch.alerts.case import hash_applicant
 from permitwatch.alerts.clock import WorkingCalendar
 from permitwatch.alerts.engine import Engine
+from permitwatch.models.errors import CorruptState
 from permitwatch.models.events import parse_event
 from permitwatch.models.settings import RuleSettings
 from permitwatch.streams import state_codec
-from permitwatch.streams.kafka.wire import STATE_FORMAT, decode_state
+from permitwatch.streams.kafka.wire import STATE_FORMAT, decode_entry, decode_pickled
 from permitwatch.streams.simulation.city import CitySimulator
 from permitwatch.streams.simulation.sample_catalog import SAMPLE_CATALOG
 from tests import legacy_state
@@ -133,7 +134,9 @@ def test_stored_state_naming_anything_else_is_refused_before_it_runs(tmp_path, p
     with pytest.raises(state_codec.UnsafeState, match="state pickle"):
         state_codec.loads(raw)  # the previous version's format
     with pytest.raises(state_codec.UnsafeState):
-        decode_state(bytes([STATE_FORMAT]) + raw)
+        decode_pickled(bytes([4]) + raw, object)  # a table value of the releases before
+    with pytest.raises(CorruptState, match="not one"):
+        decode_entry(bytes([STATE_FORMAT]) + raw, "referral", object)  # since table format 5: no pickle
     with pytest.raises(state_codec.UnsafeState, match="stored state names"):
         state_codec.loads(state_codec.MAGIC + raw)  # the current format: no global at all
     assert not target.exists()
@@ -341,9 +344,12 @@ def test_a_case_alone_is_written_as_json_and_reads_back_with_every_fact_zone_fol
     assert back.dues["PW-002"].utcoffset().total_seconds() == 0 and back.dues["PW-001"].tzinfo is case.dues["PW-001"].tzinfo
     assert [record_bytes(alert) for alert in back.alerts.values()] == [record_bytes(alert) for alert in case.alerts.values()]
     assert decode_case(encode_case(3, None, case)) == case
-    # A table entry written by the release before (format 2 after the same header) still reads.
-    before = encode_case(3, None, case).replace(stored, legacy_state.dumps(case))
-    assert before != encode_case(3, None, case) and decode_case(before) == case
+    # A table entry of table format 3 (a format-2 pickle after the same header) still reads; one
+    # of a later table format must be JSON.
+    pickled = encode_case(3, None, case).replace(stored, legacy_state.dumps(case))
+    assert pickled != encode_case(3, None, case) and decode_case(bytes([3]) + pickled[1:]) == case
+    with pytest.raises(CorruptState, match="not one"):
+        decode_case(pickled)
 
 
 def test_a_case_alert_in_the_hour_shanghai_repeated_reads_back_in_legal_time():
@@ -415,6 +421,8 @@ def test_the_citys_entries_are_json_and_read_back_exactly_with_their_tuples_zone
     b'["nothing", 1]', b'["referral", 2]', b'{"kind": "item"}', b'["item", 1, [["a"]], []]',
     b'["item", 1, [], [["a", "2026-03-09T00:00:00"]]]', b'["alert", 1, ["k", 0, null, {"alert_id": "x"}]]',
     b'["item_case", 1, null, null, null, null, null, [null, null], null, null]', b'not json',
+    b'["referral", 1, ["R", "C", [], null, null, 1000000000000000000000000000000, null, null, null, []]]',
+    b'["referral", 1, ["R", "C", [], null, null, -9223372036854775808, null, null, null, []]]',
 ])
 def test_a_city_entry_that_cannot_be_one_is_refused_as_corrupt_and_briefly(record):
     from permitwatch.models.errors import CorruptState
@@ -443,6 +451,8 @@ def _case_record_with(**changes) -> bytes:
         b"[2]", b"{}", b"[1, \"too short\"]", b"not json", b"[1" + b", null" * 32 + b"]")),
     _case_record_with(dues={"PW-001": "2026-03-09T00:00:00"}),  # an instant without its offset
     _case_record_with(last_step="4"), _case_record_with(referable=1), _case_record_with(case_id=7),
+    # read, it could not be written again (orjson's integers are 64 bits)
+    _case_record_with(last_step=424242).replace(b"424242", str(2**64).encode()),
     _case_record_with(last_time=1.5), _case_record_with(alerts=[["k", 0, None, {"alert_id": "x"}]]),
     _case_record_with(case_id="x" * 1_000_000, referable="y" * 1_000_000),
 ])
@@ -476,6 +486,14 @@ def test_a_case_layout_this_release_does_not_know_is_refused_and_a_new_field_nee
     monkeypatch.setattr(state_codec, "_CASE_FIELDS", state_codec._CASE_FIELDS[:-1])
     with pytest.raises(RuntimeError, match="new layout version"):
         state_codec._check_case_layout()
+    from permitwatch.alerts.case import Fee
+    from permitwatch.alerts.referrals import _Shown
+
+    for cls in (Fee, _Shown):  # a field of a fact of a case, of a referral's face
+        monkeypatch.setitem(state_codec._WRITTEN_FIELDS, cls, state_codec._WRITTEN_FIELDS[cls][:-1])
+        with pytest.raises(RuntimeError, match=f"{cls.__name__}'s fields"):
+            state_codec._check_written_fields()
+        monkeypatch.undo()
 
 
 def test_instants_converted_once_read_back_the_same_whether_remembered_or_not(monkeypatch):

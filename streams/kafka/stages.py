@@ -86,10 +86,11 @@ from permitwatch.streams.kafka.wire import (
     control_output,
     decode_case,
     decode_city_input,
+    decode_entry,
     decode_marker,
+    decode_pickled,
     decode_queued,
     decode_retired,
-    decode_state,
     encode_case,
     encode_city_input,
     encode_entry,
@@ -100,7 +101,7 @@ from permitwatch.streams.kafka.wire import (
     read_control,
 )
 from permitwatch.streams.metrics import Metrics
-from permitwatch.streams.state_codec import Micros, from_micros, read_checked, remembered_micros, strict_record
+from permitwatch.streams.state_codec import Int, Micros, from_micros, read_checked, remembered_micros, strict_record
 
 log = logging.getLogger("permitwatch.kafka")
 
@@ -797,8 +798,8 @@ class CityHeader(NamedTuple):
 
 CITY_HEADER_MAGIC = b"PWH\x01"
 """A city header's first bytes: the version of its JSON (`_CityHeaderRecord`)."""
-_CityHeaderRecord = strict_record(tuple[list[tuple[int, Micros]], list[tuple[str, int, int, int]], Micros | None,
-                                        int])
+_CityHeaderRecord = strict_record(tuple[list[tuple[Int, Micros]], list[tuple[str, Int, Int, Int]], Micros | None,
+                                        Int])
 """(heard: partition and instant, marks: source topic, partition, offset and index, clock,
 arrivals), instants as `micros`."""
 
@@ -814,7 +815,7 @@ def encode_city_header(header: CityHeader) -> bytes:
 
 def decode_city_header(raw: bytes) -> CityHeader:
     if not raw.startswith(CITY_HEADER_MAGIC):
-        return decode_state(raw)  # pickled by a release before 2026-12-01
+        return decode_pickled(raw, CityHeader)  # by a release before 2026-12-01
     heard, marks, clock, arrivals = read_checked(_CityHeaderRecord, raw[len(CITY_HEADER_MAGIC):],
                                                  "the city stage's header", ("heard", "marks", "clock", "arrivals"))
     return CityHeader({partition: from_micros(moment) for partition, moment in heard},
@@ -886,16 +887,18 @@ class CityStage(Stage):
             if kind == _HEADER_KEY:
                 header = decode_city_header(raw)
             elif kind == b"r":
-                workings.append(decode_state(raw))
+                workings.append(decode_entry(raw, "referral", _Working))
             # An item or item case pickled before table format 5 reads as the record itself; one
             # written since as its fields (`state_codec.dumps_item`, `dumps_item_case`).
             elif kind == b"h":
-                item = decode_state(raw)
+                item = decode_entry(raw, "item", StoredItem)
                 items[rest[0].decode()] = item if isinstance(item, StoredItem) else StoredItem({}, *item)
             elif kind == b"c":
-                cases.setdefault(rest[0].decode(), {})[rest[1].decode()] = StoredCase(*decode_state(raw))
+                cases.setdefault(rest[0].decode(), {})[rest[1].decode()] = StoredCase(
+                    *decode_entry(raw, "item_case", StoredCase))
             elif kind == b"a":
-                alerts.setdefault(rest[0].decode(), {})[(rest[1].decode(), rest[2].decode())] = decode_state(raw)
+                alerts.setdefault(rest[0].decode(), {})[(rest[1].decode(), rest[2].decode())] = decode_entry(
+                    raw, "alert", Alert)
             elif kind == b"q":
                 through, work = decode_queued(raw)
                 pending.append((through, work.given.case_id, int(rest[0]), work.given))

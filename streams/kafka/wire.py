@@ -390,7 +390,9 @@ def case_header(raw: bytes) -> CaseHeader:
 
 def decode_case(raw: bytes) -> CaseState:
     case_header(raw)
-    return state_codec.loads(memoryview(raw)[_CASE_HEADER.size:])
+    state = memoryview(raw)[_CASE_HEADER.size:]
+    # JSON since table format 4; pickled before.
+    return state_codec.loads_case(state) if raw[0] >= 4 else state_codec.loads(state)
 
 
 RETIRED_PREFIX = b"\x01retired/"
@@ -411,7 +413,20 @@ def encode_entry(record: bytes) -> bytes:
     return bytes([STATE_FORMAT]) + record
 
 
-def decode_state(raw: bytes) -> Any:
-    if not raw or raw[0] not in READ_FORMATS:
-        raise StateFormatError(f"state format {raw[:1].hex() or 'empty'}, this worker reads {sorted(READ_FORMATS)}")
-    return state_codec.loads(memoryview(raw)[1:])
+def decode_entry(raw: bytes, kind: str, before: type) -> Any:
+    """A city entry of `kind` (`state_codec.loads_entry`): JSON since table format 5; written
+    before, a pickle of `before`."""
+    if raw[:1] == bytes([STATE_FORMAT]):
+        return state_codec.loads_entry(memoryview(raw)[1:], kind)
+    return decode_pickled(raw, before)
+
+
+def decode_pickled(raw: bytes, before: type) -> Any:
+    """A table value a release before table format 5 pickled, which must be a `before`."""
+    if not raw or raw[0] not in READ_FORMATS - {STATE_FORMAT}:
+        raise StateFormatError(f"state format {raw[:1].hex() or 'empty'} for a pickle, this worker reads "
+                               f"{sorted(READ_FORMATS)}")
+    value = state_codec.loads(memoryview(raw)[1:])
+    if not isinstance(value, before):
+        raise CorruptState(f"a stored {before.__name__} that holds a {type(value).__name__}")
+    return value
