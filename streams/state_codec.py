@@ -45,6 +45,7 @@ import functools
 import importlib
 import io
 import pickle
+import pickletools
 import pkgutil
 import sys
 import threading
@@ -322,7 +323,7 @@ def strict_record(record_type: Any) -> TypeAdapter:
     return TypeAdapter(record_type, config=ConfigDict(strict=True))
 
 
-Int = Annotated[int, Field(ge=-(2**63 - 1), le=2**64 - 1)]
+Int = Annotated[int, Field(ge=-(2**63), le=2**64 - 1)]
 """An integer in a record: what orjson writes, so that one read can always be written again."""
 Micros = Annotated[int, Field(ge=micros(dt.datetime(1, 1, 2, tzinfo=dt.UTC)),
                                le=micros(dt.datetime(9999, 12, 30, tzinfo=dt.UTC)))]
@@ -891,11 +892,26 @@ def _read_json(reader: Callable[[bytes], Any], view: memoryview) -> Any:
         raise CorruptState(f"a stored record that cannot be read: {type(exc).__name__}: {str(exc)[:200]}") from None
 
 
+_SIZED_OPCODES = frozenset({"PUT", "GET", "LONG_BINPUT", "LONG_BINGET", "FRAME"})
+"""Pickle opcodes whose argument sizes what the reader allocates (its memo, a frame)."""
+
+
+def _check_pickle(view: memoryview) -> None:
+    """Refuse a pickle that would make its reader allocate far beyond its own size: pickle's C
+    reader sizes its memo by the largest index it is told to use (a 23-byte forgery took 4 GB).
+    Only data written before 2026-12-01 is read so, once; walking its opcodes costs little then."""
+    limit = len(view)
+    for opcode, argument, _ in pickletools.genops(io.BytesIO(view[len(MAGIC):] if view[:3] == MAGIC[:3] else view)):
+        if opcode.name in _SIZED_OPCODES and int(argument) > limit:
+            raise CorruptState(f"stored state whose {opcode.name} asks for {argument}, more than its {limit} bytes")
+
+
 _JSON_READERS: dict[bytes, Callable[[bytes], Any]] = {
     CASE_MAGIC: _case_from_record, ENTRY_MAGIC: _entry_from_record, ENGINE_MAGIC: _engine_from_record}
 
 
 def _read_pickle(view: memoryview) -> Any:
+    _check_pickle(view)
     head = view[:len(MAGIC)]
     if head == MAGIC:
         _registry()

@@ -27,7 +27,7 @@ from permitwatch.streams.kafka.wire import STATE_FORMAT, decode_entry, decode_pi
 from permitwatch.streams.simulation.city import CitySimulator
 from permitwatch.streams.simulation.sample_catalog import SAMPLE_CATALOG
 from tests import legacy_state
-from tests.factory import CaseEvents
+from tests.factory import CaseEvents, moment
 
 
 def city_engine() -> Engine:
@@ -241,9 +241,11 @@ def test_the_monitor_refuses_a_tampered_checkpoint_and_rebuilds_from_the_journal
 @pytest.mark.parametrize("header, state", [
     ({"format": 6}, None), ({"watermark": "2"}, None), ({"watermark": None}, None), ({"watermark": ...}, None),
     ({"catalog": "{"}, None), ({"calendars": "{}"}, None), ({"calendars": "7"}, None), ({"catalog": 7}, None),
-    ({}, b""), ({}, b"PWS\x03[]"), ({}, legacy_state.dumps(None)),
+    ({}, b""), ({}, b"PWS\x03[]"), ({}, legacy_state.dumps(None)), ({"watermark": -5}, None),
+    ({"format": 5.0}, None), ({"format": 4}, None),
 ], ids=["format 6", "watermark text", "watermark null", "no watermark", "catalog not JSON", "calendars an object",
-        "calendars a number", "catalog a number", "no state", "a case record", "a pickle"])
+        "calendars a number", "catalog a number", "no state", "a case record", "a pickle", "watermark negative",
+        "format a float", "format 4 in JSON"])
 def test_a_checkpoint_with_anything_wrong_is_refused_for_the_monitor_to_replay_its_journal(header, state):
     """`_read_checkpoint` raises, which the monitor logs before replaying the whole journal,
     instead of starting from a checkpoint it misreads or failing to start."""
@@ -257,6 +259,31 @@ def test_a_checkpoint_with_anything_wrong_is_refused_for_the_monitor_to_replay_i
         _read_checkpoint(orjson.dumps(written) + b"\n" + (state_codec.dumps_engine(engine.state()) if state is None
                                                           else state))
     assert len(str(refused.value)) < 400
+
+
+def test_damaged_table_values_are_corrupt_state_whatever_is_wrong_with_them():
+    """A value cut short, an instant out of range, a record of another kind where a case belongs,
+    a pickle of the releases before that asks its reader for gigabytes: each is refused as
+    `CorruptState` (a case's events then go to dead letters, the rest of its partition is judged)."""
+    from permitwatch.alerts.case import CaseState
+    from permitwatch.streams.kafka import wire
+
+    case = CaseState("SZ-D-1", last_time=moment("2026-03-02 09:00"))
+    entry = wire.encode_case(2, None, case)
+    marker = wire.encode_marker(wire.Marker(41, moment("2026-03-02 09:00")))
+    damaged = [
+        (wire.decode_case, entry[:10]), (wire.decode_case, b""),
+        (wire.decode_case, entry[:3] + (2**62).to_bytes(8, "big") + entry[11:]),  # wake-up past year 9999
+        (wire.decode_case, bytes([3]) + entry[1:19] + state_codec.dumps_item({("a", "b")}, {})),
+        (wire.decode_marker, marker[:5]), (wire.decode_marker, marker[:9] + (2**62).to_bytes(8, "big")),
+        (wire.decode_queued, b"\x00" * 8 + b"{}"),
+        # LONG_BINPUT at index 2**28: pickle's reader would size its memo to 2 GB before failing.
+        (wire.decode_pickled, bytes([4]) + state_codec.MAGIC + b"\x80\x05N" + b"r" + (2**28).to_bytes(4, "little") + b"."),
+    ]
+    for decode, raw in damaged:
+        with pytest.raises(CorruptState) as refused:
+            decode(raw) if decode is not wire.decode_pickled else decode(raw, object)
+        assert len(str(refused.value)) < 400
 
 
 def test_a_pickle_written_before_the_packages_moved_under_permitwatch_reads_back(monkeypatch):
@@ -371,8 +398,8 @@ def test_a_case_alert_in_the_hour_shanghai_repeated_reads_back_in_legal_time():
     case = CaseState("X", alerts={alert.alert_id: alert})
     back = state_codec.loads(state_codec.dumps_case(case)).alerts[alert.alert_id]
     assert back == alert
-    for moment in (back.detected_at, back.deadline.instant):
-        assert moment.tzinfo is LEGAL_TZ and moment.fold == 1
+    for instant in (back.detected_at, back.deadline.instant):
+        assert instant.tzinfo is LEGAL_TZ and instant.fold == 1
     earlier_fold = datetime(1990, 9, 16, 1, 15, tzinfo=LEGAL_TZ, fold=1)
     assert (back.detected_at > earlier_fold) == (alert.detected_at > earlier_fold)
 
@@ -422,7 +449,7 @@ def test_the_citys_entries_are_json_and_read_back_exactly_with_their_tuples_zone
     b'["item", 1, [], [["a", "2026-03-09T00:00:00"]]]', b'["alert", 1, ["k", 0, null, {"alert_id": "x"}]]',
     b'["item_case", 1, null, null, null, null, null, [null, null], null, null]', b'not json',
     b'["referral", 1, ["R", "C", [], null, null, 1000000000000000000000000000000, null, null, null, []]]',
-    b'["referral", 1, ["R", "C", [], null, null, -9223372036854775808, null, null, null, []]]',
+    b'["referral", 1, ["R", "C", [], null, null, -9223372036854775809, null, null, null, []]]',
 ])
 def test_a_city_entry_that_cannot_be_one_is_refused_as_corrupt_and_briefly(record):
     from permitwatch.models.errors import CorruptState

@@ -65,14 +65,17 @@ def _read_checkpoint(data: bytes) -> Checkpoint:
         header = orjson.loads(header_line)
     else:
         header, state_data = state_codec.loads(data), None
-    if not isinstance(header, dict) or header.get("format") not in READ_CHECKPOINTS:
-        found = header.get("format") if isinstance(header, dict) else type(header).__name__
+    # A JSON header is format 5's; formats 3 and 4 were pickles.
+    expected = {CHECKPOINT_FORMAT} if state_data is not None else READ_CHECKPOINTS - {CHECKPOINT_FORMAT}
+    found = header.get("format") if isinstance(header, dict) else type(header).__name__
+    if type(found) is not int or found not in expected:
         raise ValueError(f"checkpoint format {found!r:.40}, expected one of {sorted(READ_CHECKPOINTS)}")
     if state_data is not None and not state_data.startswith(state_codec.ENGINE_MAGIC):
         raise ValueError("a format-5 checkpoint whose state is not an engine record")
     state = header.get("state") if state_data is None else state_codec.loads(state_data)
     watermark, catalog, calendars = header.get("watermark"), header.get("catalog"), header.get("calendars")
-    if type(watermark) is not int or not isinstance(catalog, str | bytes) or not isinstance(calendars, str | bytes):
+    if (type(watermark) is not int or watermark < 0 or not isinstance(catalog, str | bytes)
+            or not isinstance(calendars, str | bytes)):
         raise ValueError("a checkpoint header without its journal position or its reference data")
     if not isinstance(state, EngineState):
         raise ValueError(f"a checkpoint whose state is a {type(state).__name__}")

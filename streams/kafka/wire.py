@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import struct
 import zlib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, NamedTuple
 
@@ -299,7 +300,18 @@ def encode_queued(through: datetime, record: bytes) -> bytes:
 
 
 def decode_queued(raw: bytes) -> tuple[datetime, CityWork]:
-    return _from_micros(_QUEUED.unpack_from(raw)[0]), decode_city_input(raw[_QUEUED.size:])
+    with _reading("a queued city input"):
+        return _from_micros(_QUEUED.unpack_from(raw)[0]), decode_city_input(raw[_QUEUED.size:])
+
+
+@contextmanager
+def _reading(what: str) -> Iterator[None]:
+    """A stored value's own bytes that cannot be what they should (cut short, an instant out of
+    range, a field missing) are `CorruptState`, as the state codec's records are."""
+    try:
+        yield
+    except (struct.error, OverflowError, ValueError, KeyError, TypeError) as exc:
+        raise CorruptState(f"{what} that cannot be read: {type(exc).__name__}: {str(exc)[:200]}") from None
 
 
 # ----- table values -----
@@ -337,6 +349,11 @@ def encode_marker(marker: Marker) -> bytes:
 
 
 def decode_marker(raw: bytes) -> Marker:
+    with _reading("a marker"):
+        return _marker(raw)
+
+
+def _marker(raw: bytes) -> Marker:
     version, offset, clock = _MARKER.unpack_from(raw)
     if version not in READ_FORMATS:
         raise StateFormatError(f"marker format {version}, this worker reads {sorted(READ_FORMATS)}")
@@ -382,17 +399,21 @@ def encode_case(partition: int, wake_at: datetime | None, case: CaseState) -> by
 
 
 def case_header(raw: bytes) -> CaseHeader:
-    version, partition, wake, last = _CASE_HEADER.unpack_from(raw)
-    if version not in READ_FORMATS:
-        raise StateFormatError(f"case state format {version}, this worker reads {sorted(READ_FORMATS)}")
-    return CaseHeader(partition, _from_micros(wake), _from_micros(last))
+    with _reading("a case entry's header"):
+        version, partition, wake, last = _CASE_HEADER.unpack_from(raw)
+        if version not in READ_FORMATS:
+            raise StateFormatError(f"case state format {version}, this worker reads {sorted(READ_FORMATS)}")
+        return CaseHeader(partition, _from_micros(wake), _from_micros(last))
 
 
 def decode_case(raw: bytes) -> CaseState:
     case_header(raw)
     state = memoryview(raw)[_CASE_HEADER.size:]
     # JSON since table format 4; pickled before.
-    return state_codec.loads_case(state) if raw[0] >= 4 else state_codec.loads(state)
+    case = state_codec.loads_case(state) if raw[0] >= 4 else state_codec.loads(state)
+    if not isinstance(case, CaseState):
+        raise CorruptState(f"a case entry that holds a {type(case).__name__}")
+    return case
 
 
 RETIRED_PREFIX = b"\x01retired/"
