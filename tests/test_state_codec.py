@@ -213,11 +213,12 @@ def test_the_monitor_refuses_a_tampered_checkpoint_and_rebuilds_from_the_journal
     assert "checkpoint at journal 2, 0 rows replayed" in caplog.text, "a clean restart reads its checkpoint"
     again.stop()
 
-    # Format 5 (2026-12-01): a JSON header line, then the engine's state as JSON, no pickle. The
-    # one pickle of formats 3 and 4, written by the releases before, still reads.
+    # Format 5 (2026-12-01): a JSON header line with its checksum, then the engine's state as JSON,
+    # no pickle. The one pickle of formats 3 and 4, written by the releases before, still reads.
     header_line, _, state = checkpoint.read_bytes().partition(b"\n")
     header = orjson.loads(header_line)
     assert header["format"] == 5 and state.startswith(state_codec.ENGINE_MAGIC)
+    assert isinstance(header.pop("crc32"), int)  # what format 4 did not have
     header.update(format=4, catalog=header["catalog"].encode(), calendars=header["calendars"].encode(),
                   state=state_codec.loads(state))
     checkpoint.write_bytes(legacy_state.dumps(header))
@@ -249,16 +250,34 @@ def test_the_monitor_refuses_a_tampered_checkpoint_and_rebuilds_from_the_journal
 def test_a_checkpoint_with_anything_wrong_is_refused_for_the_monitor_to_replay_its_journal(header, state):
     """`_read_checkpoint` raises, which the monitor logs before replaying the whole journal,
     instead of starting from a checkpoint it misreads or failing to start."""
-    from permitwatch.streams.embedded.monitor import _read_checkpoint
+    from permitwatch.streams.embedded.monitor import _checksum, _read_checkpoint
 
     engine = city_engine()
     good = {"format": 5, "watermark": 2, "catalog": '{"items": []}', "calendars": "[]"}
-    assert _read_checkpoint(orjson.dumps(good) + b"\n" + state_codec.dumps_engine(engine.state())).watermark == 2
+
+    def checkpoint(header: dict, state: bytes) -> bytes:
+        return orjson.dumps({**header, "crc32": _checksum(header, state)}) + b"\n" + state
+
+    assert _read_checkpoint(checkpoint(good, state_codec.dumps_engine(engine.state()))).watermark == 2
     written = {key: value for key, value in {**good, **header}.items() if value is not ...}
     with pytest.raises(Exception) as refused:  # any exception: the monitor catches them all
-        _read_checkpoint(orjson.dumps(written) + b"\n" + (state_codec.dumps_engine(engine.state()) if state is None
-                                                          else state))
+        _read_checkpoint(checkpoint(written, state_codec.dumps_engine(engine.state()) if state is None else state))
     assert len(str(refused.value)) < 400
+
+
+def test_a_checkpoint_changed_on_disk_is_refused_by_its_checksum():
+    """A digit of the journal position changed would replay from the wrong row: refused, so the
+    monitor replays the whole journal."""
+    from permitwatch.streams.embedded.monitor import _checksum, _read_checkpoint
+
+    header = {"format": 5, "watermark": 40, "catalog": '{"items": []}', "calendars": "[]"}
+    state = state_codec.dumps_engine(city_engine().state())
+    data = orjson.dumps({**header, "crc32": _checksum(header, state)}) + b"\n" + state
+    assert _read_checkpoint(data).watermark == 40
+    for damaged in (data.replace(b'"watermark":40', b'"watermark":42'), data[:-2] + b"1]", data.replace(b'"crc32"', b'"crc"')):
+        assert damaged != data
+        with pytest.raises(ValueError, match="checksum"):
+            _read_checkpoint(damaged)
 
 
 def test_damaged_table_values_are_corrupt_state_whatever_is_wrong_with_them():

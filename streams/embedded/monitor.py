@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+import zlib
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -41,11 +42,18 @@ log = logging.getLogger("permitwatch.embedded")
 
 CHECKPOINT_FORMAT = 5
 """Bump when the engine's state classes change shape, or what a release before could not read (4
-since 2026-12-01: retired cases as JSON; 5 since later that day: a JSON header line, then the
-engine's state as JSON, `state_codec.dumps_engine`, where formats 3 and 4 were one pickle); a
+since 2026-12-01: retired cases as JSON; 5 since later that day: a JSON header line with a
+checksum of the file, then the engine's state as JSON, `state_codec.dumps_engine`, where formats 3
+and 4 were one pickle); a
 checkpoint of another format is then ignored and the engine is rebuilt from the whole journal.
 This release also reads formats 3 and 4 (`READ_CHECKPOINTS`)."""
 READ_CHECKPOINTS = frozenset({3, 4, CHECKPOINT_FORMAT})
+
+
+def _checksum(header: dict, state: bytes) -> int:
+    """Of a format-5 checkpoint's header (its other fields) and state: a digit changed on disk in
+    the journal position would otherwise replay from the wrong row, losing or repeating events."""
+    return zlib.crc32(state, zlib.crc32(orjson.dumps(header, option=orjson.OPT_SORT_KEYS)))
 
 
 class Checkpoint(NamedTuple):
@@ -63,6 +71,8 @@ def _read_checkpoint(data: bytes) -> Checkpoint:
     if data.startswith(b"{"):
         header_line, _, state_data = data.partition(b"\n")
         header = orjson.loads(header_line)
+        if not isinstance(header, dict) or header.pop("crc32", None) != _checksum(header, state_data):
+            raise ValueError("a checkpoint whose checksum does not match what it holds (damaged on disk?)")
     else:
         header, state_data = state_codec.loads(data), None
     # A JSON header is format 5's; formats 3 and 4 were pickles.
@@ -263,8 +273,9 @@ class EmbeddedMonitor:
         partial = self.checkpoint_path.with_suffix(".partial")
         try:
             with open(partial, "wb") as handle:
-                handle.write(orjson.dumps(header) + b"\n")
-                handle.write(state_codec.dumps_engine(state))
+                data = state_codec.dumps_engine(state)
+                handle.write(orjson.dumps({**header, "crc32": _checksum(header, data)}) + b"\n")
+                handle.write(data)
                 handle.flush()
                 os.fsync(handle.fileno())
             os.replace(partial, self.checkpoint_path)
