@@ -253,6 +253,10 @@ def _fact(fact: Any) -> tuple | None:
     return None if fact is None else (_instant(fact[0]), fact[1])
 
 
+def _fact_from(value: tuple | None) -> c.Fact | None:
+    return None if value is None else c.Fact(_moment(value[0]), value[1])
+
+
 def _officer(known: Any) -> tuple | None:
     if known is None:
         return None
@@ -267,10 +271,7 @@ def _case_from_layout(layout: tuple) -> c.CaseState:
      withdrawn, closure, procedure_starts, procedure_ends, forwarded, hearing_requested, hearing_held, decisions,
      licence, published, fees, handler, reviewer, approver, seen, last_time, last_step, alerts, referable, dues,
      expires) = layout
-    moment, Fact = _moment, c.Fact
-
-    def fact(value: tuple | None) -> Any:
-        return None if value is None else Fact(moment(value[0]), value[1])
+    moment, fact = _moment, _fact_from
 
     def officer(value: tuple | None) -> Any:
         return None if value is None else c.Officer(value[0], moment(value[1]), value[2], moment(value[3]), value[4])
@@ -599,10 +600,6 @@ def _item_case_from(record: tuple) -> ItemCase:
     fact = _fact_from
     return ItemCase(fact(accepted), _moment(closed_at), outcome, fact(grant), department,
                     Officers(handler=handler, reviewer=reviewer, approver=approver), fact(decided))
-
-
-def _fact_from(value: tuple | None) -> c.Fact | None:
-    return None if value is None else c.Fact(_moment(value[0]), value[1])
 
 
 def _officer_rows(rows: list) -> tuple:

@@ -35,6 +35,8 @@ def tags() -> dict[Any, str]:
 
 
 def _case_layout(case: c.CaseState) -> tuple:
+    # The layout as those releases wrote it, not made from today's `_case_record`: the tests must
+    # read what they wrote (datetimes, sets and decimals as themselves), whatever the record becomes.
     fact, instant, officer = codec._fact, codec._instant, codec._officer
     return codec._case_from_layout, ((
         codec._CASE_LAYOUT, case.case_id, case.item_code, case.department, case.applicant, fact(case.submitted),

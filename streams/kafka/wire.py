@@ -409,8 +409,9 @@ def case_header(raw: bytes) -> CaseHeader:
 def decode_case(raw: bytes) -> CaseState:
     case_header(raw)
     state = memoryview(raw)[_CASE_HEADER.size:]
-    # JSON since table format 4; pickled before.
-    case = state_codec.loads_case(state) if raw[0] >= 4 else state_codec.loads(state)
+    if raw[0] >= 4:  # JSON since table format 4
+        return state_codec.loads_case(state)
+    case = state_codec.loads(state)  # pickled before
     if not isinstance(case, CaseState):
         raise CorruptState(f"a case entry that holds a {type(case).__name__}")
     return case
