@@ -119,6 +119,24 @@ def test_invalid_records_become_dead_letters_with_their_source():
     assert "ahead of the worker's clock" in next(d for d in letters if d["category"] == "future_time")["reason"]
 
 
+def test_accepted_events_are_counted_once_each_by_kind_and_department_when_their_batch_commits():
+    events = scenario(5, cases=6)
+    cluster = MemoryCluster(TOPOLOGY, ITEMS, now=moment(UNTIL))
+    cluster.send_events(events + events[:3])  # the repeats are duplicates, not counted as accepted
+    cluster.run()
+    registry = cluster.metrics.registry
+    kinds: dict[str, int] = {}
+    for event in events:
+        kinds[event.kind] = kinds.get(event.kind, 0) + 1
+    for kind, count in kinds.items():
+        assert registry.get_sample_value("permitwatch_events_total", {"type": kind}) == count
+    departments = {item.department for item in ITEMS.items}
+    assert sum(registry.get_sample_value("permitwatch_department_events_total", {"department": department}) or 0
+               for department in departments) == len(events)
+    assert registry.get_sample_value("permitwatch_duplicate_events_total") == 3
+    assert not cluster.stages[TOPOLOGY.events].accepted  # nothing left for a batch not yet committed
+
+
 def test_a_case_whose_stored_state_cannot_be_read_is_passed_by_and_the_others_deadlines_fire():
     """A forged or corrupt table value stopped every tick of its partition before (each tick was
     dead-lettered), so no deadline there fired. Now the tick passes that case by, once, loudly;

@@ -38,6 +38,7 @@ from __future__ import annotations
 import heapq
 import logging
 import math
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, MutableMapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -611,6 +612,9 @@ class CaseStage(Stage):
         self.max_future_skew = max_future_skew
         self.metrics = metrics
         self.books: dict[int, PartitionBook] = {}
+        self.accepted: Counter[tuple[str, str | None]] = Counter()
+        """Events accepted in the batch, by kind and department: counted when it commits (a
+        labelled counter takes a lock at every increment; this was 2-3% of the stage's time)."""
         metrics.expect_departments(reference.entries.values())
         # Read when Prometheus scrapes, not set by the steps: a worker whose event loop stalls
         # runs no step, and its deadlines waiting must still show (DeadlinesLagging).
@@ -625,6 +629,12 @@ class CaseStage(Stage):
             log.info("judging events partition %s: %s cases, %s timers, clock %s", partition, len(book.cases),
                      len(book.book.timers), book.book.now)
         return book
+
+    def commit(self, steps: list[Step], put: Put) -> None:
+        super().commit(steps, put)
+        for (kind, department), count in self.accepted.items():
+            self.metrics.event_accepted(kind, department, count)
+        self.accepted.clear()
 
     def reference_wanted(self, record: Record) -> ReferenceChanged | None:
         """A reference change the worker has not read yet (the worker reads it before `handle`)."""
@@ -662,7 +672,7 @@ class CaseStage(Stage):
         # it arrived; `fired`: timers the clock passed, each due at its instant.
         judged: list[CaseOutcome] = []
         if control is None:
-            fired, judged, trailing = self._event(book, record, step)
+            fired, judged, trailing = self._event(book, record, step, arrived)
         elif isinstance(control, Tick):
             fired = self._tick(book, control, record, step)
         elif isinstance(control, ReferenceChanged):
@@ -700,17 +710,17 @@ class CaseStage(Stage):
         oldest = self.oldest_clock()
         return 0.0 if oldest is None else max(0.0, self.clock.real_seconds(self.clock.now() - oldest))
 
-    def _event(self, book: PartitionBook, record: Record,
-               step: Step) -> tuple[list[CaseOutcome], list[CaseOutcome], CityInput | None]:
+    def _event(self, book: PartitionBook, record: Record, step: Step,
+               arrived: datetime) -> tuple[list[CaseOutcome], list[CaseOutcome], CityInput | None]:
         """The outcomes of the timers an event's time passed, that of its case, and an exemption
-        for the city stage after them."""
+        for the city stage after them. `arrived`: the worker's clock when the step began."""
         raw = record.value or b""
         try:
             event = parse_event(raw)
         except InvalidEvent as invalid:
             step.outputs.append(self._refuse(record, invalid.category, invalid.reason))
             return [], [], None
-        ahead = too_far_ahead("time:", event.time, self.clock.now(), self.max_future_skew, "the worker's")
+        ahead = too_far_ahead("time:", event.time, arrived, self.max_future_skew, "the worker's")
         if ahead:
             step.outputs.append(self._refuse(record, "future_time", ahead))
             return [], [], None
@@ -729,7 +739,7 @@ class CaseStage(Stage):
         if book.book.stats.duplicates > duplicates:
             self.metrics.duplicates.inc()
             return [], [], None
-        self.metrics.event_accepted(event.kind, book.book.department_of(event))
+        self.accepted[event.kind, book.book.department_of(event)] += 1
         # The case's own outcome comes last, after the timers the clock passed on the way to its time.
         return outcomes[:-1], outcomes[-1:], None
 
