@@ -135,6 +135,7 @@ class MemoryCluster:
 
     def _consume(self, topic: str, records: list[Record]) -> None:
         stage = self.stages[topic]
+        stage.prepare(records)
         steps: list[Step] = [stage.handle(record) for record in records]
         outputs = [out for step in steps for out in step.outputs]
         if self.crashes.rate and self.rng.random() < self.crashes.rate:

@@ -119,6 +119,27 @@ def test_invalid_records_become_dead_letters_with_their_source():
     assert "ahead of the worker's clock" in next(d for d in letters if d["category"] == "future_time")["reason"]
 
 
+def test_a_batch_parsed_before_its_steps_gives_the_same_records_as_each_record_parsed_in_its_step():
+    """`prepare` is optional (the worker's records refilled across a gap are not prepared): with
+    or without it, the same records out, byte for byte."""
+    events = scenario(7, cases=8)
+    outputs = []
+    for prepared in (True, False):
+        cluster = MemoryCluster(TOPOLOGY, ITEMS, now=moment(UNTIL), seed=3)
+        if not prepared:
+            cluster.stages[TOPOLOGY.events].prepare = lambda records: None
+        cluster.send_events(events + events[:2])
+        cluster.send_raw(b"k", b"{not json")
+        cluster.send_raw(b"k", b"\xff\xfe")
+        cluster.send_raw(b"k", orjson.dumps({**orjson.loads(events[0].model_dump_json()), "data": {}}))
+        cluster.run()
+        to_the_end(cluster)
+        outputs.append({topic: [(r.key, r.value, r.headers) for r in cluster.records(topic)]
+                        for topic in (TOPOLOGY.alerts, TOPOLOGY.referrals, TOPOLOGY.dead_letter, TOPOLOGY.city)})
+    assert outputs[0] == outputs[1]
+    assert len(outputs[0][TOPOLOGY.dead_letter]) == 3 and outputs[0][TOPOLOGY.alerts]
+
+
 def test_accepted_events_are_counted_once_each_by_kind_and_department_when_their_batch_commits():
     events = scenario(5, cases=6)
     cluster = MemoryCluster(TOPOLOGY, ITEMS, now=moment(UNTIL))

@@ -73,6 +73,7 @@ from permitwatch.streams.clocks import Clock, too_far_ahead
 from permitwatch.streams.kafka.reference import ReferenceData
 from permitwatch.streams.kafka.topology import Topology
 from permitwatch.streams.kafka.wire import (
+    CONTROL_HEADER,
     MARKER_PREFIX,
     RETIRED_PREFIX,
     CityWork,
@@ -342,6 +343,9 @@ class Stage:
 
     def __init__(self, table: StateTable) -> None:
         self.table = Overlay(table)
+        self.markers: dict[int, Marker] = {}
+        """The marker of each partition's last step in the batch, as the overlay's entry would
+        be: encoded only when the batch commits (`durable_writes`), not at every step."""
         self.applied: dict[int, int] = {}
         self.completed: set[int] = set()
         """Partitions whose last step was completed since they were assigned."""
@@ -365,7 +369,7 @@ class Stage:
         step.partition, step.marker = partition, self._marker(record)
         step.writes = [*completed, *step.writes]
         apply_writes(step.writes)
-        self.table[marker_key(partition)] = encode_marker(step.marker)
+        self.markers[partition] = step.marker
         self.applied[partition] = record.offset
         return step
 
@@ -375,6 +379,7 @@ class Stage:
         for partition, key, value in durable_writes(steps, self.redo_limit):
             put(partition, key, value)
         self.table.pending.clear()
+        self.markers.clear()
 
     def _complete_last_step(self, partition: int) -> list[Write]:
         """On the first record after (re)assignment: the writes of the last step whose marker
@@ -391,11 +396,19 @@ class Stage:
         self.completed.add(partition)
         return writes
 
+    def prepare(self, records: list[Record]) -> None:
+        """Before a batch's steps: whatever a step needs that depends on its record alone, for
+        all of them at once (`CaseStage`: parsing). Optional: `handle` does it itself otherwise."""
+
     def next_offset(self, partition: int) -> int:
         """The offset this stage needs next on `partition`."""
         return self._applied(partition) + 1
 
     def _stored_marker(self, partition: int) -> Marker | None:
+        """The marker of the partition's last step, in this batch or stored."""
+        marker = self.markers.get(partition)
+        if marker is not None:
+            return marker
         raw = self.table.get(marker_key(partition))
         return decode_marker(raw) if raw is not None else None
 
@@ -569,7 +582,9 @@ class PartitionBook:
         self.retired = retired
 
     @classmethod
-    def load(cls, partition: int, reference: ReferenceData, table: StateTable) -> PartitionBook:
+    def load(cls, partition: int, reference: ReferenceData, table: StateTable, now: datetime | None) -> PartitionBook:
+        """The partition's cases and timers as `table` holds them; `now`: its clock, from the marker
+        of its last step."""
         ids: set[str] = set()
         timers = TimerIndex()
         for key, raw in stored_items(table):
@@ -582,8 +597,6 @@ class PartitionBook:
             ids.add(case_id)
             if header.wake_at is not None:
                 timers.schedule(case_id, header.wake_at)
-        marker = table.get(marker_key(partition))
-        now = decode_marker(marker).clock if marker is not None else None
         cases, retired = TableCases(table, ids), TableRetired(table, partition)
         return cls(partition, CaseBook(reference.judge(), cases, timers, now, retired=retired), cases, retired)
 
@@ -612,6 +625,9 @@ class CaseStage(Stage):
         self.max_future_skew = max_future_skew
         self.metrics = metrics
         self.books: dict[int, PartitionBook] = {}
+        self.prepared: dict[tuple[int, int], tuple[CloudEvent, int] | InvalidEvent] = {}
+        """The batch's events parsed, with their content digests, by partition and offset
+        (`prepare`)."""
         self.accepted: Counter[tuple[str, str | None]] = Counter()
         """Events accepted in the batch, by kind and department: counted when it commits (a
         labelled counter takes a lock at every increment; this was 2-3% of the stage's time)."""
@@ -625,7 +641,9 @@ class CaseStage(Stage):
     def book(self, partition: int) -> PartitionBook:
         book = self.books.get(partition)
         if book is None:
-            book = self.books[partition] = PartitionBook.load(partition, self.reference, self.table)
+            marker = self._stored_marker(partition)
+            book = self.books[partition] = PartitionBook.load(partition, self.reference, self.table,
+                                                              marker.clock if marker is not None else None)
             log.info("judging events partition %s: %s cases, %s timers, clock %s", partition, len(book.cases),
                      len(book.book.timers), book.book.now)
         return book
@@ -635,6 +653,20 @@ class CaseStage(Stage):
         for (kind, department), count in self.accepted.items():
             self.metrics.event_accepted(kind, department, count)
         self.accepted.clear()
+
+    def prepare(self, records: list[Record]) -> None:
+        """Parse the batch's events in one loop before any is judged. Between the engine's steps,
+        parsing an event and its content digest took about 24 µs (a sixth of a step), in a loop
+        of their own about 13 (8 in a loop over the same event log alone): the parser's tables
+        and code stay in the processor's caches."""
+        prepared = self.prepared = {}
+        for record in records:
+            if record.headers and record.header(CONTROL_HEADER) is not None:  # a control record
+                continue
+            try:
+                prepared[record.partition, record.offset] = _parsed(record.value or b"")
+            except Exception:  # left to its step, which fails the same way in its place (a dead letter)
+                continue
 
     def reference_wanted(self, record: Record) -> ReferenceChanged | None:
         """A reference change the worker has not read yet (the worker reads it before `handle`)."""
@@ -715,11 +747,11 @@ class CaseStage(Stage):
         """The outcomes of the timers an event's time passed, that of its case, and an exemption
         for the city stage after them. `arrived`: the worker's clock when the step began."""
         raw = record.value or b""
-        try:
-            event = parse_event(raw)
-        except InvalidEvent as invalid:
-            step.outputs.append(self._refuse(record, invalid.category, invalid.reason))
+        parsed = self.prepared.pop((record.partition, record.offset), None) or _parsed(raw)
+        if isinstance(parsed, InvalidEvent):
+            step.outputs.append(self._refuse(record, parsed.category, parsed.reason))
             return [], [], None
+        event, digest = parsed
         ahead = too_far_ahead("time:", event.time, arrived, self.max_future_skew, "the worker's")
         if ahead:
             step.outputs.append(self._refuse(record, "future_time", ahead))
@@ -730,7 +762,7 @@ class CaseStage(Stage):
         duplicates, unknown = book.book.stats.duplicates, book.book.stats.unknown_items
         try:
             # Per case: the events topic is keyed by case, so a case's events meet on one partition.
-            outcomes = book.book.process(event, content_digest(raw))
+            outcomes = book.book.process(event, digest)
         except ConflictingDuplicate as conflict:
             step.outputs.append(self._refuse(record, "conflicting_duplicate", str(conflict)))
             return [], [], None
@@ -782,6 +814,15 @@ class CaseStage(Stage):
         return [Output(self.topology.city, given.case_id.encode(),
                        encode_city_input(CityWork(given, book.partition, promise)), 0)
                 for given, promise in promised(inputs, book.book.now)]
+
+
+def _parsed(raw: bytes) -> tuple[CloudEvent, int] | InvalidEvent:
+    """An event and its content digest, or why it is refused."""
+    try:
+        event = parse_event(raw)
+    except InvalidEvent as invalid:
+        return invalid
+    return event, content_digest(raw)
 
 
 # ---------------------------------------------------------------- the city

@@ -133,8 +133,9 @@ class Worker:
         produced and acknowledged, then the table writes (`stages`)."""
         steps: list[Step] = []
         last_message: dict[int, Message] = {}
-        for message in batch:
-            record = record_of(message)
+        records = [record_of(message) for message in batch]
+        stage.prepare(records)
+        for message, record in zip(batch, records, strict=True):
             last_message[record.partition] = message
             needed = stage.next_offset(record.partition)
             if record.offset > needed:
