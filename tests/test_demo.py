@@ -8,7 +8,10 @@ import subprocess
 import sys
 import time
 import urllib.request
+from datetime import datetime, timedelta
 
+from permitwatch.models.common import LEGAL_TZ
+from permitwatch.streams.clocks import DemoClock
 from tests.live import ROOT, free_port
 
 
@@ -38,3 +41,12 @@ def test_a_restarted_demo_still_scores_exactly(tmp_path):
     rows = [line.split() for line in done.stdout.splitlines()[2:]]
     assert len(rows) >= 8 and sum(int(row[1]) for row in rows) > 50, done.stdout
     assert all(row[4] == "1.000" and row[5] == "1.000" for row in rows), done.stdout
+
+
+def test_the_simulated_clock_runs_in_legal_time_from_its_start():
+    """Its instants are compared with every event's (in legal time): one time zone for both."""
+    start = datetime.fromisoformat("2026-03-02T00:30:00+00:00")
+    clock = DemoClock(start, 1440.0)
+    now = clock.now()
+    assert now.tzinfo is LEGAL_TZ and now.hour == 8 and start <= now < start + timedelta(minutes=5)
+    assert clock.real_seconds(timedelta(days=1)) == 60.0
