@@ -221,6 +221,9 @@ def _remember(kept: dict[int, tuple[Any, Any]], limit: int, obj: Any, make: Call
 
 def remembered_micros(moment: dt.datetime) -> int:
     """`micros` of `moment`, converted once per object (`_written_instants`)."""
+    known = _written_instants.get(id(moment))  # `_remember`'s hit, inline: twice for every case written
+    if known is not None and known[0] is moment:
+        return known[1]
     return _remember(_written_instants, _INSTANTS_KEPT, moment, micros)
 
 
@@ -368,19 +371,24 @@ def dumps_case(case: c.CaseState) -> bytes:
 def _case_record(case: c.CaseState) -> list:
     # An instant outside legal time stays a datetime, which orjson writes as RFC 3339 text with
     # its offset; every other is an integer (`_instant`).
+    # Most of a case's lists are empty (the shared `()`): skipping their comprehensions saves a
+    # tenth of the time, on the event path.
     fact, instant = _fact, _instant
     seen = case.seen
+    receipts, notices, starts, ends, decisions, fees = (
+        case.receipts, case.notices, case.procedure_starts, case.procedure_ends, case.decisions, case.fees)
     return [
         _CASE_RECORD, case.case_id, case.item_code, case.department, case.applicant, fact(case.submitted),
-        [(instant(r[0]), r[1], sorted(r[2]), r[3]) for r in case.receipts],  # sorted: the same case, the same bytes
-        [(instant(n[0]), n[1], sorted(n[2])) for n in case.notices],
+        # sorted: the same case, the same bytes
+        [(instant(r[0]), r[1], sorted(r[2]), r[3]) for r in receipts] if receipts else [],
+        [(instant(n[0]), n[1], sorted(n[2])) for n in notices] if notices else [],
         fact(case.accepted), case.promised_day, fact(case.rejected), fact(case.withdrawn), fact(case.closure),
-        [(instant(p[0]), *p[1:]) for p in case.procedure_starts],
-        [(instant(p[0]), p[1], p[2]) for p in case.procedure_ends],
+        [(instant(p[0]), *p[1:]) for p in starts] if starts else [],
+        [(instant(p[0]), p[1], p[2]) for p in ends] if ends else [],
         fact(case.forwarded), fact(case.hearing_requested), fact(case.hearing_held),
-        [(instant(d[0]), *d[1:]) for d in case.decisions],
+        [(instant(d[0]), *d[1:]) for d in decisions] if decisions else [],
         fact(case.licence), fact(case.published),
-        [(instant(f[0]), f[1], f[2], str(f[3]), f[4]) for f in case.fees],
+        [(instant(f[0]), f[1], f[2], str(f[3]), f[4]) for f in fees] if fees else [],
         _officer(case.handler), _officer(case.reviewer), _officer(case.approver),
         list(seen), list(seen.values()), instant(case.last_time), case.last_step,
         None if case.alerts is None else [_alert_record(key, alert) for key, alert in case.alerts.items()],
