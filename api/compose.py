@@ -203,7 +203,7 @@ def kafka_worker(settings: Settings):
         raise WorkerSetupError(f"the state directory {settings.state_dir} cannot be made ({exc.strerror}): check "
                                "the mount and permissions, or give another --state-dir") from None
     topology = settings.topology
-    created = asyncio.run(ensure_topics(settings.bootstrap, topology))
+    created = asyncio.run(ensure_topics(settings.bootstrap, topology, settings.group))
     if created:
         log.info("created topics: %s", ", ".join(created))
     reference = ReferenceData(topology, load_settings(settings.rule_settings))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import os
 import signal
 import subprocess
@@ -309,10 +310,11 @@ def test_imported_history_then_live_events_give_the_alerts_of_replay(deployment,
     assert bare.returncode == 2 and "permitwatch reference --catalog" in bare.stderr
 
 
-def test_topics_are_created_with_their_retention_and_an_old_alerts_topic_is_refused(broker):
+def test_topics_are_created_with_their_retention_and_an_old_alerts_topic_is_refused(broker, caplog):
     """Every topic gets the cleanup policy and retention of docs/kafka.md at creation; an alerts
     topic made before alerts were keyed by alert id (delete policy) stops the process rather than
-    be compacted into one alert per case."""
+    be compacted into one alert per case; a city changelog made before 2026-12-01 (Kafka's 1 MB)
+    is named at start-up, not first met at the first crowded referral."""
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
     topology = Topology(f"t{uuid.uuid4().hex[:8]}", PARTITIONS)
@@ -323,14 +325,27 @@ def test_topics_are_created_with_their_retention_and_an_old_alerts_topic_is_refu
         configs = await topic_configs(broker.bootstrap, [spec.name for spec in topology.specs()])
         for spec in topology.specs():
             assert {k: configs[spec.name].get(k) for k in spec.configs} == spec.configs, spec.name
-        admin = AIOKafkaAdminClient(bootstrap_servers=broker.bootstrap)
-        await admin.start()
-        try:
-            await admin.create_topics([NewTopic(old.alerts, PARTITIONS, 1, topic_configs={"cleanup.policy": "delete"})])
-        finally:
-            await admin.close()
+
+        async def create(name: str, partitions: int, configs: dict[str, str]) -> None:
+            admin = AIOKafkaAdminClient(bootstrap_servers=broker.bootstrap)
+            await admin.start()
+            try:
+                await admin.create_topics([NewTopic(name, partitions, 1, topic_configs=configs)])
+            finally:
+                await admin.close()
+
+        await create(old.alerts, PARTITIONS, {"cleanup.policy": "delete"})
         with pytest.raises(TopologyError, match=r"cleanup\.policy=delete, expected compact.*Upgrading the topics"):
             await ensure_topics(broker.bootstrap, old)
+
+        group = f"{topology.prefix}-workers"
+        changelog = topology.city_changelog(group).name
+        with caplog.at_level(logging.WARNING, logger="permitwatch.kafka.topology"):
+            await ensure_topics(broker.bootstrap, topology, group)  # no changelog yet: faust makes it
+            assert not caplog.records, caplog.text
+            await create(changelog, 1, {"cleanup.policy": "compact", "max.message.bytes": str(1 << 20)})
+            await ensure_topics(broker.bootstrap, topology, group)
+        assert f"{changelog} has max.message.bytes=1048576 where the settings say {8 << 20}" in caplog.text
 
     asyncio.run(check())
 

@@ -20,6 +20,9 @@ MAX_RECORD_BYTES = 8 << 20
 """Kafka's default (1 MB) is about 2,000 red alerts of one case in a referral version: a grant that
 overtook 2,000 waiting applications (PW-013) would stop the city stage."""
 
+CITY_TABLE = "city"
+"""The city stage's faust table: its changelog is `{group}-city-changelog`."""
+
 log = logging.getLogger("permitwatch.kafka.topology")
 
 
@@ -122,12 +125,22 @@ class Topology:
         ]
 
 
-async def ensure_topics(bootstrap: str, topology: Topology) -> list[str]:
+    def city_changelog(self, group: str) -> TopicSpec:
+        """The city stage's table changelog, which faust creates for the workers' `group` with
+        these configs: its records are the referrals' working copies, as large as a version."""
+        return TopicSpec(f"{group}-{CITY_TABLE}-changelog", 1, "referral, item or case id",
+                         "internal: the city stage's table (created by faust)",
+                         {"max.message.bytes": str(self.max_record_bytes)})
+
+
+async def ensure_topics(bootstrap: str, topology: Topology, group: str | None = None) -> list[str]:
     """Create the topics that are missing, with their configs; fail when an existing one has another
     partition count (a topic created by a producer with the broker's default would break
     co-partitioning) or another cleanup policy (an alerts topic from before alerts were keyed by
     alert id: compacting it would drop records). Returns the names created; a retention that
-    differs from the settings is logged (an operator may have changed it on purpose)."""
+    differs from the settings is logged (an operator may have changed it on purpose), and so is
+    a record size of the workers' `group`'s city changelog, when it exists, that differs (a
+    changelog made before 2026-12-01 takes 1 MB, and the first referral past it stops the workers)."""
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="permitwatch-admin")
@@ -150,7 +163,9 @@ async def ensure_topics(bootstrap: str, topology: Topology) -> list[str]:
         if wrong:
             raise TopologyError("; ".join(wrong) + " (a topic's partition count is fixed once it exists: use "
                                 "--partitions to match it, or another --topic-prefix)")
-        _check_configs(specs, await _configs(admin, [spec.name for spec in specs]))
+        checked = specs + ([changelog] if group and (changelog := topology.city_changelog(group)).name in existing
+                           else [])
+        _check_configs(checked, await _configs(admin, [spec.name for spec in checked]))
         return [spec.name for spec in missing]
     finally:
         await admin.close()
@@ -181,7 +196,8 @@ async def topic_configs(bootstrap: str, topics: list[str]) -> dict[str, dict[str
 def _check_configs(specs: list[TopicSpec], found: dict[str, dict[str, str]]) -> None:
     policies = [f"{spec.name} has cleanup.policy={found[spec.name].get('cleanup.policy')}, expected "
                 f"{spec.configs['cleanup.policy']}" for spec in specs
-                if spec.name in found and found[spec.name].get("cleanup.policy") != spec.configs["cleanup.policy"]]
+                if spec.name in found and "cleanup.policy" in spec.configs
+                and found[spec.name].get("cleanup.policy") != spec.configs["cleanup.policy"]]
     if policies:
         raise TopologyError("; ".join(policies) + " (topics made by permitwatch before 2026-11-30 keyed alerts by "
                             "case id, and compacting them would drop alert records: see docs/kafka.md, "

@@ -33,6 +33,7 @@ from permitwatch.streams.kafka.gaps import GapGuard
 from permitwatch.streams.kafka.local_tables import MAX_AGE_SECONDS, HeldPartitions, discard_stale, partition_dirs
 from permitwatch.streams.kafka.reference import ReferenceData
 from permitwatch.streams.kafka.stages import CaseStage, CityStage, Stage, Step
+from permitwatch.streams.kafka.topology import CITY_TABLE
 from permitwatch.streams.kafka.wire import Output, Record, Tick, control_output, record_of
 from permitwatch.streams.metrics import Metrics
 from permitwatch.streams.settings import Settings
@@ -90,7 +91,7 @@ class Worker:
         events = app.topic(topology.events, partitions=n, **raw)
         city_work = app.topic(topology.city, partitions=1, **raw)
         cases = app.Table("cases", partitions=n, **raw)
-        city = app.Table("city", partitions=1, extra_topic_configs={"max.message.bytes": str(topology.max_record_bytes)},
+        city = app.Table(CITY_TABLE, partitions=1, extra_topic_configs=topology.city_changelog(settings.group).configs,
                          **raw)
         skew = timedelta(seconds=settings.max_future_skew_seconds)
         self.case_stage = CaseStage(topology, reference, cases, clock, skew, self.metrics)
