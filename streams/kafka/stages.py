@@ -73,7 +73,6 @@ from permitwatch.streams.clocks import Clock, too_far_ahead
 from permitwatch.streams.kafka.reference import ReferenceData
 from permitwatch.streams.kafka.topology import Topology
 from permitwatch.streams.kafka.wire import (
-    CONTROL_HEADER,
     MARKER_PREFIX,
     RETIRED_PREFIX,
     CityWork,
@@ -99,6 +98,7 @@ from permitwatch.streams.kafka.wire import (
     encode_marker,
     encode_queued,
     encode_retired,
+    is_control,
     marker_key,
     read_control,
 )
@@ -661,7 +661,7 @@ class CaseStage(Stage):
         and code stay in the processor's caches."""
         prepared = self.prepared = {}
         for record in records:
-            if record.headers and record.header(CONTROL_HEADER) is not None:  # a control record
+            if is_control(record):
                 continue
             try:
                 prepared[record.partition, record.offset] = _parsed(record.value or b"")
@@ -706,7 +706,7 @@ class CaseStage(Stage):
         if control is None:
             fired, judged, trailing = self._event(book, record, step, arrived)
         elif isinstance(control, Tick):
-            fired = self._tick(book, control, record, step)
+            fired = self._tick(book, control, record, step, arrived)
         elif isinstance(control, ReferenceChanged):
             fired, judged = [], self._reference_changed(book, control)
         else:
@@ -775,8 +775,9 @@ class CaseStage(Stage):
         # The case's own outcome comes last, after the timers the clock passed on the way to its time.
         return outcomes[:-1], outcomes[-1:], None
 
-    def _tick(self, book: PartitionBook, tick: Tick, record: Record, step: Step) -> list[CaseOutcome]:
-        ahead = too_far_ahead("tick at", tick.time, self.clock.now(), self.max_future_skew, "this worker's")
+    def _tick(self, book: PartitionBook, tick: Tick, record: Record, step: Step,
+              arrived: datetime) -> list[CaseOutcome]:
+        ahead = too_far_ahead("tick at", tick.time, arrived, self.max_future_skew, "this worker's")
         if ahead:
             step.outputs.append(self._refuse(record, "future_time", f"{ahead}: the workers' clocks disagree"))
             return []

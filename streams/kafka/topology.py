@@ -42,11 +42,8 @@ class TopicSpec:
     """What the record key is (every record of one key lands in one partition, in order)."""
     what: str
     configs: dict[str, str] = field(default_factory=dict)
-    """Topic configs set at creation: `cleanup.policy` always, and its retention."""
-
-    @property
-    def compacted(self) -> bool:
-        return self.configs["cleanup.policy"] == "compact"
+    """Topic configs set at creation: `cleanup.policy` and its retention for the topics
+    permitwatch creates; what is checked of a changelog faust creates (`Topology.city_changelog`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,8 +160,9 @@ async def ensure_topics(bootstrap: str, topology: Topology, group: str | None = 
         if wrong:
             raise TopologyError("; ".join(wrong) + " (a topic's partition count is fixed once it exists: use "
                                 "--partitions to match it, or another --topic-prefix)")
-        checked = specs + ([changelog] if group and (changelog := topology.city_changelog(group)).name in existing
-                           else [])
+        checked = list(specs)
+        if group is not None and topology.city_changelog(group).name in existing:
+            checked.append(topology.city_changelog(group))  # faust makes it; checked once it exists
         _check_configs(checked, await _configs(admin, [spec.name for spec in checked]))
         return [spec.name for spec in missing]
     finally:

@@ -173,11 +173,16 @@ def control_output(topic: str, partition: int, control: Control, key: bytes | No
     return Output(topic, key, orjson.dumps(body), partition, ((CONTROL_HEADER, kind),))
 
 
+def is_control(record: Record) -> bool:
+    """Whether `record` is a control record rather than an ordinary event (most have no headers)."""
+    return bool(record.headers) and record.header(CONTROL_HEADER) is not None
+
+
 def read_control(record: Record) -> Control | None:
     """The control carried by `record`, or None for an ordinary event. ValueError when malformed."""
-    kind = record.header(CONTROL_HEADER)
-    if kind is None:
+    if not is_control(record):
         return None
+    kind = record.header(CONTROL_HEADER)
     try:
         body = orjson.loads(record.value or b"")
         if kind == b"tick":
