@@ -17,7 +17,7 @@ from typing import BinaryIO
 from permitwatch.alerts.engine import Emitted, Engine
 from permitwatch.models.common import json_line
 from permitwatch.models.deadletter import DeadLetter
-from permitwatch.models.events import InvalidEvent, parse_event
+from permitwatch.models.events import InvalidEvent, parse_event_with_digest
 from permitwatch.streams.inputs.readers import Record
 
 
@@ -83,13 +83,13 @@ def replay(
             dead(record.origin, record.raw, "unmapped", record.refused)
             continue
         try:
-            event = parse_event(record.raw)
+            event, digest = parse_event_with_digest(record.raw)
         except InvalidEvent as invalid:
             dead(record.origin, record.raw, invalid.category, invalid.reason)
             continue
         if summary.first_time is None:
             summary.first_time = event.time
-        write(engine.process(event, record.origin, record.raw))
+        write(engine.process(event, record.origin, record.raw, digest))
     if until is not None:
         write(engine.advance(until))
     write(engine.finish())

@@ -86,6 +86,10 @@ def test_invalid_payloads_get_4xx_with_reasons_and_land_in_the_dead_letters(tmp_
     not_json = runtime.client.post("/events", content=b"{nope", headers=headers)
     assert not_json.status_code == 400 and "not valid JSON" in not_json.json()["rejected"][0]["reason"]
     c = CaseEvents()
+    # The event parser takes NaN in an attribute it ignores; JSON does not, nor the content digest.
+    spoilt = orjson.dumps(c.raw("application.accepted", "2026-03-02 07:00"))[:-1] + b', "zzext": NaN}'
+    nan = runtime.client.post("/events", content=spoilt, headers=headers)
+    assert nan.status_code == 400 and "are not JSON" in nan.json()["rejected"][0]["reason"]
     naive = c.raw("application.accepted", "2026-03-02 07:00")
     naive["time"] = "2026-03-02T07:00:00"
     schema = runtime.client.post("/events", content=orjson.dumps(naive), headers=headers)
@@ -100,7 +104,7 @@ def test_invalid_payloads_get_4xx_with_reasons_and_land_in_the_dead_letters(tmp_
     assert mixed.status_code == 202 and mixed.json()["accepted"] == 1 and mixed.json()["rejected"][0]["index"] == 0
     rows = runtime.embedded.monitor.store.reader.execute(
         "SELECT category, reason, raw FROM dead_letters ORDER BY seq").fetchall()
-    assert [r[0] for r in rows] == ["invalid_json", "schema", "future_time", "invalid_json"]
+    assert [r[0] for r in rows] == ["invalid_json", "invalid_json", "schema", "future_time", "invalid_json"]
     assert rows[0][2] == b"{nope"
 
 

@@ -4,6 +4,7 @@ records), referrals that converge to replay's, and dead letters with their sourc
 
 from __future__ import annotations
 
+import io
 import zlib
 from datetime import timedelta
 
@@ -18,10 +19,13 @@ from permitwatch.models.alerts import Alert
 from permitwatch.models.errors import CorruptState
 from permitwatch.models.events import ExemptionRecorded
 from permitwatch.streams import state_codec
+from permitwatch.streams.inputs.readers import Record
 from permitwatch.streams.kafka.stages import StoredCase, StoredItem
 from permitwatch.streams.kafka.topology import Topology
+from permitwatch.streams.replay import replay
 from tests import legacy_state
 from tests.factory import CaseEvents, moment
+from tests.harness import engine_for
 from tests.kafka_expect import Expected, with_exemption
 from tests.memory_kafka import Crashes, MemoryCluster
 from tests.scenarios import ITEMS, UNTIL, crowded_item, scenario
@@ -141,23 +145,35 @@ def test_a_batch_parsed_before_its_steps_gives_the_same_records_as_each_record_p
     assert len(outputs[0][TOPOLOGY.dead_letter]) == 3 and outputs[0][TOPOLOGY.alerts]
 
 
-def test_an_exemption_with_a_nan_extension_is_applied_as_replay_applies_it():
-    """The parser takes NaN in an extension attribute and the content digest's JSON reader does
-    not. Only a case event needs a digest (replay makes none for an exemption): when the batch's
-    parsing made one for every event, such an exemption became an engine error and its referral
-    was never exempted."""
+def test_events_with_nan_are_refused_as_invalid_json_here_and_in_replay_alike():
+    """The event parser takes NaN and Infinity in an attribute it ignores; JSON (RFC 8259) and the
+    content digest's reader do not. Such an event is refused on arrival whatever its type, as
+    replay refuses it: until 2026-12-02 replay stopped on a case event with a traceback, and an
+    exemption was taken by replay and, once a batch's digests were made together, refused by the
+    Kafka stage as an engine error."""
     events = with_exemption(scenario(4, cases=6))
-    cluster = MemoryCluster(TOPOLOGY, ITEMS, now=moment(UNTIL))
-    for event in events:
+    spoilt = {next(i for i, e in enumerate(events) if e.kind == "application.accepted")}
+    spoilt |= {i for i, e in enumerate(events) if isinstance(e, ExemptionRecorded)}
+    lines = []
+    for index, event in enumerate(events):
         raw = orjson.dumps(event.model_dump(mode="json"))
-        if isinstance(event, ExemptionRecorded):
-            raw = raw[:-1] + b', "zzext": NaN}'
-        cluster.send_raw(event.subject.encode(), raw)
+        lines.append(raw[:-1] + (b', "zzext": NaN}' if index % 2 else b', "zzext": -Infinity}') if index in spoilt
+                     else raw)
+    alerts, referrals, letters = io.BytesIO(), io.BytesIO(), io.BytesIO()
+    replay((Record(f"line:{n}", line) for n, line in enumerate(lines)), engine_for(catalog=ITEMS), alerts, letters,
+           until=moment(UNTIL), referrals_out=referrals)
+    cluster = MemoryCluster(TOPOLOGY, ITEMS, now=moment(UNTIL))
+    for event, line in zip(events, lines, strict=True):
+        cluster.send_raw(event.subject.encode(), line)
     cluster.run()
     to_the_end(cluster)
-    assert_same_as_replay(events, cluster)
-    letters = [orjson.loads(r.value) for r in cluster.records(TOPOLOGY.dead_letter)]
-    assert [letter["category"] for letter in letters] == ["no_referral"]
+    assert {r.value for r in cluster.records(TOPOLOGY.alerts)} == set(alerts.getvalue().splitlines())
+    assert {r.value for r in cluster.records(TOPOLOGY.referrals)} == set(referrals.getvalue().splitlines())
+    refused = sorted(orjson.loads(r.value)["category"] for r in cluster.records(TOPOLOGY.dead_letter))
+    assert refused == sorted(orjson.loads(line)["category"] for line in letters.getvalue().splitlines())
+    assert refused == ["invalid_json"] * len(spoilt)
+    assert "NaN, Infinity and numbers beyond a double's range are not JSON" in \
+        orjson.loads(cluster.records(TOPOLOGY.dead_letter)[0].value)["reason"]
 
 
 def test_accepted_events_are_counted_once_each_by_kind_and_department_when_their_batch_commits():

@@ -141,7 +141,7 @@ def run_scorecard(args: argparse.Namespace) -> int:
     from permitwatch.api.compose import load_reference
     from permitwatch.api.scorecard_output import render_table, write_csv, write_json
     from permitwatch.models.alerts import Alert
-    from permitwatch.models.events import InvalidEvent, parse_event
+    from permitwatch.models.events import InvalidEvent, parse_event_with_digest
     from permitwatch.streams.inputs.readers import read_jsonl
 
     if args.end <= args.start:
@@ -151,7 +151,7 @@ def run_scorecard(args: argparse.Namespace) -> int:
     events, skipped = [], 0
     for record in event_records(args, args.events):
         try:
-            events.append(parse_event(record.raw))
+            events.append(parse_event_with_digest(record.raw)[0])  # the events the runtimes take
         except InvalidEvent:
             skipped += 1
     if skipped and not events:

@@ -27,7 +27,7 @@ from permitwatch.alerts.engine import Emitted, Engine, EngineState
 from permitwatch.models.calendar import CalendarOverride
 from permitwatch.models.catalog import Catalog
 from permitwatch.models.deadletter import DeadLetter
-from permitwatch.models.events import CloudEvent, InvalidEvent, content_digest, parse_event
+from permitwatch.models.events import CloudEvent, InvalidEvent, parse_event, parse_event_with_digest
 from permitwatch.models.files import parse_structured
 from permitwatch.models.settings import RuleSettings
 from permitwatch.models.views import ActionRecord, IngestReport, ReferenceChange, Rejection
@@ -369,7 +369,7 @@ class EmbeddedMonitor:
     def _ingest(self, inputs: list[RawInput], poisoned: dict[int, str]) -> IngestReport:
         started = time.perf_counter()
         result = IngestReport()
-        parsed: list[tuple[int, CloudEvent, RawInput]] = []
+        parsed: list[tuple[int, CloudEvent, RawInput, int]] = []
         letters: list[DeadLetter] = []
         for index, item in enumerate(inputs):
             if index in poisoned:
@@ -378,12 +378,12 @@ class EmbeddedMonitor:
                 letters.append(DeadLetter.of(item.origin, "engine_error", reason, item.raw))
                 continue
             try:
-                event = parse_event(item.raw)
+                event, digest = parse_event_with_digest(item.raw)
             except InvalidEvent as invalid:
                 result.rejected.append(Rejection(index=index, category=invalid.category, reason=invalid.reason))
                 letters.append(DeadLetter.of(item.origin, invalid.category, invalid.reason, item.raw))
                 continue
-            parsed.append((index, event, item))
+            parsed.append((index, event, item, digest))
         with self.lock:
             now = self.clock.now()
             try:
@@ -392,16 +392,15 @@ class EmbeddedMonitor:
                     unknown_before = self.engine.stats.unknown_items
                     # Source and id identify an event across the log (EVENTS.md): the journal says
                     # whether one came before, in any case, and with what content.
-                    known = Store.known_events(tx, [e for _, e, _ in parsed])
+                    known = Store.known_events(tx, [e for _, e, _, _ in parsed])
                     engine_time = 0.0
                     journal: list[tuple] = []
                     received = now.isoformat()
                     clock_seen, clock_text = None, ""
                     counted: Counter = Counter()
                     applied: dict[str, tuple[int, int, tuple[str, str | None]]] = {}
-                    for index, event, item in parsed:
+                    for index, event, item, digest in parsed:
                         raw = item.raw
-                        digest = content_digest(raw)
                         first = known.get((event.source, event.id))
                         if first is not None:
                             if first[0] == digest:
@@ -454,7 +453,7 @@ class EmbeddedMonitor:
             self._since_checkpoint += result.accepted
             self._maybe_checkpoint()
         if self.options.warn_of_history:
-            warning = history_warning([event.time for _, event, _ in parsed], now)
+            warning = history_warning([event.time for _, event, _, _ in parsed], now)
             if warning:
                 result.warnings.append(warning)
         for (kind, department), count in counted.items():

@@ -22,7 +22,7 @@ from aiokafka.structs import ConsumerRecord
 
 from permitwatch.models.alerts import Alert
 from permitwatch.models.deadletter import DeadLetter
-from permitwatch.models.events import InvalidEvent, content_digest, parse_event
+from permitwatch.models.events import InvalidEvent, parse_event_with_digest
 from permitwatch.models.referrals import Referral
 from permitwatch.streams.kafka.topology import Topology
 from permitwatch.streams.kafka.wire import CONTROL_HEADER, SOURCE_HEADER, Record, action_of, record_of
@@ -114,13 +114,13 @@ class Follower:
             if record.header(CONTROL_HEADER) is not None:
                 return
             try:
-                event = parse_event(value)
+                event, digest = parse_event_with_digest(value)
             except InvalidEvent:
                 return  # the workers dead-letter it; the follower sees their letter
             if Store.known_events(tx, [event]).get((event.source, event.id)):
                 return  # a repeat, or a conflict the workers dead-letter: the first stays
             stamp = produced.isoformat()
-            Store.journal_events(tx, [Store.journal_row(event, value, content_digest(value), stamp, stamp)])
+            Store.journal_events(tx, [Store.journal_row(event, value, digest, stamp, stamp)])
             return
         if topic == t.actions:
             action = action_of(record)

@@ -23,7 +23,7 @@ from aiokafka.errors import KafkaError
 from permitwatch.models.calendar import CalendarOverride
 from permitwatch.models.catalog import Catalog
 from permitwatch.models.errors import Unavailable
-from permitwatch.models.events import InvalidEvent, parse_event
+from permitwatch.models.events import InvalidEvent, parse_event_with_digest
 from permitwatch.models.files import parse_structured
 from permitwatch.models.settings import RuleSettings
 from permitwatch.models.views import ActionRecord, IngestReport, ReferenceChange, Rejection
@@ -159,7 +159,7 @@ class KafkaMonitor:
         times: list[datetime] = []
         for index, item in enumerate(inputs):
             try:
-                event = parse_event(item.raw)
+                event, _ = parse_event_with_digest(item.raw)  # refused here, not by the workers
                 outputs.append(event_output(self.topology, event, item.raw))
             except InvalidEvent as invalid:
                 result.rejected.append(Rejection(index=index, category=invalid.category, reason=invalid.reason))

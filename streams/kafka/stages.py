@@ -65,7 +65,7 @@ from permitwatch.models.alerts import Alert, Message
 from permitwatch.models.common import record_bytes
 from permitwatch.models.deadletter import DeadLetter, KafkaSource
 from permitwatch.models.errors import CorruptState
-from permitwatch.models.events import CloudEvent, ExemptionRecorded, InvalidEvent, content_digest, parse_event
+from permitwatch.models.events import CloudEvent, ExemptionRecorded, InvalidEvent, parse_event_with_digest
 from permitwatch.models.referrals import Referral
 from permitwatch.models.settings import RuleSettings
 from permitwatch.streams import state_codec
@@ -625,7 +625,7 @@ class CaseStage(Stage):
         self.max_future_skew = max_future_skew
         self.metrics = metrics
         self.books: dict[int, PartitionBook] = {}
-        self.prepared: dict[tuple[int, int], tuple[CloudEvent, int | None] | InvalidEvent] = {}
+        self.prepared: dict[tuple[int, int], tuple[CloudEvent, int] | InvalidEvent] = {}
         """The batch's events parsed, with their content digests, by partition and offset
         (`prepare`)."""
         self.accepted: Counter[tuple[str, str | None]] = Counter()
@@ -762,7 +762,7 @@ class CaseStage(Stage):
         duplicates, unknown = book.book.stats.duplicates, book.book.stats.unknown_items
         try:
             # Per case: the events topic is keyed by case, so a case's events meet on one partition.
-            outcomes = book.book.process(event, content_digest(raw) if digest is None else digest)
+            outcomes = book.book.process(event, digest)
         except ConflictingDuplicate as conflict:
             step.outputs.append(self._refuse(record, "conflicting_duplicate", str(conflict)))
             return [], [], None
@@ -817,18 +817,12 @@ class CaseStage(Stage):
                 for given, promise in promised(inputs, book.book.now)]
 
 
-def _parsed(raw: bytes) -> tuple[CloudEvent, int | None] | InvalidEvent:
-    """An event and its content digest, or why it is refused. The digest is None where it cannot
-    be made (the parser takes NaN, the digest's JSON reader does not): only a case event needs
-    one, and it is made again where replay makes it, failing there the same way."""
+def _parsed(raw: bytes) -> tuple[CloudEvent, int] | InvalidEvent:
+    """An event and its content digest, or why it is refused."""
     try:
-        event = parse_event(raw)
+        return parse_event_with_digest(raw)
     except InvalidEvent as invalid:
         return invalid
-    try:
-        return event, content_digest(raw)
-    except ValueError:
-        return event, None
 
 
 # ---------------------------------------------------------------- the city
