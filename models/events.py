@@ -339,20 +339,21 @@ def event_key(event: CloudEvent) -> int:
 def content_digest(raw: bytes | str) -> int:
     """What a repeat of an event must match to be a duplicate rather than a conflict: its JSON
     content, whatever the spacing and the order of keys. `InvalidEvent` (invalid_json) for what
-    the event parser takes but JSON does not (NaN, Infinity, a number beyond a double's range,
-    in an attribute the parser ignores)."""
+    the event parser takes in an attribute it ignores and this reader does not: NaN and Infinity
+    (not JSON), numbers beyond a double's range (JSON, but past what readers must take)."""
     try:
         content = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        raise InvalidEvent(f"not valid JSON: {exc} (NaN, Infinity and numbers beyond a double's range are not "
-                           "JSON, RFC 8259)", "invalid_json") from None
+        raise InvalidEvent(f"not valid JSON: {exc} (NaN, Infinity and numbers beyond a double's range are refused "
+                           "too)", "invalid_json") from None
     return zlib.crc32(orjson.dumps(content, option=orjson.OPT_SORT_KEYS))
 
 
 def parse_event_with_digest(raw: bytes | str) -> tuple[CloudEvent, int]:
     """`parse_event` and the event's `content_digest`: how every runtime takes an event in, so that
     one the digest cannot read is refused on arrival whatever its type, the same way everywhere
-    (an exemption needs no digest, and was taken by some runtimes and refused by others)."""
+    (an exemption needs no digest, and was taken by some runtimes and refused by others). Where
+    the digest is not needed, this is still the check: the digest's reader is the strict one."""
     return parse_event(raw), content_digest(raw)
 
 

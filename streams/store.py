@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
+import zlib
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from permitwatch.models.alerts import Alert
 from permitwatch.models.common import record_bytes
 from permitwatch.models.deadletter import DeadLetter
 from permitwatch.models.errors import Unavailable
-from permitwatch.models.events import CloudEvent, content_digest
+from permitwatch.models.events import CloudEvent, content_digest, parse_event
 from permitwatch.models.referrals import Referral
 from permitwatch.models.views import ActionRecord
 
@@ -106,6 +107,8 @@ class JournalRow:
     kind: str
     clock: datetime
     raw: bytes
+    digest: int | None
+    """An event's `content_digest` as journalled (None for a reference row)."""
 
 
 def _identify_events_by_source(connection: sqlite3.Connection) -> None:
@@ -120,7 +123,10 @@ def _identify_events_by_source(connection: sqlite3.Connection) -> None:
     for seq, kind, event_id, case_id, type_, time, clock, received_at, raw in rows:
         source = digest = None
         if kind == "event":
-            source, digest = orjson.loads(raw).get("source"), content_digest(raw)
+            try:
+                source, digest = orjson.loads(raw).get("source"), content_digest(raw)
+            except ValueError:  # NaN, which journals of then took: kept as accepted, its bytes its content
+                source, digest = parse_event(raw).source, zlib.crc32(raw)
         migrated.append((seq, kind, event_id, case_id, type_, time, clock, received_at, raw, source, digest))
     connection.execute("BEGIN IMMEDIATE")
     connection.execute("ALTER TABLE journal RENAME TO journal_by_id")
@@ -337,9 +343,10 @@ class Store:
         return row[0] if row else None
 
     def journal_after(self, seq: int) -> Iterator[JournalRow]:
-        cursor = self.reader.execute("SELECT seq, kind, clock, raw FROM journal WHERE seq > ? ORDER BY seq", (seq,))
-        for seq_, kind, clock, raw in cursor:
-            yield JournalRow(seq_, kind, datetime.fromisoformat(clock), raw)
+        cursor = self.reader.execute("SELECT seq, kind, clock, raw, digest FROM journal WHERE seq > ? ORDER BY seq",
+                                     (seq,))
+        for seq_, kind, clock, raw, digest in cursor:
+            yield JournalRow(seq_, kind, datetime.fromisoformat(clock), raw, digest)
 
     def referral_case(self, referral_or_case_id: str) -> str | None:
         """The case id of a stored referral, by referral id or case id."""

@@ -98,7 +98,8 @@ def _serialised(event: object, ascii_only: bool) -> bytes:
 
 @st.composite
 def _byte_damage(draw, raw: bytes) -> bytes:
-    damage = draw(st.sampled_from(["none", "none", "truncate", "invalid_utf8", "bom", "nul", "duplicate_key"]))
+    damage = draw(st.sampled_from(["none", "none", "truncate", "invalid_utf8", "bom", "nul", "duplicate_key",
+                                   "not_json_number"]))
     if damage == "truncate":
         return raw[: draw(st.integers(0, max(0, len(raw) - 1)))]
     if damage == "invalid_utf8":
@@ -110,6 +111,9 @@ def _byte_damage(draw, raw: bytes) -> bytes:
         return raw.replace(b'"', b'"\x00', 1)
     if damage == "duplicate_key":
         return raw[:-1] + b',"id":7}' if raw.endswith(b"}") else raw
+    if damage == "not_json_number":  # what the event parser takes where the model ignores it, and JSON does not
+        number = draw(st.sampled_from([b"NaN", b"Infinity", b"-Infinity", b"1e999", b"9" * 400]))
+        return raw[:-1] + b',"zzext":' + number + b"}" if raw.endswith(b"}") else raw
     return raw
 
 

@@ -61,10 +61,14 @@ def test_a_journal_that_keyed_events_by_id_alone_is_migrated(tmp_path, runtimes)
 
     runtime = runtimes(tmp_path)
     c = CaseEvents()
-    accepted = c.accepted("2026-03-02 07:30")
-    assert runtime.post([c.submitted("2026-03-02 07:00"), accepted]).json()["accepted"] == 2
+    submitted, accepted = c.submitted("2026-03-02 07:00"), c.accepted("2026-03-02 07:30")
+    assert runtime.post([submitted, accepted]).json()["accepted"] == 2
     runtime.stop()
     database = tmp_path / "permitwatch.sqlite"
+    database.with_suffix(".checkpoint").unlink()  # the engine rebuilt from the journal alone
+    with sqlite3.connect(database) as old:  # an event with NaN, which journals of then could take
+        old.execute("UPDATE journal SET raw = ? WHERE seq = 2", (orjson.dumps(
+            accepted.model_dump(mode="json"))[:-1] + b', "zzext": NaN}',))
     with sqlite3.connect(database) as old:  # the journal as it was before 2026-11-30
         old.executescript("""
             ALTER TABLE journal RENAME TO new_journal; DROP INDEX journal_case;
@@ -75,9 +79,11 @@ def test_a_journal_that_keyed_events_by_id_alone_is_migrated(tmp_path, runtimes)
             DROP TABLE new_journal;""")
     again = runtimes(tmp_path)
     again.tokens = runtime.tokens
-    assert again.post([accepted]).json()["duplicates"] == 1
+    assert again.post([submitted]).json()["duplicates"] == 1
     rows = again.embedded.monitor.store.reader.execute("SELECT seq, source FROM journal ORDER BY seq").fetchall()
     assert rows == [(1, "/shenzhen/test/window"), (2, "/shenzhen/test/window")]
+    # The row with NaN is kept as accepted: its case is accepted after the rebuild.
+    assert again.embedded.monitor.engine.book.cases.get(c.case_id).accepted is not None
 
 
 def test_invalid_payloads_get_4xx_with_reasons_and_land_in_the_dead_letters(tmp_path, runtimes):
@@ -89,7 +95,8 @@ def test_invalid_payloads_get_4xx_with_reasons_and_land_in_the_dead_letters(tmp_
     # The event parser takes NaN in an attribute it ignores; JSON does not, nor the content digest.
     spoilt = orjson.dumps(c.raw("application.accepted", "2026-03-02 07:00"))[:-1] + b', "zzext": NaN}'
     nan = runtime.client.post("/events", content=spoilt, headers=headers)
-    assert nan.status_code == 400 and "are not JSON" in nan.json()["rejected"][0]["reason"]
+    assert nan.status_code == 400
+    assert "NaN, Infinity and numbers beyond a double's range are refused" in nan.json()["rejected"][0]["reason"]
     naive = c.raw("application.accepted", "2026-03-02 07:00")
     naive["time"] = "2026-03-02T07:00:00"
     schema = runtime.client.post("/events", content=orjson.dumps(naive), headers=headers)

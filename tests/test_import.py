@@ -13,6 +13,7 @@ from permitwatch.models.mapping import FeedMapping
 from permitwatch.streams.inputs.feeds import MappedCounts, MappingError, map_records, parse_time
 from permitwatch.streams.inputs.readers import read_jsonl
 from permitwatch.streams.store import Store
+from tests.factory import CaseEvents
 
 ROOT = Path(__file__).resolve().parent.parent
 MAPPING = ROOT / "deploy" / "mappings" / "gbt39046.yaml"
@@ -60,6 +61,20 @@ def test_import_command_loads_history_for_an_audit(tmp_path, capsys):
     assert rules == ["PW-002/warning", "PW-011/red"]
     assert main(["import", str(SAMPLE), "--format", "feed", "--mapping", str(MAPPING), "--data-dir", str(data)]) == 0
     assert "duplicates 6" in capsys.readouterr().out
+
+
+def test_import_refuses_an_event_with_nan_as_every_runtime_does(tmp_path, capsys):
+    """NaN in an attribute the models ignore is not JSON: `invalid_json`, with why, as replay and
+    the APIs say (import read the time with the strict reader first, and called it `schema`)."""
+    good = orjson.dumps(CaseEvents("SZ-IMP").submitted("2026-03-02 09:00").model_dump(mode="json"))
+    spoilt = orjson.dumps(CaseEvents("SZ-NAN").submitted("2026-03-02 09:00").model_dump(mode="json"))
+    events = tmp_path / "events.jsonl"
+    events.write_bytes(good + b"\n" + spoilt[:-1] + b', "zzext": NaN}\n')
+    data = tmp_path / "audit"
+    assert main(["import", str(events), "--format", "jsonl", "--data-dir", str(data), "--until", "2026-06-30"]) == 0
+    store = Store(data / "permitwatch.sqlite")
+    [(category, reason)] = store.reader.execute("SELECT category, reason FROM dead_letters").fetchall()
+    assert category == "invalid_json" and "NaN" in reason and store.count("journal") == 1
 
 
 def test_import_refuses_a_data_directory_in_use(tmp_path, capsys):

@@ -172,7 +172,7 @@ def test_events_with_nan_are_refused_as_invalid_json_here_and_in_replay_alike():
     refused = sorted(orjson.loads(r.value)["category"] for r in cluster.records(TOPOLOGY.dead_letter))
     assert refused == sorted(orjson.loads(line)["category"] for line in letters.getvalue().splitlines())
     assert refused == ["invalid_json"] * len(spoilt)
-    assert "NaN, Infinity and numbers beyond a double's range are not JSON" in \
+    assert "NaN, Infinity and numbers beyond a double's range are refused" in \
         orjson.loads(cluster.records(TOPOLOGY.dead_letter)[0].value)["reason"]
 
 

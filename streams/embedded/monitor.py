@@ -207,7 +207,7 @@ class EmbeddedMonitor:
             try:
                 self.engine.advance(row.clock)
                 if row.kind == "event":
-                    self.engine.process(parse_event(row.raw), raw=row.raw)
+                    self.engine.process(parse_event(row.raw), raw=row.raw, digest=row.digest)
                 else:
                     self._apply_reference(row.kind, row.raw)
             except Exception:  # a journal row an older version accepted: keep going without it

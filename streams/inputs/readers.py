@@ -19,7 +19,7 @@ from typing import IO
 import orjson
 
 from permitwatch.models.errors import InvalidInput
-from permitwatch.models.events import TYPE_PREFIX
+from permitwatch.models.events import TYPE_PREFIX, InvalidEvent, parse_event_with_digest
 from permitwatch.models.files import without_bom
 from permitwatch.models.views import Rejection
 
@@ -209,9 +209,14 @@ def read_realdata_csv(paths: Iterable[Path], mapping: RealdataMapping) -> Iterat
 
 
 def untimed(record: Record, index: int) -> Rejection:
-    """Why a record with no usable time is refused (it cannot be put in time order)."""
+    """Why a record with no usable time is refused (it cannot be put in time order): why it is no
+    event at all, if it is not, as every runtime would say."""
     if record.refused:
         return Rejection(index=index, category="unmapped", reason=record.refused, origin=record.origin)
+    try:
+        parse_event_with_digest(record.raw)
+    except InvalidEvent as invalid:
+        return Rejection(index=index, category=invalid.category, reason=invalid.reason, origin=record.origin)
     return Rejection(index=index, category="schema", reason="time: missing, or not a timezone-aware ISO 8601 time",
                      origin=record.origin)
 

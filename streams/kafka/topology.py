@@ -161,8 +161,9 @@ async def ensure_topics(bootstrap: str, topology: Topology, group: str | None = 
             raise TopologyError("; ".join(wrong) + " (a topic's partition count is fixed once it exists: use "
                                 "--partitions to match it, or another --topic-prefix)")
         checked = list(specs)
-        if group is not None and topology.city_changelog(group).name in existing:
-            checked.append(topology.city_changelog(group))  # faust makes it; checked once it exists
+        changelog = topology.city_changelog(group) if group is not None else None
+        if changelog is not None and changelog.name in existing:
+            checked.append(changelog)  # faust makes it; checked once it exists
         _check_configs(checked, await _configs(admin, [spec.name for spec in checked]))
         return [spec.name for spec in missing]
     finally:

@@ -180,9 +180,9 @@ def is_control(record: Record) -> bool:
 
 def read_control(record: Record) -> Control | None:
     """The control carried by `record`, or None for an ordinary event. ValueError when malformed."""
-    if not is_control(record):
+    kind = record.header(CONTROL_HEADER) if record.headers else None
+    if kind is None:
         return None
-    kind = record.header(CONTROL_HEADER)
     try:
         body = orjson.loads(record.value or b"")
         if kind == b"tick":
