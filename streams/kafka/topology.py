@@ -121,7 +121,6 @@ class Topology:
                       "red alerts, case reports, exemptions) and the events partitions' clocks", retained),
         ]
 
-
     def city_changelog(self, group: str) -> TopicSpec:
         """The city stage's table changelog, which faust creates for the workers' `group` with
         these configs: its records are the referrals' working copies, as large as a version."""
