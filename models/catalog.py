@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, TypeAdapter, model_validator
 
-from permitwatch.models.common import Code, Contract, Duration, working_days
+from permitwatch.models.common import NOT_A_TRUTH_VALUE, Code, Contract, Duration, working_days
 from permitwatch.models.files import load_structured
 
 
@@ -46,7 +46,7 @@ class CatalogEntry(Contract):
     # Added to the contract: a lower agency reviews first and forwards (XKF art. 43, PW-014).
     preliminary_review: bool = False
     # Added: item-level override of the PW-002 warning threshold (working days before the limit).
-    warning_working_days: Annotated[int, Field(ge=0, le=60)] | None = None
+    warning_working_days: Annotated[int, Field(ge=0, le=60), NOT_A_TRUTH_VALUE] | None = None
 
     @model_validator(mode="after")
     def _promise_within_law(self) -> CatalogEntry:

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
 
 SCHEMA_VERSION = "1.0"
 RULE_ID_PATTERN = r"PW-0(0[1-9]|1[0-9])"
@@ -62,10 +62,23 @@ Prose = Annotated[str, Field(min_length=1, max_length=4000, pattern=r"^[^\x00-\x
 TimeUnit = Literal["working_days", "calendar_days"]
 
 
+def _not_a_truth_value(value: object) -> object:
+    # pydantic takes true for the integer 1, and YAML reads yes, no, on and off as true and false:
+    # a catalog's `warning_working_days: yes` was one working day, an extension of `true` one day.
+    if isinstance(value, bool):
+        raise ValueError("a number of days, not true or false")
+    return value
+
+
+NOT_A_TRUTH_VALUE = BeforeValidator(_not_a_truth_value)
+"""For a number of days, after its constraints (so that they stay in the JSON Schema): an
+integer, never true or false."""
+
+
 class Duration(Contract):
     """A legal period: `{value, unit}`; the unit is working days (工作日) unless a law says otherwise."""
 
-    value: Annotated[int, Field(ge=0, le=3650)]
+    value: Annotated[int, Field(ge=0, le=3650), NOT_A_TRUTH_VALUE]
     unit: TimeUnit = "working_days"
 
     @property

@@ -15,7 +15,7 @@ from typing import Annotated, Literal, Union
 import orjson
 from pydantic import Field, TypeAdapter, ValidationError
 
-from permitwatch.models.common import Code, Contract, Identifier, Instant, LegalInstant, Prose, Text
+from permitwatch.models.common import NOT_A_TRUTH_VALUE, Code, Contract, Identifier, Instant, LegalInstant, Prose, Text
 from permitwatch.models.errors import InvalidInput
 
 TYPE_PREFIX = "cn.gov.licensing."
@@ -92,7 +92,7 @@ class ProcedureStartedData(EventData):
     kind: ProcedureKind
     approved_by: Annotated[str, Field(max_length=256)] | None = None
     notified: bool = False
-    working_days: Annotated[int, Field(ge=0, le=3650)] | None = None
+    working_days: Annotated[int, Field(ge=0, le=3650), NOT_A_TRUTH_VALUE] | None = None
 
 
 class ProcedureEndedData(EventData):

@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 
-from permitwatch.models.common import RULE_ID_PATTERN, Contract, Duration, working_days
+from permitwatch.models.common import NOT_A_TRUTH_VALUE, RULE_ID_PATTERN, Contract, Duration, working_days
 from permitwatch.models.files import load_structured
 
 Signal = Literal["warning", "yellow", "red", "data"]
@@ -44,16 +44,17 @@ class RuleSettings(Contract):
     )
     warning_working_days: Annotated[int, Field(ge=0, le=60, description=(
         "PW-002 预警 fires when this many working days remain before the promised limit "
-        "(or the statutory one when no promise is known)"))] = 3
+        "(or the statutory one when no promise is known)")), NOT_A_TRUTH_VALUE] = 3
     backdating_lag_hours: Annotated[float, Field(gt=0, description=(
         "PW-018: an event recorded this much later than its claimed time is suspect"))] = 24.0
     closed_case_retention_days: Annotated[int, Field(ge=0, description=(
         "A closed case is kept this many days after its last timer, so a late event can still "
-        "retract an alert, then dropped"))] = 30
+        "retract an alert, then dropped")), NOT_A_TRUTH_VALUE] = 30
     idle_case_retention_days: Annotated[int, Field(ge=1, description=(
         "A case that never closes is forgotten this many days after its last event, once no "
-        "deadline of it is pending"))] = 400
-    aggravation_window_days: Annotated[int, Field(ge=1, description="SZ-XK art. 12(1): one year")] = 365
+        "deadline of it is pending")), NOT_A_TRUTH_VALUE] = 400
+    aggravation_window_days: Annotated[int, Field(ge=1, description="SZ-XK art. 12(1): one year"),
+                                       NOT_A_TRUTH_VALUE] = 365
     signals: dict[str, Signal] = Field(
         default_factory=dict, description="Per-rule signal override, e.g. {'PW-006': 'yellow'}"
     )

@@ -110,6 +110,22 @@ def test_catalog_accepts_a_bare_list_and_checks_promises():
                          Catalog, "c.json")
 
 
+def test_a_number_of_days_is_never_read_from_true_or_false():
+    """pydantic takes true for 1, and YAML reads yes/no/on/off as booleans: `warning_working_days:
+    yes` was one working day, an extension of `true` one day, both silently."""
+    with pytest.raises(ReferenceFileError, match=r"warning_working_days: Value error, a number of days, not true"):
+        parse_structured(b"- {item_code: A, name: n, department: D, warning_working_days: yes}", Catalog, "c.yaml")
+    with pytest.raises(ReferenceFileError, match=r"statutory_limit\.value: Value error, a number of days"):
+        parse_structured(b"- {item_code: A, name: n, department: D, statutory_limit: {value: on}}", Catalog, "c.yaml")
+    with pytest.raises(ValueError, match="a number of days, not true or false"):
+        RuleSettings(closed_case_retention_days=True)
+    extension = c.raw("procedure.started", "2026-03-02", kind="extension", notified=True, working_days=True)
+    assert reason(orjson.dumps(extension)) == ("schema", "data.working_days: Value error, a number of days, not true "
+                                                         "or false")
+    assert parse_structured(b"- {item_code: A, name: n, department: D, warning_working_days: 3}", Catalog,
+                            "c.yaml").items[0].warning_working_days == 3
+
+
 def test_catalog_rejects_duplicate_items():
     entry = b'{"item_code": "A", "name": "n", "department": "D"}'
     with pytest.raises(ReferenceFileError, match="item_code 'A' appears twice"):
