@@ -25,7 +25,7 @@ from permitwatch.models.deadletter import DeadLetter
 from permitwatch.models.events import InvalidEvent, parse_event_with_digest
 from permitwatch.models.referrals import Referral
 from permitwatch.streams.kafka.topology import Topology
-from permitwatch.streams.kafka.wire import CONTROL_HEADER, SOURCE_HEADER, Record, action_of, record_of
+from permitwatch.streams.kafka.wire import SOURCE_HEADER, Record, action_of, is_control, record_of
 from permitwatch.streams.metrics import Metrics
 from permitwatch.streams.store import Store
 
@@ -111,7 +111,7 @@ class Follower:
         t = self.topology
         topic, value = record.topic, record.value or b""
         if topic == t.events:
-            if record.header(CONTROL_HEADER) is not None:
+            if is_control(record):
                 return
             try:
                 event, digest = parse_event_with_digest(value)

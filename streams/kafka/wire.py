@@ -173,14 +173,18 @@ def control_output(topic: str, partition: int, control: Control, key: bytes | No
     return Output(topic, key, orjson.dumps(body), partition, ((CONTROL_HEADER, kind),))
 
 
+def _control_kind(record: Record) -> bytes | None:
+    return record.header(CONTROL_HEADER) if record.headers else None  # most records have no headers
+
+
 def is_control(record: Record) -> bool:
-    """Whether `record` is a control record rather than an ordinary event (most have no headers)."""
-    return bool(record.headers) and record.header(CONTROL_HEADER) is not None
+    """Whether `record` is a control record rather than an ordinary event."""
+    return _control_kind(record) is not None
 
 
 def read_control(record: Record) -> Control | None:
     """The control carried by `record`, or None for an ordinary event. ValueError when malformed."""
-    kind = record.header(CONTROL_HEADER) if record.headers else None
+    kind = _control_kind(record)
     if kind is None:
         return None
     try:
