@@ -30,7 +30,13 @@ from typing import NamedTuple
 
 from permitwatch.alerts.referrals import CaseReport, NoReferral, ReferralBook, _Working
 from permitwatch.alerts.rules import RULES_BY_ID
-from permitwatch.alerts.rules.pw013_out_of_order_grant import ItemCase, ItemState, apply_item_update, recheck_pending
+from permitwatch.alerts.rules.pw013_out_of_order_grant import (
+    ItemCase,
+    ItemIndex,
+    ItemState,
+    apply_item_update,
+    recheck_pending,
+)
 from permitwatch.models.alerts import Alert
 from permitwatch.models.referrals import Exemption, Referral
 from permitwatch.models.settings import RuleSettings
@@ -189,6 +195,8 @@ class CityBook:
     def __init__(self, settings: RuleSettings, track_changes: bool = False):
         self.changes = Changes() if track_changes else None
         self.items: dict[str, ItemState] = {}
+        self._indexes: dict[str, ItemIndex] = {}
+        """Per item, its `ItemIndex`, made when first needed."""
         self.reports: dict[str, dict[str, CaseReport]] = {}
         """Per item, the latest report of each case it holds, for the referral of a PW-013 red card."""
         self.referrals = ReferralBook(settings, RULES_BY_ID, track_changes)
@@ -270,6 +278,7 @@ class CityBook:
 
     def load_state(self, state: CityState) -> None:
         self.items, self.reports, self.clock = state.items, state.reports, state.clock
+        self._indexes = {}
         self._pending, self._arrivals = state.pending, state.arrivals
         self._queued = {}
         for at, case_id, _, _ in state.pending:
@@ -297,7 +306,7 @@ class CityBook:
         for code in [code for code, state in self.items.items() if state.pending or state.left]:
             state = self.items[code]
             self._item_changed(code)
-            self._emit_item_alerts(state, recheck_pending(state, self), out)
+            self._emit_item_alerts(state, recheck_pending(state, self._index(code), self), out)
             self._forget_left(state)
 
     def _apply(self, given: CityInput, out: Emitted) -> None:
@@ -324,8 +333,9 @@ class CityBook:
         self._item_changed(update.item_code, update.case_id)
         if update.report is not None and update.standing is not None:
             self.reports[update.item_code][update.case_id] = update.report
-        self._emit_item_alerts(state, apply_item_update(state, update.case_id, update.standing, update.cause, self),
-                               out)
+        found = apply_item_update(state, self._index(update.item_code), update.case_id, update.standing, update.cause,
+                                  self)
+        self._emit_item_alerts(state, found, out)
         if update.report is not None and update.case_id in self.referrals.referrals:
             # A case a PW-013 red card referred hears of its changes here: its own case stage
             # only follows a case that raised a red alert itself.
@@ -354,6 +364,13 @@ class CityBook:
                 self._item_changed(state.item_code, case_id)
         if not state.cases:
             del self.items[state.item_code], self.reports[state.item_code]
+            self._indexes.pop(state.item_code, None)
+
+    def _index(self, code: str) -> ItemIndex:
+        index = self._indexes.get(code)
+        if index is None:
+            index = self._indexes[code] = ItemIndex(self.items[code])
+        return index
 
     def _item_changed(self, code: str, case_id: str | None = None) -> None:
         if self.changes is not None:

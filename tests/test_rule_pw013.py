@@ -2,7 +2,23 @@
 
 from __future__ import annotations
 
-from tests.factory import CaseEvents, catalog
+from datetime import timedelta
+from unittest.mock import patch
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from permitwatch.alerts.case import Fact
+from permitwatch.alerts.rules import pw013_out_of_order_grant as pw013
+from permitwatch.alerts.rules.pw013_out_of_order_grant import (
+    ItemCase,
+    ItemIndex,
+    ItemState,
+    apply_item_update,
+    recheck_pending,
+)
+from permitwatch.models.alerts import Officers
+from tests.factory import CaseEvents, catalog, moment
 from tests.harness import active, engine_for, rules, run
 
 ITEMS = catalog(
@@ -81,3 +97,62 @@ def test_one_finding_per_overtaken_application_whatever_the_arrival_order():
     assert sorted(x.fact for x in forward) == sorted(x.fact for x in backward)
     assert sorted(x.model_dump_json() for x in forward) == sorted(x.model_dump_json() for x in backward)
     assert len(forward) == 2 and {x.evidence[-1].rsplit("-", 1)[0] for x in forward} == {"SZ-A", "SZ-B"}
+
+
+_TIMES = [moment("2026-03-02 09:00") + timedelta(hours=h) for h in range(8)]
+_STANDINGS = st.one_of(st.none(), st.builds(
+    lambda accepted, closed, outcome, decided: ItemCase(
+        Fact(_TIMES[accepted], f"acc-{accepted}") if accepted is not None else None,
+        _TIMES[closed] if closed is not None else None, outcome,
+        Fact(_TIMES[decided], f"grant-{decided}") if outcome == "grant" else None, "D", Officers(),
+        Fact(_TIMES[decided], f"dec-{decided}") if outcome in ("grant", "deny") else None),
+    st.sampled_from([None, *range(8)]), st.sampled_from([None, None, *range(8)]),
+    st.sampled_from([None, "grant", "grant", "grant", "deny", "withdrawn"]), st.integers(0, 7)))
+_STEPS = st.lists(st.tuples(st.sampled_from("ABCDEF"), _STANDINGS, st.integers(0, 3), st.booleans()), max_size=60)
+
+
+class _Clock:
+    """A Progress whose knowledge grows with the steps: a pair waits until the clock passes it."""
+
+    def __init__(self):
+        self.now = _TIMES[0]
+
+    def settled(self, case_id, at):
+        return at < self.now
+
+    def passed(self, at):
+        return at < self.now
+
+
+def _play(steps, pairs_of=None):
+    """Every step's alerts from one item state, and the state; `pairs_of` replaces the index's
+    choice of pairs (the reference: every pair of the item's cases)."""
+    state, clock = ItemState("ITEM-Q"), _Clock()
+    index = ItemIndex(state)
+    out = []
+    for n, (case_id, standing, hours, recheck) in enumerate(steps):
+        clock.now += timedelta(hours=hours)
+        with patch.object(pw013, "_pairs_of", pairs_of or pw013._pairs_of):
+            out += apply_item_update(state, index, case_id, standing, (f"cause-{n}", clock.now), clock)
+            if recheck:
+                out += recheck_pending(state, index, clock)
+        fresh = ItemIndex(state)
+        assert (index.open, index.closed, index.granted) == (fresh.open, fresh.closed, fresh.granted)
+        for case_id, pairs in fresh.held.items():
+            assert pairs <= index.held.get(case_id, set())
+    return out, state
+
+
+def _every_pair(state, index, case_id):
+    return sorted((a, b) for a in state.cases for b in state.cases if a != b and case_id in (a, b))
+
+
+@settings(max_examples=500, deadline=None)
+@given(steps=_STEPS)
+def test_the_pairs_the_index_picks_judge_as_every_pair_would(steps):
+    """Judging only the pairs the item's index finds (`_pairs_of`) gives the records and the state
+    that judging every pair of the item's cases gives, in any order of standings, and the index
+    stays what the state says."""
+    indexed, state = _play(steps)
+    every, reference = _play(steps, _every_pair)
+    assert indexed == every and state == reference
