@@ -19,6 +19,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
+from faust.tables import TableManager
 from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP, AppT, Message
@@ -182,6 +183,17 @@ class BatchConsumer(faust_aiokafka.Consumer):
 
 class BatchTransport(faust_aiokafka.Transport):
     Consumer = BatchConsumer
+
+
+class DeclaredTableManager(TableManager):
+    """Faust's table manager without its first second: faust sleeps 1 s before it sets up the
+    tables' changelogs, for tables that an app's modules declare while it starts. The worker
+    declares both of its tables before it starts (a table added later is refused), so the second
+    only delayed every start, fail-over included."""
+
+    async def on_start(self) -> None:
+        await self._update_channels()
+        await self.recovery.start()
 
 
 def feeds_of(app: AppT, topics: Iterable[str]) -> dict[str, StageFeed]:

@@ -28,7 +28,7 @@ from faust.types import TP, Message
 
 from permitwatch.models.errors import Misconfigured
 from permitwatch.streams.clocks import Clock
-from permitwatch.streams.kafka.batches import BatchTransport, StageFeed, feeds_of
+from permitwatch.streams.kafka.batches import BatchTransport, DeclaredTableManager, StageFeed, feeds_of
 from permitwatch.streams.kafka.gaps import GapGuard
 from permitwatch.streams.kafka.local_tables import MAX_AGE_SECONDS, HeldPartitions, discard_stale, partition_dirs
 from permitwatch.streams.kafka.reference import ReferenceData
@@ -71,6 +71,7 @@ class Worker:
             producer_acks=-1,
             producer_max_request_size=topology.max_record_bytes,
             web_enabled=False,
+            TableManager=DeclaredTableManager,
             # Everything is bytes to faust (tables copy the app's serializers, not a
             # topic's schema); the stages parse with the pydantic models.
             key_serializer="raw",
