@@ -196,7 +196,8 @@ class CityBook:
         self.changes = Changes() if track_changes else None
         self.items: dict[str, ItemState] = {}
         self._indexes: dict[str, ItemIndex] = {}
-        """Per item, its `ItemIndex`, made when first needed."""
+        """Per item, its `ItemIndex`, made from the item's state when first needed: derived, so not
+        part of `CityState` (a loaded state gets new ones)."""
         self.reports: dict[str, dict[str, CaseReport]] = {}
         """Per item, the latest report of each case it holds, for the referral of a PW-013 red card."""
         self.referrals = ReferralBook(settings, RULES_BY_ID, track_changes)

@@ -123,6 +123,9 @@ def _fact(granted: ItemCase, overtaken_id: str) -> str:
     return f"out_of_order:{granted.grant.event_id}:{overtaken_id}"
 
 
+_FIRST = itemgetter(0)
+
+
 class ItemIndex:
     """Where an item's cases stand in the orders PW-013 compares them by, and which of its pairs
     hold a record or wait: what judging one case's new standing needs, so that it costs about what
@@ -151,7 +154,13 @@ class ItemIndex:
 
     def unplace(self, case_id: str, case: ItemCase) -> None:
         for entries, entry in self._entries(case_id, case):
-            del entries[bisect_left(entries, entry)]
+            at = bisect_left(entries, entry)
+            if at == len(entries) or entries[at][1] != case_id:
+                # Not with instants in legal time, as all of an event's are; instants in other
+                # zones that do not compare as the instants they are (a daylight-saving fold)
+                # could misplace a case, and judging on would then miss findings silently.
+                raise RuntimeError(f"PW-013 index of item: {case_id} is not where its standing puts it")
+            del entries[at]
 
     def hold(self, pairs: Iterable[tuple[str, str]]) -> None:
         for pair in pairs:
@@ -193,9 +202,6 @@ class ItemIndex:
                                                                          key=_FIRST):])
 
 
-_FIRST = itemgetter(0)
-
-
 def apply_item_update(
     state: ItemState, index: ItemIndex, case_id: str, update: ItemCase | None, cause: tuple[str, datetime],
     progress: Progress = COMPLETE,
@@ -225,8 +231,7 @@ def _pairs_of(state: ItemState, index: ItemIndex, case_id: str) -> list[tuple[st
     those that hold a record or wait. Judging any other pair does nothing."""
     cases, alerts, pending = state.cases, state.alerts, state.pending
     case = cases[case_id]
-    pairs = {pair for pair in index.held.get(case_id, ())
-             if (pair in alerts or pair in pending) and pair[0] in cases and pair[1] in cases}
+    pairs = {pair for pair in index.held.get(case_id, ()) if pair in alerts or pair in pending}
     if case.accepted is not None:
         if case.grant is not None:
             pairs.update((case_id, other_id) for other_id in index.overtaken(case)
@@ -247,6 +252,8 @@ def recheck_pending(state: ItemState, index: ItemIndex, progress: Progress) -> l
 
 def _judge_and_hold(state: ItemState, index: ItemIndex, pairs: list[tuple[str, str]],
                     cause: tuple[str, datetime] | None, progress: Progress) -> list[Alert]:
+    """`_judge`, and the pairs that now hold a record or wait into the index: the one place a pair
+    enters `alerts` or `pending`, so that `_pairs_of` and `_forget` find every such pair there."""
     emitted = _judge(state, pairs, cause, progress)
     index.hold(pair for pair in pairs if pair in state.alerts or pair in state.pending)
     return emitted
