@@ -4,6 +4,7 @@ no broker."""
 from __future__ import annotations
 
 import asyncio
+import inspect
 import time
 
 from permitwatch.streams.kafka.batches import pace_empty_fetches
@@ -74,3 +75,14 @@ def test_a_fetch_cancelled_while_it_fetches_ends_at_once_without_its_pause():
     pace_empty_fetches(fetcher, pause=30)
     brought, took = _cancelled(fetcher)
     assert brought is False and took < 1
+
+
+def test_faust_starts_its_tables_as_the_declared_table_manager_does_without_the_wait():
+    """`DeclaredTableManager.on_start` is faust's `TableManager.on_start` without its 1 s sleep:
+    a faust release whose table manager does more at start must be looked at before it is used."""
+    from faust.tables import TableManager
+
+    lines = [line.strip() for line in inspect.getsource(TableManager.on_start).splitlines()[1:]]
+    assert [line for line in lines if line and not line.startswith('"""')] == [
+        "await self.sleep(1.0)", "if not self.should_stop:", "await self._update_channels()",
+        "await self.recovery.start()"]
