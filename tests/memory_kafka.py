@@ -49,6 +49,8 @@ class MemoryCluster:
     seed: int = 0
     crashes: Crashes = field(default_factory=Crashes)
     settings: RuleSettings = field(default_factory=RuleSettings)
+    redo_limit: int | None = None
+    """Both stages' `redo_limit` (their changelogs' record size) instead of their own."""
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
@@ -78,6 +80,9 @@ class MemoryCluster:
             self.topology.city: CityStage(self.topology, self.settings, t["city"], self.clock,
                                               self.metrics),
         }
+        if self.redo_limit is not None:
+            for stage in self.stages.values():
+                stage.redo_limit = self.redo_limit
 
     def partitions(self, topic: str) -> int:
         return 1 if topic in (self.topology.city, self.topology.catalog, self.topology.calendar) \

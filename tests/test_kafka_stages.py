@@ -22,6 +22,7 @@ from permitwatch.streams import state_codec
 from permitwatch.streams.inputs.readers import Record
 from permitwatch.streams.kafka.stages import StoredCase, StoredItem
 from permitwatch.streams.kafka.topology import Topology
+from permitwatch.streams.kafka.wire import MARKER_PREFIX, REDO_PART_PREFIX, decode_marker, is_redo_part
 from permitwatch.streams.replay import replay
 from tests import legacy_state
 from tests.factory import CaseEvents, moment
@@ -93,6 +94,29 @@ def test_a_crowded_items_one_version_per_grant_survives_killed_workers():
     cluster = through_kafka(events, 1, crash_rate=0.15)
     assert cluster.crashes.crashes > 0
     assert_same_as_replay(events, cluster)
+
+
+def test_steps_larger_than_a_record_survive_killed_workers_by_their_redo_in_parts():
+    """Records of 3,000 bytes: most city steps of a crowded item, and the case stage's ticks, are
+    each larger than a marker with their redo can be, so their redo goes first, in parts. Until
+    2026-12-02 such a step wrote its marker last and no redo, and a kill between its writes left
+    the item torn (with the city stage's limit alone lowered so, 8 seeds in 10 failed). Parts no
+    marker needs any more are deleted, strays of a step cut short included."""
+    events = crowded_item(30)
+    for seed in range(10):
+        cluster = MemoryCluster(TOPOLOGY, ITEMS, now=moment(UNTIL), seed=seed, crashes=Crashes(rate=0.3),
+                                redo_limit=3_000)
+        cluster.send_events(events)
+        cluster.run()
+        to_the_end(cluster)
+        assert cluster.crashes.crashes > 0
+        assert_same_as_replay(events, cluster)
+        cluster._flush()  # the changelogs as a stop would leave them
+        for table in cluster.durable.values():
+            named = {key for marker, raw in table.items() if marker.startswith(MARKER_PREFIX + b"applied/")
+                     for key, value in decode_marker(raw).redo if is_redo_part(key, value)}
+            assert {key for key in table if key.startswith(REDO_PART_PREFIX)} == named, \
+                "the parts kept are those of the partitions' last markers"
 
 
 def test_pw013_waits_for_the_overtaken_case_to_be_read_up_to_the_grant():
@@ -361,7 +385,8 @@ def test_the_citys_entries_are_json_and_entries_pickled_by_the_release_before_st
 def test_tables_of_the_release_before_still_read_and_a_release_before_refuses_this_ones():
     """Table format 5 (2026-12-01: JSON case entries, city header and city entries) reads formats 3
     and 4's values; a worker reading only those stops at the first marker (`StateFormatError`)
-    instead of dead-lettering the JSON it cannot read."""
+    instead of dead-lettering the JSON it cannot read, and so at a marker of format 6 (2026-12-02:
+    its redo continues in parts)."""
     from permitwatch.alerts.case import CaseState
     from permitwatch.streams.kafka import wire
 
@@ -373,7 +398,11 @@ def test_tables_of_the_release_before_still_read_and_a_release_before_refuses_th
         assert raw[0] == wire.STATE_FORMAT == 5
         assert decode(bytes([3]) + raw[1:]) == decode(bytes([4]) + raw[1:]) == value
         with pytest.raises(wire.StateFormatError):
-            decode(bytes([6]) + raw[1:])
+            decode(bytes([7]) + raw[1:])
+    # A marker whose redo continues in parts (2026-12-02) is one a release before refuses.
+    with_parts = marker._replace(redo=((wire.redo_part_key(0, 41, 0), b""),))
+    raw = wire.encode_marker(with_parts)
+    assert raw[0] == wire.MARKER_WITH_PARTS not in {3, 4, 5} and wire.decode_marker(raw) == with_parts
     raw = wire.encode_entry(state_codec.dumps_item(*item))
     assert raw[0] == 5 and wire.decode_entry(raw, "item", StoredItem) == item
     for table_format in (3, 4):

@@ -74,6 +74,7 @@ from permitwatch.streams.kafka.reference import ReferenceData
 from permitwatch.streams.kafka.topology import Topology
 from permitwatch.streams.kafka.wire import (
     MARKER_PREFIX,
+    REDO_PART_PREFIX,
     RETIRED_PREFIX,
     CityWork,
     Continue,
@@ -99,8 +100,11 @@ from permitwatch.streams.kafka.wire import (
     encode_queued,
     encode_retired,
     is_control,
+    is_redo_part,
     marker_key,
     read_control,
+    redo_part_key,
+    redo_parts_prefix,
 )
 from permitwatch.streams.metrics import Metrics
 from permitwatch.streams.state_codec import Int, Micros, from_micros, read_checked, remembered_micros, strict_record
@@ -136,8 +140,8 @@ class Step:
 REDO_LIMIT = 256 * 1024
 """Bytes of a marker with its writes for redo, in the case stage (whose changelog, faust's, has
 Kafka's default 1 MB record). A larger batch of one partition is written in runs that fit, and a
-step too large on its own writes its marker last (`_run_writes`). The city stage's changelog
-takes `Topology.max_record_bytes`, and so does its redo (`CityStage.redo_limit`)."""
+step too large on its own writes its redo in parts before its marker (`_run_writes`). The city
+stage's changelog takes `Topology.max_record_bytes`, and so does its redo (`CityStage.redo_limit`)."""
 
 
 def apply_writes(writes: Iterable[Write]) -> None:
@@ -190,17 +194,20 @@ Put = Callable[[int, bytes, bytes | None], None]
 """Writes (partition, key, value; None deletes) to a stage's table, on that partition's changelog."""
 
 
-def durable_writes(steps: list[Step], limit: int = REDO_LIMIT) -> Iterator[tuple[int, bytes, bytes | None]]:
+def durable_writes(steps: list[Step], limit: int = REDO_LIMIT, redo_parts: dict[int, tuple[bytes, ...]] | None = None,
+                   ) -> Iterator[tuple[int, bytes, bytes | None]]:
     """The writes of a batch's steps in the order that makes any prefix of them harmless: per
     partition, in runs of consecutive steps whose writes fit one marker of `limit` bytes (`_runs`),
     the marker of the run's last step carrying every key the run wrote (once, its last value) as
-    redo, then those writes."""
+    redo, then those writes. `redo_parts`: per partition, the redo parts its last marker refers to,
+    deleted after the next marker; updated to those of the markers written."""
+    redo_parts = {} if redo_parts is None else redo_parts
     by_partition: dict[int, list[Step]] = {}
     for step in steps:
         by_partition.setdefault(step.partition, []).append(step)
     for partition, group in by_partition.items():
         for run in _runs(group, limit):
-            yield from _run_writes(partition, run, limit)
+            yield from _run_writes(partition, run, limit, redo_parts)
 
 
 def _runs(group: list[Step], limit: int) -> Iterator[list[Step]]:
@@ -224,38 +231,71 @@ _REDO_ENTRY = len(encode_marker(Marker(0, redo=((b"", b""),)))) - _MARKER_BYTES
 """Bytes of a redo entry besides its key and value."""
 
 
-def _run_writes(partition: int, run: list[Step], limit: int) -> Iterator[tuple[int, bytes, bytes | None]]:
+def _run_writes(partition: int, run: list[Step], limit: int, redo_parts: dict[int, tuple[bytes, ...]],
+                ) -> Iterator[tuple[int, bytes, bytes | None]]:
     latest: dict[bytes, bytes | None] = {}
     for step in run:
         for write in step.writes:
             latest.pop(write.key, None)  # a key goes where it was last written
             latest[write.key] = write.value
-    writes = [(partition, key, value) for key, value in latest.items()]
     markers = [step.marker for step in run if step.marker is not None]
     if not markers:
-        yield from writes
+        yield from ((partition, key, value) for key, value in latest.items())
         return
-    first = encode_marker(markers[-1]._replace(redo=tuple(latest.items())))
-    if len(first) <= limit:
-        yield partition, marker_key(partition), first
-        yield from writes
-    elif len(run) > 1:  # `_runs` counts so that this does not happen; never the marker last for several
-        for step in run:
-            yield from _run_writes(partition, [step], limit)
-    else:
-        # One step, too large on its own (a tick firing thousands of deadlines): its writes are
-        # whole case states that each stand alone, and applying the step again to any prefix of
-        # them fires what the prefix lacks as outputs of the same record, which the city stage
-        # has already applied (`after_mark`). A city step's writes belong together (an item, its
-        # case entries, referrals): a kill between them can leave them torn, which is why the
-        # city's limit is its record size (docs/kafka.md, Known problems).
-        yield from writes
-        yield partition, marker_key(partition), encode_marker(markers[-1])
+    for key in redo_parts.get(partition, ()):  # the last marker's parts: needed until this marker is written
+        latest[key] = None
+    marker = markers[-1]._replace(redo=tuple(latest.items()))
+    first = encode_marker(marker)
+    parts: list[tuple[bytes, bytes]] = []
+    if len(first) > limit:
+        if len(run) > 1:  # `_runs` counts so that this does not happen
+            for step in run:
+                yield from _run_writes(partition, [step], limit, redo_parts)
+            return
+        # One step, too large on its own (a tick firing thousands of deadlines, a grant that
+        # overtook thousands of applications): its redo goes first, in parts that each fit a
+        # record, and its marker names them. A kill before the marker leaves the last marker
+        # and its own parts as they were. Parts of this same step, written before a kill cut it
+        # short, are overwritten, and those beyond its parts now deleted with the others.
+        own = redo_parts_prefix(partition, marker.offset)
+        again = [key for key in latest if key.startswith(own)]
+        for key in again:
+            del latest[key]
+        parts = list(_redo_parts(partition, marker._replace(redo=tuple(latest.items())), limit))
+        names = [key for key, _ in parts]
+        beyond = [(key, None) for key in again if key not in names]
+        latest.update(beyond)
+        first = encode_marker(marker._replace(redo=(*((key, b"") for key in names), *beyond)))
+        yield from ((partition, key, value) for key, value in parts)
+    yield partition, marker_key(partition), first
+    yield from ((partition, key, value) for key, value in latest.items())
+    redo_parts[partition] = tuple(key for key, _ in parts)
 
 
-def stored_items(table: StateTable) -> Iterator[tuple[bytes, bytes]]:
-    """The table's entries, without the stages' markers."""
-    return ((key, raw) for key, raw in table.items() if not key.startswith(MARKER_PREFIX))
+def _redo_parts(partition: int, marker: Marker, limit: int) -> Iterator[tuple[bytes, bytes]]:
+    """`marker`'s redo in parts of at most `limit` bytes, each a marker of its own redo (a write
+    larger alone is a part alone): (key, value) of each."""
+    chunks: list[list[tuple[bytes, bytes | None]]] = [[]]
+    size = _MARKER_BYTES
+    for entry in marker.redo:
+        entry_size = _REDO_ENTRY + len(entry[0]) + len(entry[1] or b"")
+        if chunks[-1] and size + entry_size > limit:
+            chunks.append([])
+            size = _MARKER_BYTES
+        chunks[-1].append(entry)
+        size += entry_size
+    for index, chunk in enumerate(chunks):
+        yield redo_part_key(partition, marker.offset, index), encode_marker(Marker(marker.offset, redo=tuple(chunk)))
+
+
+def stored_items(table: StateTable, redo_parts: list[bytes]) -> Iterator[tuple[bytes, bytes]]:
+    """The table's entries, without the stages' markers; the keys of the redo parts among those
+    are added to `redo_parts`."""
+    for key, raw in table.items():
+        if not key.startswith(MARKER_PREFIX):
+            yield key, raw
+        elif key.startswith(REDO_PART_PREFIX):
+            redo_parts.append(key)
 
 
 def alert_value(alert: Alert) -> bytes:
@@ -349,6 +389,8 @@ class Stage:
         self.applied: dict[int, int] = {}
         self.completed: set[int] = set()
         """Partitions whose last step was completed since they were assigned."""
+        self.redo_parts: dict[int, tuple[bytes, ...]] = {}
+        """Per partition completed, the redo parts of its last marker (`durable_writes`)."""
 
     def handle(self, record: Record) -> Step:
         """The step of one record of the batch, its writes applied to the overlay."""
@@ -376,7 +418,7 @@ class Stage:
     def commit(self, steps: list[Step], put: Put) -> None:
         """Write the batch's `steps` through to the table with `put`, once the broker has all
         their records; the overlay is then empty."""
-        for partition, key, value in durable_writes(steps, self.redo_limit):
+        for partition, key, value in durable_writes(steps, self.redo_limit, self.redo_parts):
             put(partition, key, value)
         self.table.pending.clear()
         self.markers.clear()
@@ -388,12 +430,38 @@ class Stage:
         Their table is the overlay: a batch reads its own writes."""
         if partition in self.completed:
             return []
-        marker = self._stored_marker(partition)
-        writes = [Write(self.table, key, value) for key, value in marker.redo] if marker is not None else []
+        writes = []
+        if partition not in self.markers:  # else a step of this batch failed: its writes are in the overlay
+            raw = self.table.get(marker_key(partition))
+            redo = decode_marker(raw).redo if raw is not None else ()
+            self.redo_parts[partition] = tuple(key for key, value in redo if is_redo_part(key, value))
+            writes = [Write(self.table, key, value) for key, value in self._expanded(redo)]
         if writes:
             apply_writes(writes)
             self.reset(partition)  # anything already read from the table may predate the writes
         self.completed.add(partition)
+        return writes
+
+    def _delete_stray_parts(self, partition: int, keys: list[bytes]) -> None:
+        """Delete the redo parts of `partition` among `keys` (found in its table) after its next
+        marker, as those its last marker names: a kill while a step's parts were written leaves
+        parts no marker names, which the step made again need not overwrite (it may be cut
+        into fewer parts)."""
+        prefix = redo_parts_prefix(partition)
+        found = (key for key in keys if key.startswith(prefix))
+        self.redo_parts[partition] = tuple(dict.fromkeys((*self.redo_parts.get(partition, ()), *found)))
+
+    def _expanded(self, redo: tuple[tuple[bytes, bytes | None], ...]) -> list[tuple[bytes, bytes | None]]:
+        """A marker's redo with its parts, which were written before it, in their place."""
+        writes = []
+        for key, value in redo:
+            if not is_redo_part(key, value):
+                writes.append((key, value))
+                continue
+            raw = self.table.get(key)
+            if raw is None:
+                raise CorruptState(f"the redo part {key[1:]!r} a marker names is not in the table")
+            writes += decode_marker(raw).redo
         return writes
 
     def prepare(self, records: list[Record]) -> None:
@@ -582,12 +650,13 @@ class PartitionBook:
         self.retired = retired
 
     @classmethod
-    def load(cls, partition: int, reference: ReferenceData, table: StateTable, now: datetime | None) -> PartitionBook:
+    def load(cls, partition: int, reference: ReferenceData, table: StateTable, now: datetime | None,
+             redo_parts: list[bytes]) -> PartitionBook:
         """The partition's cases and timers as `table` holds them; `now`: its clock, from the marker
-        of its last step."""
+        of its last step. The keys of the redo parts in the table are added to `redo_parts`."""
         ids: set[str] = set()
         timers = TimerIndex()
-        for key, raw in stored_items(table):
+        for key, raw in stored_items(table, redo_parts):
             if key.startswith(RETIRED_PREFIX):
                 continue
             header = case_header(raw)
@@ -642,8 +711,10 @@ class CaseStage(Stage):
         book = self.books.get(partition)
         if book is None:
             marker = self._stored_marker(partition)
+            redo_parts: list[bytes] = []
             book = self.books[partition] = PartitionBook.load(partition, self.reference, self.table,
-                                                              marker.clock if marker is not None else None)
+                                                              marker.clock if marker is not None else None, redo_parts)
+            self._delete_stray_parts(partition, redo_parts)
             log.info("judging events partition %s: %s cases, %s timers, clock %s", partition, len(book.cases),
                      len(book.book.timers), book.book.now)
         return book
@@ -933,7 +1004,8 @@ class CityStage(Stage):
         alerts: dict[str, dict[tuple[str, str], Alert]] = {}
         workings: list[_Working] = []
         pending = []
-        for key, raw in stored_items(self.table):
+        redo_parts: list[bytes] = []
+        for key, raw in stored_items(self.table, redo_parts):
             kind, *rest = key.split(_SEP)
             if kind == _HEADER_KEY:
                 header = decode_city_header(raw)
@@ -967,6 +1039,7 @@ class CityStage(Stage):
                                      {cid: at for cid, at in item.left.items() if cid in stored})
             reports[code] = {cid: c.report for cid, c in stored.items() if c.report is not None}
         heapq.heapify(pending)
+        self._delete_stray_parts(0, redo_parts)
         book.load_state(CityState(states, reports, workings, header.clock, pending, header.arrivals))
         self.book, self.header = book, header
         self.watermark = Watermark(self.topology.partitions, header.heard)

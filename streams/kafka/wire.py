@@ -336,11 +336,31 @@ def marker_key(partition: int) -> bytes:
     return MARKER_PREFIX + b"applied/%d" % partition
 
 
+REDO_PART_PREFIX = MARKER_PREFIX + b"redo/"
+
+
+def redo_parts_prefix(partition: int, offset: int | None = None) -> bytes:
+    """The keys of the redo parts of `partition`'s markers (of the one after `offset`)."""
+    return REDO_PART_PREFIX + (b"%d/" % partition if offset is None else b"%d/%d/" % (partition, offset))
+
+
+def redo_part_key(partition: int, offset: int, index: int) -> bytes:
+    """Where part `index` of the redo of the marker after `offset` is kept (`Marker.redo`)."""
+    return redo_parts_prefix(partition, offset) + b"%d" % index
+
+
+def is_redo_part(key: bytes, value: bytes | None) -> bool:
+    """Whether a redo entry stands for a part of the redo kept elsewhere (its value is empty) rather
+    than a write (a part's deletion is a write)."""
+    return value is not None and key.startswith(REDO_PART_PREFIX)
+
+
 class Marker(NamedTuple):
     """Written in every step of a stage, in the same table (so the same changelog partition) as
-    the step's state: the input offset that state includes, the partition's clock (cases), and,
-    when the marker goes first, the step's own writes (`redo`), so that a changelog cut anywhere
-    after it is completed on load."""
+    the step's state: the input offset that state includes, the partition's clock (cases), and
+    the step's own writes (`redo`), which follow it, so that a changelog cut anywhere after it is
+    completed on load. A redo larger than a record is written before the marker in parts, table
+    entries of their own, each an entry of this redo with an empty value (`is_redo_part`)."""
 
     offset: int
     clock: datetime | None = None
@@ -350,8 +370,14 @@ class Marker(NamedTuple):
 _LENGTH = struct.Struct(">i")
 
 
+MARKER_WITH_PARTS = 6
+"""The format of a marker whose redo continues in parts (since 2026-12-02): a release before
+refuses it (`StateFormatError`) rather than take its parts for writes."""
+
+
 def encode_marker(marker: Marker) -> bytes:
-    parts = [_MARKER.pack(STATE_FORMAT, marker.offset, _micros(marker.clock))]
+    with_parts = any(is_redo_part(key, value) for key, value in marker.redo)
+    parts = [_MARKER.pack(MARKER_WITH_PARTS if with_parts else STATE_FORMAT, marker.offset, _micros(marker.clock))]
     for key, value in marker.redo:
         parts += [_LENGTH.pack(len(key)), key, _LENGTH.pack(-1 if value is None else len(value)), value or b""]
     return b"".join(parts)
@@ -364,8 +390,8 @@ def decode_marker(raw: bytes) -> Marker:
 
 def _marker(raw: bytes) -> Marker:
     version, offset, clock = _MARKER.unpack_from(raw)
-    if version not in READ_FORMATS:
-        raise StateFormatError(f"marker format {version}, this worker reads {sorted(READ_FORMATS)}")
+    if version not in READ_FORMATS and version != MARKER_WITH_PARTS:
+        raise StateFormatError(f"marker format {version}, this worker reads {sorted(READ_FORMATS | {MARKER_WITH_PARTS})}")
     at = _MARKER.size
     redo = []
     while at < len(raw):
