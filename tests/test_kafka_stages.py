@@ -397,8 +397,9 @@ def test_tables_of_the_release_before_still_read_and_a_release_before_refuses_th
                                (wire.encode_case(2, None, case), wire.decode_case, case)):
         assert raw[0] == wire.STATE_FORMAT == 5
         assert decode(bytes([3]) + raw[1:]) == decode(bytes([4]) + raw[1:]) == value
-        with pytest.raises(wire.StateFormatError):
-            decode(bytes([7]) + raw[1:])
+        for later in (6, 7) if decode is wire.decode_case else (7,):  # a marker of 6 has parts
+            with pytest.raises(wire.StateFormatError):
+                decode(bytes([later]) + raw[1:])
     # A marker whose redo continues in parts (2026-12-02) is one a release before refuses.
     with_parts = marker._replace(redo=((wire.redo_part_key(0, 41, 0), b""),))
     raw = wire.encode_marker(with_parts)

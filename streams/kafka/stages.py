@@ -199,8 +199,9 @@ def durable_writes(steps: list[Step], limit: int = REDO_LIMIT, redo_parts: dict[
     """The writes of a batch's steps in the order that makes any prefix of them harmless: per
     partition, in runs of consecutive steps whose writes fit one marker of `limit` bytes (`_runs`),
     the marker of the run's last step carrying every key the run wrote (once, its last value) as
-    redo, then those writes. `redo_parts`: per partition, the redo parts its last marker refers to,
-    deleted after the next marker; updated to those of the markers written."""
+    redo, then those writes; a step too large for that alone, its redo first in parts its marker
+    names (`_run_writes`). `redo_parts`: per partition, the redo parts to delete after its next
+    marker, updated to those the markers written name (without it, none are deleted)."""
     redo_parts = {} if redo_parts is None else redo_parts
     by_partition: dict[int, list[Step]] = {}
     for step in steps:
@@ -248,7 +249,7 @@ def _run_writes(partition: int, run: list[Step], limit: int, redo_parts: dict[in
     first = encode_marker(marker)
     parts: list[tuple[bytes, bytes]] = []
     if len(first) > limit:
-        if len(run) > 1:  # `_runs` counts so that this does not happen
+        if len(run) > 1:  # `_runs` did not count the deletions of the last marker's parts
             for step in run:
                 yield from _run_writes(partition, [step], limit, redo_parts)
             return
@@ -390,7 +391,8 @@ class Stage:
         self.completed: set[int] = set()
         """Partitions whose last step was completed since they were assigned."""
         self.redo_parts: dict[int, tuple[bytes, ...]] = {}
-        """Per partition completed, the redo parts of its last marker (`durable_writes`)."""
+        """Per partition completed, the redo parts to delete after its next marker: those its
+        last marker names and any other found in its table (`durable_writes`)."""
 
     def handle(self, record: Record) -> Step:
         """The step of one record of the batch, its writes applied to the overlay."""
@@ -431,7 +433,9 @@ class Stage:
         if partition in self.completed:
             return []
         writes = []
-        if partition not in self.markers:  # else a step of this batch failed: its writes are in the overlay
+        # A partition with a marker in this batch was reassigned in its middle (`reset`): what
+        # the batch wrote is in the overlay, and its marker is not stored yet.
+        if partition not in self.markers:
             raw = self.table.get(marker_key(partition))
             redo = decode_marker(raw).redo if raw is not None else ()
             self.redo_parts[partition] = tuple(key for key, value in redo if is_redo_part(key, value))
@@ -442,10 +446,10 @@ class Stage:
         self.completed.add(partition)
         return writes
 
-    def _delete_stray_parts(self, partition: int, keys: list[bytes]) -> None:
-        """Delete the redo parts of `partition` among `keys` (found in its table) after its next
-        marker, as those its last marker names: a kill while a step's parts were written leaves
-        parts no marker names, which the step made again need not overwrite (it may be cut
+    def _delete_after_next_marker(self, partition: int, keys: list[bytes]) -> None:
+        """The redo parts of `partition` among `keys` (found in its table) to be deleted after its
+        next marker, as those its last marker names: a kill while a step's parts were written
+        leaves parts no marker names, which the step made again need not overwrite (it may be cut
         into fewer parts)."""
         prefix = redo_parts_prefix(partition)
         found = (key for key in keys if key.startswith(prefix))
@@ -714,7 +718,7 @@ class CaseStage(Stage):
             redo_parts: list[bytes] = []
             book = self.books[partition] = PartitionBook.load(partition, self.reference, self.table,
                                                               marker.clock if marker is not None else None, redo_parts)
-            self._delete_stray_parts(partition, redo_parts)
+            self._delete_after_next_marker(partition, redo_parts)
             log.info("judging events partition %s: %s cases, %s timers, clock %s", partition, len(book.cases),
                      len(book.book.timers), book.book.now)
         return book
@@ -1039,7 +1043,7 @@ class CityStage(Stage):
                                      {cid: at for cid, at in item.left.items() if cid in stored})
             reports[code] = {cid: c.report for cid, c in stored.items() if c.report is not None}
         heapq.heapify(pending)
-        self._delete_stray_parts(0, redo_parts)
+        self._delete_after_next_marker(0, redo_parts)
         book.load_state(CityState(states, reports, workings, header.clock, pending, header.arrivals))
         self.book, self.header = book, header
         self.watermark = Watermark(self.topology.partitions, header.heard)
@@ -1122,10 +1126,6 @@ class CityStage(Stage):
             writes.append(Write(table, _key(b"r", case_id), encode_entry(state_codec.dumps_referral(referrals[case_id]))))
         for code in sorted(changes.items):
             state = book.items.get(code)
-            # The records before the item: a step too large for its marker's redo is written
-            # without one (`_run_writes`), and a kill between the two must not leave an item
-            # value that no longer holds its records without their entries (`_loaded` merges an
-            # old value's records with the entries).
             self._alert_writes(code, state.alerts if state is not None else {}, writes)
             value = None if state is None else encode_entry(state_codec.dumps_item(state.pending, state.left))
             writes.append(Write(table, _key(b"h", code), value))

@@ -340,12 +340,12 @@ REDO_PART_PREFIX = MARKER_PREFIX + b"redo/"
 
 
 def redo_parts_prefix(partition: int, offset: int | None = None) -> bytes:
-    """The keys of the redo parts of `partition`'s markers (of the one after `offset`)."""
+    """The keys of the redo parts of `partition`'s markers (of its marker of `offset`)."""
     return REDO_PART_PREFIX + (b"%d/" % partition if offset is None else b"%d/%d/" % (partition, offset))
 
 
 def redo_part_key(partition: int, offset: int, index: int) -> bytes:
-    """Where part `index` of the redo of the marker after `offset` is kept (`Marker.redo`)."""
+    """Where part `index` of the redo of `partition`'s marker of `offset` is kept (`Marker.redo`)."""
     return redo_parts_prefix(partition, offset) + b"%d" % index
 
 
