@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import date
 from pathlib import Path
 from typing import Annotated
 
 from pydantic import Field, model_validator
 
-from permitwatch.models.common import Contract
+from permitwatch.models.common import Contract, Day
 from permitwatch.models.files import load_structured
 
 
@@ -17,8 +16,8 @@ class CalendarOverride(Contract):
     The file adds to, and for its dates overrides, the built-in calendar."""
 
     version: Annotated[str, Field(min_length=1, max_length=128)]
-    holidays: list[date] = []
-    workdays: list[date] = []
+    holidays: list[Day] = []
+    workdays: list[Day] = []
 
     @model_validator(mode="after")
     def _disjoint(self) -> CalendarOverride:

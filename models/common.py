@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import re
+from datetime import UTC, date, datetime
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo
 
@@ -73,6 +74,22 @@ def _not_a_truth_value(value: object) -> object:
 NOT_A_TRUTH_VALUE = BeforeValidator(_not_a_truth_value)
 """For a number of days, after its constraints (so that they stay in the JSON Schema): an
 integer, never true or false."""
+
+
+_ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _iso_day(value: object) -> object:
+    # pydantic reads a number, or a string of digits, as seconds since 1970: a holiday written 0
+    # was 1970-01-01, and a promised deadline of 0 one long past (a yellow card the next day).
+    if (isinstance(value, date) and not isinstance(value, datetime)) or \
+            (isinstance(value, str) and _ISO_DAY.fullmatch(value)):
+        return value
+    raise ValueError(f"a day as YYYY-MM-DD, e.g. 2026-10-01, not {str(value)[:40]!r}")
+
+
+Day = Annotated[date, BeforeValidator(_iso_day)]
+"""A calendar day, as the contract writes it (YYYY-MM-DD; in YAML also a date it reads as one)."""
 
 
 class Duration(Contract):

@@ -8,14 +8,23 @@ from __future__ import annotations
 
 import hashlib
 import zlib
-from datetime import date
 from decimal import Decimal
 from typing import Annotated, Literal, Union
 
 import orjson
 from pydantic import Field, TypeAdapter, ValidationError
 
-from permitwatch.models.common import NOT_A_TRUTH_VALUE, Code, Contract, Identifier, Instant, LegalInstant, Prose, Text
+from permitwatch.models.common import (
+    NOT_A_TRUTH_VALUE,
+    Code,
+    Contract,
+    Day,
+    Identifier,
+    Instant,
+    LegalInstant,
+    Prose,
+    Text,
+)
 from permitwatch.models.errors import InvalidInput
 
 TYPE_PREFIX = "cn.gov.licensing."
@@ -70,7 +79,7 @@ class ApplicationSubmittedData(EventData):
 class ApplicationAcceptedData(EventData):
     # Missing or empty is a finding (PW-007), not an invalid event.
     receipt_no: Annotated[str, Field(max_length=256)] | None = None
-    promised_deadline: date | None = None
+    promised_deadline: Day | None = None
 
 
 class ApplicationRejectedData(EventData):

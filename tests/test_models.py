@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 import orjson
 import pytest
 
+from permitwatch.models.calendar import CalendarOverride
 from permitwatch.models.catalog import Catalog
 from permitwatch.models.events import EVENT_TYPES, ApplicationAccepted, InvalidEvent, parse_event
 from permitwatch.models.files import ReferenceFileError, parse_structured
@@ -124,6 +127,20 @@ def test_a_number_of_days_is_never_read_from_true_or_false():
                                                          "or false")
     assert parse_structured(b"- {item_code: A, name: n, department: D, warning_working_days: 3}", Catalog,
                             "c.yaml").items[0].warning_working_days == 3
+
+
+def test_a_day_is_written_as_the_contract_writes_it():
+    """pydantic reads a number, or a string of digits, as seconds since 1970: a holiday of 0 was
+    1970-01-01, and a promised deadline of 0 one long past, a yellow card the next day (found by
+    the OpenAPI fuzz with 200 examples). A day is YYYY-MM-DD, or in YAML a date it reads as one."""
+    for day in (b"0", b"'0'", b"86400", b"'2026-10-01T00:00:00'", b"yes"):
+        with pytest.raises(ReferenceFileError, match=r"holidays\.0: Value error, a day as YYYY-MM-DD"):
+            parse_structured(b"{version: v, holidays: [" + day + b"]}", CalendarOverride, "c.yaml")
+    assert parse_structured(b"{version: v, holidays: [2026-10-01, '2026-10-02']}", CalendarOverride,
+                            "c.yaml").holidays == [date(2026, 10, 1), date(2026, 10, 2)]
+    accepted = c.raw("application.accepted", "2026-03-02", receipt_no="R", promised_deadline=0)
+    assert reason(orjson.dumps(accepted)) == ("schema", "data.promised_deadline: Value error, a day as YYYY-MM-DD, "
+                                                        "e.g. 2026-10-01, not '0'")
 
 
 def test_catalog_rejects_duplicate_items():
