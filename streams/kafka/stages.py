@@ -214,17 +214,27 @@ def durable_writes(steps: list[Step], limit: int = REDO_LIMIT, redo_parts: dict[
 def _runs(group: list[Step], limit: int) -> Iterator[list[Step]]:
     """The steps of one partition in runs whose redo fits `limit` (counting a key written
     twice twice, so that a run of several steps always fits)."""
-    run: list[Step] = []
+    return _fitting(group, lambda step: sum(_redo_bytes(write.key, write.value) for write in step.writes), limit)
+
+
+def _fitting(items: list, size_of: Callable[[Any], int], limit: int) -> Iterator[list]:
+    """`items` in consecutive groups each of which fits one marker of `limit` bytes with what
+    `size_of` counts for its items; an item too large alone is a group alone."""
+    group: list = []
     size = _MARKER_BYTES
-    for step in group:
-        step_size = sum(_REDO_ENTRY + len(write.key) + len(write.value or b"") for write in step.writes)
-        if run and size + step_size > limit:
-            yield run
-            run, size = [], _MARKER_BYTES
-        run.append(step)
-        size += step_size
-    if run:
-        yield run
+    for item in items:
+        item_size = size_of(item)
+        if group and size + item_size > limit:
+            yield group
+            group, size = [], _MARKER_BYTES
+        group.append(item)
+        size += item_size
+    if group:
+        yield group
+
+
+def _redo_bytes(key: bytes, value: bytes | None) -> int:
+    return _REDO_ENTRY + len(key) + len(value or b"")
 
 
 _MARKER_BYTES = len(encode_marker(Marker(0)))
@@ -276,15 +286,7 @@ def _run_writes(partition: int, run: list[Step], limit: int, redo_parts: dict[in
 def _redo_parts(partition: int, marker: Marker, limit: int) -> Iterator[tuple[bytes, bytes]]:
     """`marker`'s redo in parts of at most `limit` bytes, each a marker of its own redo (a write
     larger alone is a part alone): (key, value) of each."""
-    chunks: list[list[tuple[bytes, bytes | None]]] = [[]]
-    size = _MARKER_BYTES
-    for entry in marker.redo:
-        entry_size = _REDO_ENTRY + len(entry[0]) + len(entry[1] or b"")
-        if chunks[-1] and size + entry_size > limit:
-            chunks.append([])
-            size = _MARKER_BYTES
-        chunks[-1].append(entry)
-        size += entry_size
+    chunks = _fitting(list(marker.redo), lambda entry: _redo_bytes(*entry), limit)
     for index, chunk in enumerate(chunks):
         yield redo_part_key(partition, marker.offset, index), encode_marker(Marker(marker.offset, redo=tuple(chunk)))
 
