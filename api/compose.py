@@ -2,7 +2,10 @@
 
 The command line (`api/cli`) and the tests build runtimes here and nowhere else: the embedded
 monitor with its HTTP app, scheduler and demo, the API over a Kafka deployment, a Kafka worker,
-the engine of `replay` and of scorecards, and the monitor that loads history into a database."""
+the engine of `replay` and of scorecards, and the monitor that loads history into a database.
+What only some runtimes use is imported in the function that builds them: a Kafka worker has no
+HTTP app, and importing FastAPI, the routes and the embedded monitor took about half a second of
+every worker's start (a restarted worker judges again that much later)."""
 
 from __future__ import annotations
 
@@ -11,27 +14,25 @@ import logging
 import os
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-
-from fastapi import FastAPI
+from typing import TYPE_CHECKING
 
 from permitwatch.alerts.clock import WorkingCalendar
 from permitwatch.alerts.engine import Engine
-from permitwatch.api.app import create_app
-from permitwatch.api.auth import Authenticator, new_token, write_token_file
-from permitwatch.api.services import Services
 from permitwatch.models.calendar import load_calendar
 from permitwatch.models.catalog import Catalog, load_catalog
 from permitwatch.models.settings import RuleSettings, load_settings
 from permitwatch.streams.clocks import Clock, DemoClock, ManualClock
-from permitwatch.streams.datadir import DataDir
-from permitwatch.streams.embedded.history import HISTORY
-from permitwatch.streams.embedded.monitor import EmbeddedMonitor, MonitorOptions
-from permitwatch.streams.embedded.scheduler import DeadlineScheduler
-from permitwatch.streams.metrics import Metrics
-from permitwatch.streams.retired import CompactCases
 from permitwatch.streams.settings import DEFAULT_BROKER, Settings
-from permitwatch.streams.store import Store
 from permitwatch.streams.tuning import tune_gc
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+    from permitwatch.api.auth import Authenticator
+    from permitwatch.streams.datadir import DataDir
+    from permitwatch.streams.embedded.monitor import EmbeddedMonitor
+    from permitwatch.streams.embedded.scheduler import DeadlineScheduler
+    from permitwatch.streams.store import Store
 
 log = logging.getLogger("permitwatch.compose")
 
@@ -50,6 +51,8 @@ def load_reference(settings: Settings) -> tuple[Catalog, WorkingCalendar, RuleSe
 def engine(settings: Settings) -> Engine:
     """The engine of `replay`: old cases retire to a compact store, as in the runtimes."""
     catalog, calendar, rule_settings = load_reference(settings)
+    from permitwatch.streams.retired import CompactCases
+
     tune_gc()
     return Engine(catalog.by_code(), calendar, rule_settings, retired=CompactCases())
 
@@ -75,6 +78,8 @@ class Embedded:
 
 def ensure_tokens(data: DataDir) -> tuple[Authenticator, dict[str, str]]:
     """The token file, made with one token per role on the first start (returned: shown once)."""
+    from permitwatch.api.auth import Authenticator, new_token, write_token_file
+
     if data.tokens.exists():
         return Authenticator.from_file(data.tokens), {}
     created, entries = {}, []
@@ -88,9 +93,15 @@ def ensure_tokens(data: DataDir) -> tuple[Authenticator, dict[str, str]]:
 
 def embedded(settings: Settings, clock: Clock | None = None) -> Embedded:
     """`permitwatch run`; `clock` replaces the wall (or demo) clock, for tests."""
+    from permitwatch.api.app import create_app
+    from permitwatch.api.services import Services
+    from permitwatch.streams.embedded.monitor import EmbeddedMonitor, MonitorOptions
+    from permitwatch.streams.embedded.scheduler import DeadlineScheduler
+    from permitwatch.streams.metrics import Metrics
     from permitwatch.streams.simulation.city import CitySimulator
     from permitwatch.streams.simulation.demo import DemoFeeder
     from permitwatch.streams.simulation.sample_catalog import SAMPLE_CATALOG
+    from permitwatch.streams.store import Store
 
     data = settings.data
     lock = data.hold()
@@ -139,13 +150,17 @@ def _next_demo_run(store: Store) -> str:
     ids (events would be ignored as duplicates, cases merged)."""
     run = int(store.meta("demo_runs") or 0) + 1
     with store.write_lock, store.transaction() as tx:
-        Store.set_meta(tx, "demo_runs", str(run))
+        store.set_meta(tx, "demo_runs", str(run))
     return "" if run == 1 else f"R{run}-"
 
 
 def history_monitor(settings: Settings, start: datetime) -> tuple[EmbeddedMonitor, ManualClock, int]:
     """`permitwatch import` into a database: a monitor on a clock that follows the history from
     `start`, and the data directory's lock (to close when done)."""
+    from permitwatch.streams.embedded.history import HISTORY
+    from permitwatch.streams.embedded.monitor import EmbeddedMonitor
+    from permitwatch.streams.store import Store
+
     data = settings.data
     lock = data.hold()
     catalog, calendar, rule_settings = load_reference(settings)
@@ -175,7 +190,11 @@ class KafkaApi:
 def kafka_api(settings: Settings) -> KafkaApi:
     """`permitwatch api`: ingest produces to the events topic, the read model follows the output
     topics into the data directory (a cache: deleting it rebuilds it from Kafka)."""
+    from permitwatch.api.app import create_app
+    from permitwatch.api.services import Services
     from permitwatch.streams.kafka.gateway import KafkaMonitor
+    from permitwatch.streams.metrics import Metrics
+    from permitwatch.streams.store import Store
 
     data = settings.data
     lock = data.hold()
