@@ -5,6 +5,7 @@ records), referrals that converge to replay's, and dead letters with their sourc
 from __future__ import annotations
 
 import io
+import math
 import zlib
 from datetime import timedelta
 
@@ -439,3 +440,34 @@ def test_a_workers_engine_clock_is_its_oldest_partitions_and_a_stall_shows_as_de
     assert registry.get_sample_value("permitwatch_engine_clock_behind_seconds") == 0
     assert registry.get_sample_value("permitwatch_open_cases") == sum(
         len(book.cases) for book in cluster.stages[TOPOLOGY.events].books.values())
+
+
+def test_a_rebalance_that_does_not_end_shows_its_deadlines_waiting_and_a_partition_gone_stops_counting():
+    """Revoked partitions keep their clocks until the next assignment (ClockStalled fires for a
+    worker stuck in a rebalance instead of reading 0); those assigned elsewhere are dropped then,
+    and one judged again reports its book's clock."""
+    cluster = MemoryCluster(TOPOLOGY, ITEMS, now=moment(UNTIL), seed=1)
+    cluster.send_events(scenario(5, cases=10))
+    cluster.run()
+    stage, registry = cluster.stages[TOPOLOGY.events], cluster.metrics.registry
+    clocks = {p: book.book.now for p, book in stage.books.items()}
+    oldest = min(clocks.values())
+    for partition in range(TOPOLOGY.partitions):  # a rebalance: everything revoked
+        stage.reset(partition)
+    assert not stage.books
+    cluster.clock.set(moment(UNTIL) + timedelta(hours=1))
+    assert registry.get_sample_value("permitwatch_engine_clock_seconds") == oldest.timestamp()
+    assert registry.get_sample_value("permitwatch_engine_clock_behind_seconds") == \
+        (moment(UNTIL) - oldest).total_seconds() + 3600
+    newest = max(clocks, key=clocks.__getitem__)
+    stage.assigned([newest])  # the others went to another worker
+    assert registry.get_sample_value("permitwatch_engine_clock_seconds") == clocks[newest].timestamp()
+    cluster.tick(moment(UNTIL) + timedelta(hours=1))
+    cluster.run()  # judging again: the books' clocks take over
+    assert registry.get_sample_value("permitwatch_engine_clock_behind_seconds") == 0
+    assert not stage.held_clocks
+    for partition in list(stage.books):
+        stage.reset(partition)
+    stage.assigned([])
+    assert math.isnan(registry.get_sample_value("permitwatch_engine_clock_seconds"))
+    assert registry.get_sample_value("permitwatch_engine_clock_behind_seconds") == 0

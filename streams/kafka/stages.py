@@ -700,6 +700,10 @@ class CaseStage(Stage):
         self.max_future_skew = max_future_skew
         self.metrics = metrics
         self.books: dict[int, PartitionBook] = {}
+        self.held_clocks: dict[int, datetime] = {}
+        """The clocks of partitions whose books were dropped (revoked, or a failed step) and not
+        loaded again, until the next assignment says which are still this worker's: a rebalance
+        that never ends must show its deadlines waiting longer, not read as none waiting."""
         self.prepared: dict[tuple[int, int], tuple[CloudEvent, int] | InvalidEvent] = {}
         """The batch's events parsed, with their content digests, by partition and offset
         (`prepare`)."""
@@ -720,6 +724,7 @@ class CaseStage(Stage):
             redo_parts: list[bytes] = []
             book = self.books[partition] = PartitionBook.load(partition, self.reference, self.table,
                                                               marker.clock if marker is not None else None, redo_parts)
+            self.held_clocks.pop(partition, None)
             self._delete_after_next_marker(partition, redo_parts)
             log.info("judging events partition %s: %s cases, %s timers, clock %s", partition, len(book.cases),
                      len(book.book.timers), book.book.now)
@@ -757,7 +762,15 @@ class CaseStage(Stage):
 
     def reset(self, partition: int) -> None:
         super().reset(partition)
-        self.books.pop(partition, None)
+        book = self.books.pop(partition, None)
+        if book is not None and book.book.now is not None:
+            self.held_clocks[partition] = book.book.now
+
+    def assigned(self, partitions: Iterable[int]) -> None:
+        """The events partitions this worker judges after a rebalance: the clocks held for any
+        other are dropped (another worker reports them now)."""
+        kept = set(partitions)
+        self.held_clocks = {partition: clock for partition, clock in self.held_clocks.items() if partition in kept}
 
     def _marker(self, record: Record) -> Marker:
         book = self.books.get(record.partition)
@@ -807,8 +820,10 @@ class CaseStage(Stage):
         return step
 
     def oldest_clock(self) -> datetime | None:
-        """The engine clock of this worker: the oldest of its partitions' (None before any)."""
+        """The engine clock of this worker: the oldest of its partitions' (None before any),
+        those held through a rebalance included."""
         clocks = [book.book.now for book in list(self.books.values()) if book.book.now is not None]
+        clocks += list(self.held_clocks.values())
         return min(clocks) if clocks else None
 
     def _clock_seconds(self) -> float:

@@ -106,6 +106,7 @@ class Worker:
         app.task(self._consume(feeds[topology.city], self.city_stage))
         app.timer(interval=settings.tick_interval_seconds, name="ticks")(self._tick)
         app.on_partitions_revoked.connect(self._revoked)
+        app.on_partitions_assigned.connect(self._assigned)
         if settings.store == "rocksdb":
             self.tables = {topic: table for table, source in ((cases, topology.events), (city, topology.city))
                            for topic in (source, table.changelog_topic.get_topic_name())}
@@ -218,9 +219,12 @@ class Worker:
 
     async def _tick(self) -> None:
         now = self.clock.now()
-        owned = sorted(tp.partition for tp in self.app.assignor.assigned_actives()
-                       if tp.topic == self.topology.events)
-        await self.produce([control_output(self.topology.events, partition, Tick(now)) for partition in owned])
+        await self.produce([control_output(self.topology.events, partition, Tick(now))
+                            for partition in self._judged_partitions()])
+
+    def _judged_partitions(self) -> list[int]:
+        """The events partitions this worker judges (its active ones)."""
+        return sorted(tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic == self.topology.events)
 
     async def _check_local_tables(self, sender, assigned, **kwargs) -> None:
         """Stop if a table partition comes back whose files went untouched for longer than the
@@ -247,6 +251,9 @@ class Worker:
             found.append(f"{table.name} {tp.partition} " + ("none" if offset is None else f"through {offset}"))
         if found:
             log.info("local table files (changelog offsets; the restore reads what follows): %s", ", ".join(found))
+
+    async def _assigned(self, sender, assigned, **kwargs) -> None:
+        self.case_stage.assigned(self._judged_partitions())
 
     async def _revoked(self, sender, revoked, **kwargs) -> None:
         stages = {self.topology.events: self.case_stage, self.topology.city: self.city_stage}
