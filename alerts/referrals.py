@@ -100,6 +100,12 @@ class CaseReport(NamedTuple):
     """How many events the case had applied: a report of a lower revision is older (a late
     event's report can reach the referral after a newer one)."""
 
+    def shows_as(self, other: CaseReport) -> bool:
+        """Whether a referral shows the same with `other` as with this: they differ at most in
+        their revision."""
+        return (self.case_id, self.item_code, self.department, self.officers, self.remedies) == (
+            other.case_id, other.item_code, other.department, other.officers, other.remedies)
+
 
 def referral_id(case_id: str) -> str:
     return "REF-" + hashlib.sha256(case_id.encode()).hexdigest()[:16]
@@ -250,7 +256,17 @@ class ReferralBook:
     def on_report(self, report: CaseReport, at: datetime) -> list[Referral]:
         """The case changed (an officer named, a late decision delivered…)."""
         working = self.referrals.get(report.case_id)
-        if working is None or not self._take_report(working, report):
+        if working is None:
+            return []
+        before = working.report
+        if not self._take_report(working, report):
+            return []
+        if before is not None and report.shows_as(before):
+            # Most reports: an event that names no one new and delivers nothing missing. The
+            # referral and its standing stay as they are; only the revision is kept, so that an
+            # older report arriving late is still refused.
+            if self._changed is not None:
+                self._changed.add(working.case_id)
             return []
         return self._revise(working, at)
 

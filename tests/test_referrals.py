@@ -8,7 +8,10 @@ from datetime import timedelta
 import orjson
 
 from permitwatch.alerts.city import AlertInput
+from permitwatch.alerts.referrals import CaseReport, ReferralBook
+from permitwatch.alerts.rules import RULES_BY_ID
 from permitwatch.models.common import json_line
+from permitwatch.models.settings import RuleSettings
 from permitwatch.streams.kafka.wire import CityWork, decode_city_input, encode_city_input
 from tests.factory import CaseEvents, moment
 from tests.harness import run_all
@@ -121,3 +124,24 @@ def test_a_city_input_written_before_alerts_were_grouped_is_read():
     assert decode_city_input(orjson.dumps(body)) == CityWork(given, 3, None)
     old = {**{k: v for k, v in body.items() if k != "alerts"}, "kind": "alert", "alert": body["alerts"][0]}
     assert decode_city_input(orjson.dumps(old)).given.found == tuple(alerts[:1])
+
+
+def test_a_report_that_changes_only_its_revision_makes_no_version_but_is_kept_against_older_ones():
+    """Most reports a referral gets say what it already shows (an event named no one new): no
+    version and no new standing, but the revision is kept, so that an older report arriving late
+    is still refused rather than shown."""
+    _, events = late_case()
+    red = [a for a in run_all(events, until="2026-07-01").alerts if a.signal == "red" and a.status == "active"]
+    book = ReferralBook(RuleSettings(), RULES_BY_ID, track_changes=True)
+    officers = (("handler", "o-handler", ("SZ-A-1",)), ("reviewer", None, ()), ("approver", None, ()))
+    report = CaseReport("SZ-A", None, "D-MARKET", officers, (), revision=3)
+    at = moment("2026-07-01")
+    [first] = book.on_alerts(red[:1], report, at)
+    book.take_changes()
+    assert book.on_report(report._replace(revision=5), at) == []
+    assert book.take_changes() == {"SZ-A"} and book.find("SZ-A").report.revision == 5
+    renamed = (("handler", "o-other", ("SZ-A-2",)), *officers[1:])
+    assert book.on_report(report._replace(revision=4, officers=renamed), at) == []  # older: refused
+    [second] = book.on_report(report._replace(revision=6, officers=renamed), at)
+    assert (first.version, second.version) == (1, 2)
+    assert {o.role: o.officer for o in second.officers}["handler"] == "o-other"
