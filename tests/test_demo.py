@@ -49,3 +49,35 @@ def test_the_simulated_clock_runs_in_legal_time_from_its_start():
     now = DemoClock(start, 1.0).now()  # at real speed: a slow machine cannot move it minutes on
     assert now.tzinfo is LEGAL_TZ and now.hour == 8 and start <= now < start + timedelta(minutes=5)
     assert DemoClock(start, 1440.0).real_seconds(timedelta(days=1)) == 60.0
+
+
+def test_a_batch_the_database_did_not_take_is_sent_again_before_its_ground_truth(monkeypatch):
+    """Dropped, its cases would lack those events for good and the check would score the alerts
+    they miss against the engine."""
+    import asyncio
+    import io
+    from types import SimpleNamespace
+
+    from permitwatch.streams.port import RawInput
+    from permitwatch.streams.simulation import demo
+    from permitwatch.streams.store import StoreError
+
+    monkeypatch.setattr(demo, "RESEND_SECONDS", 0.01)
+    taken = []
+    failures = iter([StoreError("disk full"), StoreError("disk full")])
+
+    def ingest(raws):
+        failure = next(failures, None)
+        if failure is not None:
+            raise failure
+        taken.append(raws)
+
+    expected = SimpleNamespace(to_json=lambda: {"case": "SZ-1"})
+    simulator = SimpleNamespace(ground_truth=[expected], namespace="")
+    feeder = demo.DemoFeeder(SimpleNamespace(ingest=ingest), None, simulator, None)
+    truth = io.BytesIO()
+    at = datetime(2026, 3, 2, 9, tzinfo=LEGAL_TZ)
+    batch = [(at, RawInput("demo", b"{}"))]
+    assert asyncio.run(feeder._deliver(batch, truth, 0)) == 1
+    assert taken == [[batch[0][1]]]
+    assert truth.getvalue().splitlines() == [b'{"case":"SZ-1"}', b'{"run":"","sent_through":"%s"}' % at.isoformat().encode()]

@@ -30,6 +30,10 @@ log = logging.getLogger("permitwatch.demo")
 
 
 
+RESEND_SECONDS = 5.0
+"""How long the demo waits before sending a batch the database did not take again."""
+
+
 class DemoFeeder:
     """Feeds each simulated event when the clock reaches its time (in small batches)."""
 
@@ -63,11 +67,17 @@ class DemoFeeder:
         run's last mark)."""
         if not batch:
             return written
-        try:
-            await asyncio.to_thread(self.monitor.ingest, [raw for _, raw in batch])
-        except StoreError as exc:
-            log.error("demo batch not accepted: %s", exc)
-            return written
+        while True:
+            try:
+                await asyncio.to_thread(self.monitor.ingest, [raw for _, raw in batch])
+                break
+            except StoreError as exc:
+                # The batch is one transaction: none of it was taken. Dropping it would leave its
+                # cases without those events for good, and the demo's check would count the
+                # alerts they miss against the engine.
+                log.error("demo batch of %s events not accepted (%s): sending it again in %.0f s", len(batch), exc,
+                          RESEND_SECONDS)
+                await asyncio.sleep(RESEND_SECONDS)
         expectations = self.simulator.ground_truth
         for expected in expectations[written:]:
             truth.write(orjson.dumps(expected.to_json()) + b"\n")
