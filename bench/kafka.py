@@ -11,13 +11,14 @@ The generated city log is produced to the events topic first. Then, on the same 
   before the workers and again after them (the ratio is to the mean of the two);
 - W `permitwatch worker` processes, timed from their start until every alert record and referral
   version that `permitwatch replay` of the log writes is on the output topics and the step of the
-  log's last event on each partition has written its state (group join, reference read and
-  recovery included: what an operator waits for). Both moments are read from the broker's record
-  timestamps (the output records; the case changelog's marker of that step): the polling that
-  notices them, and the workers' periodic offset commit (every 2.8 s, faust's default) that the
-  bench also waits for, are left out, since they only say how late the bench looked. The rate
-  after the first output appeared is printed too: the start-up costs seconds that a short log does
-  not amortise.
+  log's last event on each partition has sent its state (group join, reference read and recovery
+  included: what an operator waits for). Both moments are the records' timestamps, which the
+  workers' producer sets when it sends them (the output records; the case changelog's marker of
+  that step and its writes); left out are their acknowledgement (a round trip), the city stage's
+  state writes after its last output (milliseconds), and what only says how late the bench
+  looked: its once-a-second polling and the workers' periodic offset commit (every 2.8 s, faust's
+  default), which it also waits for and whose time it prints. The rate after the first output
+  appeared is printed too: the start-up costs seconds that a short log does not amortise.
 
 Between the first anchor and the workers, the stages alone (the tests' in-memory cluster, no
 broker) on the same log: the most one worker could do with a free transport.
@@ -132,11 +133,12 @@ async def _output_records(broker: Broker, topology: Topology) -> tuple[list, lis
     return await read_topic(broker, topology.alerts), await read_topic(broker, topology.referrals)
 
 
-async def _last_steps_written(broker: Broker, changelog: str, log_ends: dict[int, int]) -> float:
+async def _last_steps_written(broker: Broker, changelog: str, log_ends: dict[int, int], since: float) -> float:
     """When the step of the last event of each events partition (offset `log_ends[p] - 1`) had
-    written its state, as the broker's timestamp (s) of its marker on the case changelog: the
-    latest over the partitions. Read from each partition's tail, widened until the tail starts
-    before that marker."""
+    sent its state: the latest timestamp (s) on the case changelog from the first marker past that
+    event to the record before the next marker (the marker goes first, its run's writes after
+    it), over the partitions. Each partition's tail is read, widened until it starts before that
+    marker."""
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
     from permitwatch.streams.kafka.wire import decode_marker, marker_key
@@ -146,6 +148,8 @@ async def _last_steps_written(broker: Broker, changelog: str, log_ends: dict[int
     try:
         written = 0.0
         for partition, log_end in log_ends.items():
+            if log_end == 0:
+                continue  # no event of the log on this partition
             tp = TopicPartition(changelog, partition)
             consumer.assign([tp])
             end = (await consumer.end_offsets([tp]))[tp]
@@ -153,18 +157,32 @@ async def _last_steps_written(broker: Broker, changelog: str, log_ends: dict[int
             while True:
                 start = max(0, end - tail)
                 consumer.seek(tp, start)
-                offsets = []  # (applied offset, timestamp) of each marker, in changelog order
+                records = []
                 while await consumer.position(tp) < end:
-                    for record in (await consumer.getmany(tp, timeout_ms=2000)).get(tp, []):
-                        if record.key == marker_key(partition):
-                            offsets.append((decode_marker(record.value).offset, record.timestamp))
-                if start == 0 or (offsets and offsets[0][0] < log_end - 1):
+                    records += (await consumer.getmany(tp, timeout_ms=2000)).get(tp, [])
+                markers = [n for n, record in enumerate(records) if record.key == marker_key(partition)]
+                past = next((n for n in markers if decode_marker(records[n].value).offset >= log_end - 1), None)
+                if start == 0 or (past is not None and past != markers[0]):
                     break
                 tail *= 4
-            written = max(written, next(at for offset, at in offsets if offset >= log_end - 1) / 1000)
+            if past is None:
+                raise SystemExit(f"no marker on {changelog} {partition} says the log's last event was judged")
+            following = next((n for n in markers if n > past), len(records))
+            written = max(written, *_stamps(records[past:following], since))
         return written
     finally:
         await consumer.stop()
+
+
+def _stamps(records: list, since: float) -> list[float]:
+    """The records' timestamps (s): those a producer gave them (CreateTime: when the worker sent
+    them, its acknowledgement a round trip later), checked to lie between `since` and now."""
+    stamps = [record.timestamp / 1000 for record in records]
+    for record, at in zip(records, stamps, strict=True):
+        if record.timestamp_type != 0 or not since <= at <= time.time():
+            raise SystemExit(f"a record of {record.topic} has timestamp {record.timestamp} of type "
+                             f"{record.timestamp_type}, not a producer's time during this run")
+    return stamps
 
 
 def run(events: int, partitions: int = 4, workers: int = 1, broker_name: str = "noida-db", store: str = "memory",
@@ -214,8 +232,8 @@ def run(events: int, partitions: int = 4, workers: int = 1, broker_name: str = "
                 raise SystemExit(f"after {GIVE_UP_SECONDS} s still missing {missing[0]} alert records and "
                                  f"{missing[1]} referral versions, {behind} events not committed; logs in {directory}")
         noticed = time.perf_counter() - started
-        stamps = [record.timestamp / 1000 for records in outputs for record in records]
-        last_steps = asyncio.run(_last_steps_written(broker, "bench-workers-cases-changelog", log_ends))
+        stamps = _stamps([*outputs[0], *outputs[1]], started_at) or [started_at]  # a log with no output at all
+        last_steps = asyncio.run(_last_steps_written(broker, "bench-workers-cases-changelog", log_ends, started_at))
         last_output = max(stamps) - started_at
         elapsed = max(last_output, last_steps - started_at)
         first_output = min(stamps) - started_at

@@ -762,9 +762,11 @@ class CaseStage(Stage):
 
     def reset(self, partition: int) -> None:
         super().reset(partition)
-        book = self.books.pop(partition, None)
+        book = self.books.get(partition)
         if book is not None and book.book.now is not None:
+            # Held before the book goes: a scrape in between must not miss the partition.
             self.held_clocks[partition] = book.book.now
+        self.books.pop(partition, None)
 
     def assigned(self, partitions: Iterable[int]) -> None:
         """The events partitions this worker judges after a rebalance: the clocks held for any
