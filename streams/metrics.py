@@ -44,6 +44,9 @@ class Metrics:
                                          "Events accepted, by department (the event's, else its case's)",
                                          ["department"], registry=r)
         self._accepted: dict[tuple[str, str | None], tuple[Any, Any]] = {}
+        self.events_sent = Counter("permitwatch_events_sent",
+                                   "Events the Kafka API produced to the events topic, by type (the workers count "
+                                   "them in permitwatch_events_total as they judge them)", ["type"], registry=r)
         self.unknown_items = Counter("permitwatch_unknown_item_events",
                                      "Events whose item the catalog does not know (judged with the law's defaults)",
                                      registry=r)

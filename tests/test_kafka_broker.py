@@ -572,6 +572,12 @@ def test_the_api_over_kafka_ingests_follows_the_topics_and_records_exemptions(de
             assert posted.status_code == 202, posted.text
             assert posted.json()["accepted"] == len(events)
             assert [r["category"] for r in posted.json()["rejected"]] == ["invalid_json", "invalid_json"]
+            # Counted as sent here; the workers count them accepted as they judge them.
+            metrics = client.get("/metrics").text
+            sent = sum(float(line.split()[-1]) for line in metrics.splitlines()
+                       if line.startswith("permitwatch_events_sent_total{"))
+            accepted = [line for line in metrics.splitlines() if line.startswith("permitwatch_events_total{")]
+            assert sent == len(events) and accepted and all(line.endswith(" 0.0") for line in accepted)
             _until(lambda: not expected.differences(stored_alerts(api), stored(api, "referrals")),
                    "the alerts and referrals of replay in the read model")
             assert client.get("/readyz").json()["ready"]
