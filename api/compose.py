@@ -50,9 +50,9 @@ def load_reference(settings: Settings) -> tuple[Catalog, WorkingCalendar, RuleSe
 
 def engine(settings: Settings) -> Engine:
     """The engine of `replay`: old cases retire to a compact store, as in the runtimes."""
-    catalog, calendar, rule_settings = load_reference(settings)
     from permitwatch.streams.retired import CompactCases
 
+    catalog, calendar, rule_settings = load_reference(settings)
     tune_gc()
     return Engine(catalog.by_code(), calendar, rule_settings, retired=CompactCases())
 
