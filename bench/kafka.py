@@ -223,16 +223,16 @@ def run(events: int, partitions: int = 4, workers: int = 1, broker_name: str = "
             behind = sum(max(0, end - consumed.get(partition, 0)) for partition, end in log_ends.items())
             missing = (len(expected_alerts), len(expected_referrals))
             if produced >= sum(missing) and not behind:
-                outputs = [*asyncio.run(_output_records(broker, topology))]
-                missing = (len(expected_alerts - {record.value for record in outputs[0]}),
-                           len(expected_referrals - {record.value for record in outputs[1]}))
+                alerts, referrals = asyncio.run(_output_records(broker, topology))
+                missing = (len(expected_alerts - {record.value for record in alerts}),
+                           len(expected_referrals - {record.value for record in referrals}))
                 if missing == (0, 0):
                     break
             if time.perf_counter() - started > GIVE_UP_SECONDS:
                 raise SystemExit(f"after {GIVE_UP_SECONDS} s still missing {missing[0]} alert records and "
                                  f"{missing[1]} referral versions, {behind} events not committed; logs in {directory}")
         noticed = time.perf_counter() - started
-        stamps = _stamps([*outputs[0], *outputs[1]], started_at) or [started_at]  # a log with no output at all
+        stamps = _stamps([*alerts, *referrals], started_at) or [started_at]  # a log with no output at all
         last_steps = asyncio.run(_last_steps_written(broker, "bench-workers-cases-changelog", log_ends, started_at))
         last_output = max(stamps) - started_at
         elapsed = max(last_output, last_steps - started_at)
@@ -285,7 +285,7 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"broker: {args.broker}, {args.partitions} partitions, store {args.store}, {args.workers} worker(s)")
     print(f"workers: {result['events']:,} events in {result['seconds']:.1f} s, until all {result['alerts']:,} "
           f"alert records and {result['referral_versions']:,} referral versions of replay were out and the last "
-          f"event of each partition judged (from start: group join and reference read included; broker "
+          f"event of each partition judged (from start: group join and reference read included; the records' "
           f"timestamps; the last output at {result['last_output_seconds']:.1f} s); the bench saw it, and the log "
           f"committed, after {result['noticed_seconds']:.1f} s")
     if result["after_first_output_per_s"]:

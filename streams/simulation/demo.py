@@ -28,8 +28,6 @@ from permitwatch.streams.store import Store, StoreError
 
 log = logging.getLogger("permitwatch.demo")
 
-
-
 RESEND_SECONDS = 5.0
 """How long the demo waits before sending a batch the database did not take again."""
 
