@@ -23,7 +23,13 @@ from permitwatch.streams import state_codec
 from permitwatch.streams.inputs.readers import Record
 from permitwatch.streams.kafka.stages import StoredCase, StoredItem
 from permitwatch.streams.kafka.topology import Topology
-from permitwatch.streams.kafka.wire import MARKER_PREFIX, REDO_PART_PREFIX, decode_marker, is_redo_part
+from permitwatch.streams.kafka.wire import (
+    MARKER_PREFIX,
+    REDO_PART_PREFIX,
+    RETIRED_PREFIX,
+    decode_marker,
+    is_redo_part,
+)
 from permitwatch.streams.replay import replay
 from tests import legacy_state
 from tests.factory import CaseEvents, moment
@@ -118,6 +124,27 @@ def test_steps_larger_than_a_record_survive_killed_workers_by_their_redo_in_part
                      for key, value in decode_marker(raw).redo if is_redo_part(key, value)}
             assert {key for key in table if key.startswith(REDO_PART_PREFIX)} == named, \
                 "the parts kept are those of the partitions' last markers"
+
+
+def test_a_retired_case_comes_back_from_the_table_for_a_late_event_as_in_replay():
+    """EVENTS.md, old cases, on Kafka: the case leaves the partition's working set for its retired
+    entry, and a late licence months later is its grant's licence, a re-sent submission a duplicate."""
+    c = CaseEvents("SZ-OLD", item="ITEM-STD")
+    submitted = c.submitted("2026-03-02")
+    early = [submitted, c.accepted("2026-03-03"), c.decided("2026-03-10"), c.published("2026-03-12")]
+    late = [c.licence("2026-07-15"), submitted]
+    for seed in range(5):
+        cluster = MemoryCluster(TOPOLOGY, ITEMS, now=moment(UNTIL), seed=seed)
+        cluster.send_events(early)
+        cluster.run()
+        cluster.tick(moment("2026-07-01"))
+        cluster.run()
+        assert RETIRED_PREFIX + b"SZ-OLD" in cluster.tables["cases"]
+        cluster.send_events(late)
+        cluster.run()
+        stats = [book.book.stats for book in cluster.stages[TOPOLOGY.events].books.values()]
+        assert (sum(s.cases_restored for s in stats), sum(s.duplicates for s in stats)) == (1, 1)
+        assert_same_as_replay([*early, *late], to_the_end(cluster))
 
 
 def test_pw013_waits_for_the_overtaken_case_to_be_read_up_to_the_grant():

@@ -561,6 +561,20 @@ class TableCases(MutableMapping[str, CaseState]):
         self.touched[case_id] = case
         return case
 
+    def get(self, case_id: str, default: Any = None) -> Any:
+        # Mapping's `get` goes through `__getitem__` and a KeyError for every case not yet
+        # known: the engine asks up to three times an event.
+        touched = self.touched
+        if case_id in touched:
+            case = touched[case_id]
+            return default if case is None else case
+        if case_id not in self.ids:
+            return default
+        try:
+            return self[case_id]
+        except KeyError:  # unreadable, passed by (`passing_unreadable`)
+            return default
+
     def written(self) -> None:
         """The touched cases are now as the table holds them."""
         kept = self.kept
@@ -630,6 +644,15 @@ class TableRetired(MutableMapping[str, CaseState]):
     def __delitem__(self, case_id: str) -> None:
         self[case_id]  # KeyError when absent
         self.touched[case_id] = None
+
+    def pop(self, case_id: str, *default: Any) -> Any:
+        # The engine asks at every new case's first event, and the table's answer is nearly always
+        # none, which MutableMapping's `pop` learns from a KeyError.
+        if case_id not in self.touched and self.table.get(RETIRED_PREFIX + case_id.encode()) is None:
+            if default:
+                return default[0]
+            raise KeyError(case_id)
+        return super().pop(case_id, *default)
 
     def __iter__(self) -> Iterator[str]:
         raise NotImplementedError("retired cases are looked up by id, not listed")
