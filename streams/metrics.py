@@ -96,6 +96,7 @@ class Metrics:
                                   registry=r)
         for kind in EVENT_KINDS:
             self.events.labels(kind)
+            self.events_sent.labels(kind)
         self.department_events.labels(UNKNOWN_DEPARTMENT)
         for category in CATEGORIES:
             self.dead_letters.labels(category)

@@ -78,7 +78,12 @@ def dashboard() -> dict:
               0, 28, unit="bytes"),
         panel("Journal events", "stat", [("sum(permitwatch_journal_events)", "events")], 8, 28, w=4, h=5),
         panel("Duplicates per minute", "timeseries",
-              [("sum(rate(permitwatch_duplicate_events_total[5m]) * 60)", "duplicates")], 12, 28, w=12, h=5),
+              [("sum(rate(permitwatch_duplicate_events_total[5m]) * 60)", "duplicates")], 12, 28, w=6, h=5),
+        panel("Events per minute, sent and judged", "timeseries",
+              [("sum(rate(permitwatch_events_sent_total[5m]) * 60)", "sent by the Kafka API"),
+               ("sum(rate(permitwatch_events_total[5m]) * 60)", "judged")], 18, 28, w=6, h=5,
+              description="On Kafka, what the API produced to the events topic against what the workers "
+                          "judged: a gap that lasts is a backlog (the workers' consumer lag says where)"),
     ]
     for number, item in enumerate(panels, start=1):
         item["id"] = number
