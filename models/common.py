@@ -63,17 +63,24 @@ Prose = Annotated[str, Field(min_length=1, max_length=4000, pattern=r"^[^\x00-\x
 TimeUnit = Literal["working_days", "calendar_days"]
 
 
+_DAYS_TEXT = re.compile(r"\s*[0-9]+(?:\.0+)?\s*", re.ASCII)
+
+
 def _not_a_truth_value(value: object) -> object:
     # pydantic takes true for the integer 1, and YAML reads yes, no, on and off as true and false:
     # a catalog's `warning_working_days: yes` was one working day, an extension of `true` one day.
     if isinstance(value, bool):
         raise ValueError("a number of days, not true or false")
+    # In a string pydantic reads what Python's int() reads: "5_0" was fifty days, and digits of
+    # any script counted. Digits as text still read (environment variables are text).
+    if isinstance(value, str) and not _DAYS_TEXT.fullmatch(value):
+        raise ValueError(f"a number of days: a whole number such as 5 or \"5\", not {value[:20]!r}")
     return value
 
 
 NOT_A_TRUTH_VALUE = BeforeValidator(_not_a_truth_value)
 """For a number of days, after its constraints (so that they stay in the JSON Schema): an
-integer, never true or false."""
+integer (or its digits as text), never true or false, never "5_0"."""
 
 
 _ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")

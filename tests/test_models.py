@@ -129,6 +129,22 @@ def test_a_number_of_days_is_never_read_from_true_or_false():
                             "c.yaml").items[0].warning_working_days == 3
 
 
+def test_a_number_of_days_as_text_is_digits_not_whatever_int_reads():
+    """pydantic read a string as Python's int() does: `"5_0"` was fifty days, `"٥"` five."""
+    for text in ("5_0", "٥", "0x5", "5.5", "", "五"):
+        extension = c.raw("procedure.started", "2026-03-02", kind="extension", notified=True, working_days=text)
+        category, why = reason(orjson.dumps(extension))
+        assert (category, why.split(",")[0]) == ("schema", "data.working_days: Value error"), text
+        assert "a whole number such as 5" in why
+    with pytest.raises(ReferenceFileError, match=r"statutory_limit\.value: Value error, a number of days: a whole"):
+        parse_structured(b'[{"item_code": "A", "name": "n", "department": "D", "statutory_limit": {"value": "2_0"}}]',
+                         Catalog, "c.json")
+    for text, days in (("5", 5), (" 12 ", 12), ("5.0", 5)):
+        extension = c.raw("procedure.started", "2026-03-02", kind="extension", notified=True, working_days=text)
+        assert parse_event(orjson.dumps(extension)).data.working_days == days
+    assert RuleSettings(closed_case_retention_days="45").closed_case_retention_days == 45
+
+
 def test_a_day_is_written_as_the_contract_writes_it():
     """pydantic reads a number, or a string of digits, as seconds since 1970: a holiday of 0 was
     1970-01-01, and a promised deadline of 0 one long past, a yellow card the next day (found by
