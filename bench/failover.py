@@ -1,6 +1,7 @@
 """Fail-over of a Kafka worker after kill -9, with one events partition holding N open cases.
 
-    python -m bench.failover [--cases N] [--broker noida-db|tansu] [--store rocksdb|memory] [--keep]
+    python -m bench.failover [--cases N] [--broker noida-db|tansu] [--store rocksdb|memory]
+                             [--membership static|dynamic] [--keep]
 
 Produces N submitted-and-accepted cases to a one-partition deployment and lets worker A judge
 them (worker B runs beside it with a standby copy of the tables). Then, each timed from the
@@ -63,7 +64,9 @@ def _last_judged(worker: WorkerProcess) -> str:
     return lines[-1][:25] if lines else ""
 
 
-def run(cases: int, broker_name: str = "noida-db", store: str = "rocksdb", keep: bool = False) -> dict:
+def run(cases: int, broker_name: str = "noida-db", store: str = "rocksdb", keep: bool = False,
+        membership: str = "static") -> dict:
+    """`membership`: static (a group instance id per worker, as deploy/k8s runs them) or dynamic."""
     directory = Path(tempfile.mkdtemp(prefix="permitwatch-bench-failover-"))
     broker = start(broker_name, directory / broker_name)
     topology = Topology("failover", 1)
@@ -78,8 +81,8 @@ def run(cases: int, broker_name: str = "noida-db", store: str = "rocksdb", keep:
         asyncio.run(produce(broker, topology.events, records))
         produced = asyncio.run(_record_counts(broker, [topology.events]))
         clock = (first + timedelta(seconds=cases, hours=1)).isoformat()
-        a, b = (WorkerProcess(broker, directory, "failover", 1, clock, name=name, store=store, instance=name,
-                              standby=1)
+        a, b = (WorkerProcess(broker, directory, "failover", 1, clock, name=name, store=store,
+                              instance=name if membership == "static" else None, standby=1)
                 for name in ("worker-a", "worker-b"))
         a.start()
         loading = time.monotonic()
@@ -107,7 +110,8 @@ def run(cases: int, broker_name: str = "noida-db", store: str = "rocksdb", keep:
         broker.stop()
         if not keep:
             shutil.rmtree(directory, ignore_errors=True)
-    return {"cases": cases, "broker": broker_name, "store": store, "load_seconds": load_seconds,
+    return {"cases": cases, "broker": broker_name, "store": store, "membership": membership,
+            "load_seconds": load_seconds,
             "replacement_seconds": replacement, "restart_seconds": restart}
 
 
@@ -116,10 +120,12 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--cases", type=int, default=100_000)
     parser.add_argument("--broker", choices=["noida-db", "tansu"], default="noida-db")
     parser.add_argument("--store", choices=["rocksdb", "memory"], default="rocksdb")
+    parser.add_argument("--membership", choices=["static", "dynamic"], default="static",
+                        help="group membership of the workers (static: a group instance id each, as deploy/k8s)")
     parser.add_argument("--keep", action="store_true", help="keep the broker data and worker logs")
     args = parser.parse_args(argv)
-    result = run(args.cases, args.broker, args.store, args.keep)
-    print(f"machine: {machine()}; broker {args.broker}; store {args.store}")
+    result = run(args.cases, args.broker, args.store, args.keep, args.membership)
+    print(f"machine: {machine()}; broker {args.broker}; store {args.store}; {args.membership} membership")
     print(f"{result['cases']:,} open cases in one partition (judged in {result['load_seconds']:.0f} s)")
     replacement = result["replacement_seconds"]
     print("failover: replacement by the standby's worker " +

@@ -63,18 +63,35 @@ Prose = Annotated[str, Field(min_length=1, max_length=4000, pattern=r"^[^\x00-\x
 TimeUnit = Literal["working_days", "calendar_days"]
 
 
-_DAYS_TEXT = re.compile(r"\s*[0-9]+(?:\.0+)?\s*", re.ASCII)
+_WHOLE_TEXT = re.compile(r"\s*([0-9]+)(?:\.0+)?\s*", re.ASCII)
+
+
+def whole_number(value: object) -> int:
+    """A whole number as JSON or text gives it: an integer, a number without a fraction, or ASCII
+    digits (spaces around them, `.0` after them allowed). `ValueError` for anything else: pydantic
+    and Python's int() read true as 1, "5_0" as fifty and digits of any script."""
+    if isinstance(value, bool):
+        raise ValueError("true or false is not a whole number")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and (digits := _WHOLE_TEXT.fullmatch(value)):
+        return int(digits.group(1))
+    raise ValueError(f"{str(value)[:20]!r} is not a whole number such as 5 or \"5\"")
 
 
 def _not_a_truth_value(value: object) -> object:
     # pydantic takes true for the integer 1, and YAML reads yes, no, on and off as true and false:
     # a catalog's `warning_working_days: yes` was one working day, an extension of `true` one day.
+    # Other numbers are left to pydantic, whose constraints and messages the JSON Schema shows.
     if isinstance(value, bool):
         raise ValueError("a number of days, not true or false")
-    # In a string pydantic reads what Python's int() reads: "5_0" was fifty days, and digits of
-    # any script counted. Digits as text still read (environment variables are text).
-    if isinstance(value, str) and not _DAYS_TEXT.fullmatch(value):
-        raise ValueError(f"a number of days: a whole number such as 5 or \"5\", not {value[:20]!r}")
+    if isinstance(value, str):
+        try:
+            return whole_number(value)
+        except ValueError as exc:
+            raise ValueError(f"a number of days: {exc}") from None
     return value
 
 

@@ -86,8 +86,10 @@ class Settings(BaseSettings):
         "the topics are created"), KAFKA)
     producer_max_batch_size: int | None = setting(512 << 10, (
         "Largest producer batch in bytes (1: one record per batch, for brokers that mishandle multi-record "
-        "batches). At most 1 MiB, the record size of the changelogs faust creates; aiokafka's own 16 KiB cut a "
-        "worker's batch into hundreds of record batches (a worker about 7% slower)"), KAFKA, ge=1, le=1 << 20)
+        "batches). At most 1 MiB, Kafka's default record size, which the topics created without their own "
+        "(the case table's changelog, alerts, catalog, calendar, actions, city) keep; aiokafka's own 16 KiB cut "
+        "a worker's batch into about a hundred record batches (a worker about 7% slower)"), KAFKA, ge=1,
+        le=1 << 20)
     max_record_bytes: int = setting(MAX_RECORD_BYTES, (
         "Largest record of the events, dead-letter and referrals topics and the city stage's changelog, in bytes: "
         "their max.message.bytes (set when the topics are created) and every producer's limit. A referral version "

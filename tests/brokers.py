@@ -57,6 +57,12 @@ class Broker:
     max_batch_size: int | None = None
     """For the tests' own producers."""
 
+    @property
+    def settings_options(self) -> dict:
+        """What `Settings` needs on this broker (`worker_env`'s workaround), else nothing: the
+        product's defaults."""
+        return {"producer_max_batch_size": self.max_batch_size} if self.max_batch_size else {}
+
     def stop(self) -> None:
         """At once: a test broker's data is thrown away, and noida-db 0.2.3 ignores SIGTERM for 15 s
         and more (SIGKILL of its whole session also takes the binary its launcher started)."""

@@ -11,7 +11,7 @@ from permitwatch.api.cli import main
 from permitwatch.models.files import load_structured
 from permitwatch.models.mapping import FeedMapping
 from permitwatch.streams.inputs.feeds import MappedCounts, MappingError, map_records, parse_time
-from permitwatch.streams.inputs.readers import read_jsonl
+from permitwatch.streams.inputs.readers import Record, read_jsonl
 from permitwatch.streams.store import Store
 from tests.factory import CaseEvents
 
@@ -48,6 +48,21 @@ def test_gbt_records_become_events_through_the_mapping():
     again = [orjson.loads(r.raw)["id"] for _, r in map_records(read_jsonl([SAMPLE]),
                                                                 load_structured(MAPPING, FeedMapping), MappedCounts(), [])]
     assert again == [e["id"] for e in events]  # re-importing is recognised as duplicates
+
+
+def test_a_mappings_whole_number_is_digits_not_whatever_int_reads():
+    """`as: int` read Python's int(): "5_0" was fifty working days, true one."""
+    extension = orjson.loads(SAMPLE.read_bytes().splitlines()[3])
+    mapping = load_structured(MAPPING, FeedMapping)
+    for given, days in (("12", 12), (12, 12), (" 12 ", 12), (12.0, 12), ("5_0", None), ("٥", None), (True, None),
+                        (5.5, None)):
+        counts, errors = MappedCounts(), []
+        record = Record(f"{SAMPLE.name}:4", orjson.dumps({**extension, "特别程序时限": given}))
+        events = [orjson.loads(r.raw) for _, r in map_records([record], mapping, counts, errors)]
+        if days is None:
+            assert counts.unmapped == 1 and "特别程序时限: " in errors[0][1] and "not a whole number" in errors[0][1]
+        else:
+            assert [event["data"]["working_days"] for event in events] == [days], given
 
 
 def test_import_command_loads_history_for_an_audit(tmp_path, capsys):

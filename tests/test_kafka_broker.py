@@ -408,7 +408,7 @@ def test_a_read_model_rebuilt_after_retention_and_compaction_has_the_current_sta
            "the events' retention passed (the workers' latest ticks remain)", 60)
     settings = Settings(kafka=deployment.broker.bootstrap, topic_prefix=topology.prefix, partitions=PARTITIONS,
                               data_dir=tmp_path / "rebuilt", clock_start=moment(UNTIL),
-                              producer_max_batch_size=deployment.broker.max_batch_size)
+                              **deployment.broker.settings_options)
     rebuilt = compose.kafka_api(settings)
     try:
         with TestClient(rebuilt.app) as client:
@@ -550,7 +550,7 @@ def test_the_api_over_kafka_ingests_follows_the_topics_and_records_exemptions(de
     deployment.worker(moment(UNTIL).isoformat())
     settings = Settings(kafka=deployment.broker.bootstrap, topic_prefix=deployment.topology.prefix,
                               partitions=PARTITIONS, data_dir=tmp_path / "api", clock_start=moment(UNTIL),
-                              producer_max_batch_size=deployment.broker.max_batch_size)
+                              **deployment.broker.settings_options)
 
     def stored(api, table: str) -> list[bytes]:
         return [row[0] for row in api.monitor.store.reader.execute(f"SELECT record FROM {table} ORDER BY seq")]
@@ -620,7 +620,7 @@ def test_operators_actions_reach_every_api_instance_and_survive_a_rebuilt_read_m
     def settings(name: str) -> Settings:
         return Settings(kafka=deployment.broker.bootstrap, topic_prefix=deployment.topology.prefix,
                         partitions=PARTITIONS, data_dir=tmp_path / name, clock_start=moment(UNTIL),
-                        producer_max_batch_size=deployment.broker.max_batch_size)
+                        **deployment.broker.settings_options)
 
     older = Store(settings("api-1").data.database)  # a read model from before actions had a topic
     older.action(ActionRecord(seq=0, target_kind="alert", target_id="PW-OLD-1", action="acknowledge",

@@ -14,6 +14,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from permitwatch.alerts.case import CaseState
 from permitwatch.alerts.clock import JUST_AFTER
 from permitwatch.alerts.referrals import _Working
 from permitwatch.models.alerts import Alert
@@ -21,13 +22,14 @@ from permitwatch.models.errors import CorruptState
 from permitwatch.models.events import ExemptionRecorded
 from permitwatch.streams import state_codec
 from permitwatch.streams.inputs.readers import Record
-from permitwatch.streams.kafka.stages import StoredCase, StoredItem
+from permitwatch.streams.kafka.stages import StoredCase, StoredItem, TableRetired
 from permitwatch.streams.kafka.topology import Topology
 from permitwatch.streams.kafka.wire import (
     MARKER_PREFIX,
     REDO_PART_PREFIX,
     RETIRED_PREFIX,
     decode_marker,
+    encode_retired,
     is_redo_part,
 )
 from permitwatch.streams.replay import replay
@@ -145,6 +147,21 @@ def test_a_retired_case_comes_back_from_the_table_for_a_late_event_as_in_replay(
         stats = [book.book.stats for book in cluster.stages[TOPOLOGY.events].books.values()]
         assert (sum(s.cases_restored for s in stats), sum(s.duplicates for s in stats)) == (1, 1)
         assert_same_as_replay([*early, *late], to_the_end(cluster))
+
+
+def test_the_retired_cases_pop_as_a_mapping_does():
+    table = {}
+    retired = TableRetired(table, 0)
+    with pytest.raises(KeyError):
+        retired.pop("SZ-NONE")
+    assert retired.pop("SZ-NONE", None) is None and retired.touched == {}
+    case = CaseState("SZ-OLD")
+    table[RETIRED_PREFIX + b"SZ-OLD"] = encode_retired(0, case)
+    assert retired.pop("SZ-OLD").case_id == "SZ-OLD" and retired.touched == {"SZ-OLD": None}
+    assert retired.pop("SZ-OLD", "gone") == "gone"  # popped in this step, though still in the table
+    table[RETIRED_PREFIX + b"SZ-BAD"] = b"\x00garbage"
+    with pytest.raises(CorruptState, match="SZ-BAD"):
+        retired.pop("SZ-BAD", None)
 
 
 def test_pw013_waits_for_the_overtaken_case_to_be_read_up_to_the_grant():

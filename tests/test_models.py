@@ -135,14 +135,26 @@ def test_a_number_of_days_as_text_is_digits_not_whatever_int_reads():
         extension = c.raw("procedure.started", "2026-03-02", kind="extension", notified=True, working_days=text)
         category, why = reason(orjson.dumps(extension))
         assert (category, why.split(",")[0]) == ("schema", "data.working_days: Value error"), text
-        assert "a whole number such as 5" in why
-    with pytest.raises(ReferenceFileError, match=r"statutory_limit\.value: Value error, a number of days: a whole"):
+        assert "is not a whole number such as 5" in why
+    with pytest.raises(ReferenceFileError, match=r"statutory_limit\.value: Value error, a number of days: '2_0' is"):
         parse_structured(b'[{"item_code": "A", "name": "n", "department": "D", "statutory_limit": {"value": "2_0"}}]',
                          Catalog, "c.json")
     for text, days in (("5", 5), (" 12 ", 12), ("5.0", 5)):
         extension = c.raw("procedure.started", "2026-03-02", kind="extension", notified=True, working_days=text)
         assert parse_event(orjson.dumps(extension)).data.working_days == days
     assert RuleSettings(closed_case_retention_days="45").closed_case_retention_days == 45
+
+
+def test_yaml_numbers_are_read_as_yaml_1_2_reads_them():
+    """PyYAML reads YAML 1.1: an unquoted 010 was eight working days, 5_0 fifty, 1:30 ninety."""
+    def limit(value: str) -> int:
+        text = f"- {{item_code: A, name: n, department: D, statutory_limit: {{value: {value}}}}}".encode()
+        return parse_structured(text, Catalog, "c.yaml").items[0].statutory_limit.value
+
+    assert (limit("010"), limit("20"), limit("'20'")) == (10, 20, 20)
+    for text in ("5_0", "1:30", "0x5"):
+        with pytest.raises(ReferenceFileError, match=rf"a number of days: '{text}' is not a whole number"):
+            limit(text)
 
 
 def test_a_day_is_written_as_the_contract_writes_it():

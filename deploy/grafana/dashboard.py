@@ -79,11 +79,14 @@ def dashboard() -> dict:
         panel("Journal events", "stat", [("sum(permitwatch_journal_events)", "events")], 8, 28, w=4, h=5),
         panel("Duplicates per minute", "timeseries",
               [("sum(rate(permitwatch_duplicate_events_total[5m]) * 60)", "duplicates")], 12, 28, w=6, h=5),
-        panel("Events per minute, sent and judged", "timeseries",
+        panel("Events per minute, sent and accepted", "timeseries",
               [("sum(rate(permitwatch_events_sent_total[5m]) * 60)", "sent by the Kafka API"),
-               ("sum(rate(permitwatch_events_total[5m]) * 60)", "judged")], 18, 28, w=6, h=5,
-              description="On Kafka, what the API produced to the events topic against what the workers "
-                          "judged: a gap that lasts is a backlog (the workers' consumer lag says where)"),
+               ("sum(rate(permitwatch_events_total[5m]) * 60)", "accepted")], 18, 28, w=6, h=5,
+              description="Kafka: what the API produced to the events topic against what the workers accepted. "
+                          "Sent also counts repeats (Duplicates), events the workers refuse (Dead letters) and "
+                          "exemptions; accepted also counts `permitwatch import --kafka`. A gap that grows while "
+                          "those do not is a backlog: the workers' consumer lag says where. The other runtimes "
+                          "send nothing"),
     ]
     for number, item in enumerate(panels, start=1):
         item["id"] = number

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta, timezone
 
 import orjson
 
+from permitwatch.models.common import whole_number
 from permitwatch.models.errors import InvalidInput
 from permitwatch.models.events import TYPE_PREFIX
 from permitwatch.models.mapping import EventSpec, FeedMapping, FieldSpec
@@ -61,7 +62,10 @@ def _value(spec: FieldSpec, record: dict, zone: str):
     if spec.split is not None:
         return [part.strip() for part in str(raw).split(spec.split) if part.strip()]
     if spec.as_ == "int":
-        return int(raw)
+        try:
+            return whole_number(raw)
+        except ValueError as exc:
+            raise MappingError(f"{spec.field}: {exc}") from None
     if spec.as_ == "bool":
         return str(raw).strip().lower() in ("1", "true", "是", "y", "yes")
     if spec.as_ == "date":

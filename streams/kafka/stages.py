@@ -615,6 +615,9 @@ class TableCases(MutableMapping[str, CaseState]):
         return len(self.ids)
 
 
+_ABSENT = object()
+
+
 class TableRetired(MutableMapping[str, CaseState]):
     """The retired cases of one partition (`CaseBook.retired`): compressed entries of the case table
     under their own key prefix, read only when an event for one comes."""
@@ -625,14 +628,17 @@ class TableRetired(MutableMapping[str, CaseState]):
         self.touched: dict[str, CaseState | None] = {}
 
     def __getitem__(self, case_id: str) -> CaseState:
+        case = self._find(case_id)
+        if case is None:
+            raise KeyError(case_id)
+        return case
+
+    def _find(self, case_id: str) -> CaseState | None:
         if case_id in self.touched:
-            case = self.touched[case_id]
-            if case is None:
-                raise KeyError(case_id)
-            return case
+            return self.touched[case_id]
         raw = self.table.get(RETIRED_PREFIX + case_id.encode())
         if raw is None:
-            raise KeyError(case_id)
+            return None
         try:
             return decode_retired(raw)
         except Exception as exc:
@@ -645,14 +651,16 @@ class TableRetired(MutableMapping[str, CaseState]):
         self[case_id]  # KeyError when absent
         self.touched[case_id] = None
 
-    def pop(self, case_id: str, *default: Any) -> Any:
+    def pop(self, case_id: str, default: Any = _ABSENT) -> Any:
         # The engine asks at every new case's first event, and the table's answer is nearly always
-        # none, which MutableMapping's `pop` learns from a KeyError.
-        if case_id not in self.touched and self.table.get(RETIRED_PREFIX + case_id.encode()) is None:
-            if default:
-                return default[0]
-            raise KeyError(case_id)
-        return super().pop(case_id, *default)
+        # none, which MutableMapping's `pop` learns from a KeyError (and a case it finds it decodes twice).
+        case = self._find(case_id)
+        if case is None:
+            if default is _ABSENT:
+                raise KeyError(case_id)
+            return default
+        self.touched[case_id] = None
+        return case
 
     def __iter__(self) -> Iterator[str]:
         raise NotImplementedError("retired cases are looked up by id, not listed")
