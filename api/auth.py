@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import secrets
 from pathlib import Path
 from typing import Annotated, Literal
@@ -17,7 +18,10 @@ from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 
+from permitwatch.models.errors import InvalidInput
 from permitwatch.models.files import load_structured
+
+log = logging.getLogger("permitwatch.auth")
 
 Role = Literal["operator", "ingest", "admin"]
 
@@ -66,17 +70,45 @@ class Principal(BaseModel):
 
 
 class Authenticator:
-    def __init__(self, entries: list[TokenEntry]):
+    """The tokens of a token file, read again when the file changes: a token added or removed
+    (`permitwatch token --tokens-file`, an edited Kubernetes Secret) counts from the next request,
+    not from the next restart."""
+
+    def __init__(self, entries: list[TokenEntry], path: Path | None = None):
         self.entries = entries
+        self.path = path
+        self._read_as = self._stamp()
 
     @classmethod
     def from_file(cls, path: Path) -> Authenticator:
-        return cls(load_structured(path, TokenFile).tokens)
+        return cls(load_structured(path, TokenFile).tokens, path)
+
+    def _stamp(self) -> tuple[int, int, int] | None:
+        if self.path is None:
+            return None
+        try:
+            found = self.path.stat()
+        except OSError:
+            return None
+        return found.st_ino, found.st_mtime_ns, found.st_size
+
+    def _current(self) -> list[TokenEntry]:
+        stamp = self._stamp()
+        if stamp != self._read_as:
+            self._read_as = stamp
+            try:
+                self.entries = load_structured(self.path, TokenFile).tokens
+                log.info("token file %s read again: %s tokens", self.path, len(self.entries))
+            except (InvalidInput, OSError) as exc:
+                # Half-written by a hand, or gone: the tokens read before stay until it is whole again.
+                log.error("token file %s could not be read again (%s); the %s tokens read before stay in force",
+                          self.path, exc, len(self.entries))
+        return self.entries
 
     def identify(self, token: str) -> Principal | None:
         candidate = digest(token)
         found = None
-        for entry in self.entries:
+        for entry in self._current():
             if hmac.compare_digest(candidate, entry.sha256):
                 found = entry
         return Principal(name=found.name, roles=found.roles) if found else None

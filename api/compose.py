@@ -88,7 +88,7 @@ def ensure_tokens(data: DataDir) -> tuple[Authenticator, dict[str, str]]:
         created[name] = token
         entries.append(entry)
     write_token_file(data.tokens, entries)
-    return Authenticator(entries), created
+    return Authenticator(entries, data.tokens), created
 
 
 def embedded(settings: Settings, clock: Clock | None = None) -> Embedded:

@@ -6,12 +6,14 @@ OpenAPI description agree on that (FastAPI's own 422 shape, a list of objects, i
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import date, datetime, time, timedelta
 from types import UnionType
 from typing import Annotated, Any, Union, get_args, get_origin
 
 from fastapi import HTTPException, Request
 from pydantic import BaseModel, BeforeValidator, Field
+
+from permitwatch.models.common import LEGAL_TZ
 
 
 class Problem(BaseModel):
@@ -49,6 +51,28 @@ _ISO = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
 
 QueryInstant = Annotated[datetime, BeforeValidator(_iso_instant)]
 """A time in a query: ISO 8601 only."""
+
+_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _period_bound(days_after: int):
+    def bound(value: object) -> object:
+        if isinstance(value, str) and _DAY.fullmatch(value):
+            try:
+                day = date.fromisoformat(value)
+            except ValueError as exc:
+                raise ValueError(f"not a day: {exc}") from None
+            return datetime.combine(day + timedelta(days=days_after), time(), LEGAL_TZ)
+        return _iso_instant(value)
+    return bound
+
+
+QueryPeriodStart = Annotated[datetime, BeforeValidator(_period_bound(0))]
+"""The start of a period in a query: an ISO 8601 time, or a day (YYYY-MM-DD: its 00:00 in legal
+time), as the command line takes it."""
+QueryPeriodEnd = Annotated[datetime, BeforeValidator(_period_bound(1))]
+"""The end of a period in a query: an ISO 8601 time, or a day, which the period then includes (the
+next day's 00:00 in legal time), as the command line takes it."""
 
 
 async def known_query(request: Request) -> None:

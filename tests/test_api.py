@@ -303,6 +303,19 @@ def test_an_unknown_or_repeated_query_parameter_is_refused_not_ignored(runtime):
     assert twice.status_code == 422 and "'department' given 2 times" in twice.json()["detail"]
 
 
+def test_a_scorecards_period_may_be_given_in_days_as_the_command_line_takes_it(runtime):
+    def rows(query: str) -> list:
+        answer = runtime.client.get(f"/scorecards?{query}", headers=runtime.auth())
+        assert answer.status_code == 200, answer.text
+        return answer.json()
+
+    march = rows("from=2026-03-01T00:00:00%2B08:00&to=2026-04-01T00:00:00%2B08:00")
+    assert march and rows("from=2026-03-01&to=2026-03-31") == march
+    assert rows("from=2026-03-04&to=2026-03-31") != march  # the case was submitted and accepted before
+    bad = runtime.client.get("/scorecards?from=2026-02-30&to=2026-03-31", headers=runtime.auth())
+    assert bad.status_code == 422 and "query.from" in bad.json()["detail"] and "not a day" in bad.json()["detail"]
+
+
 def test_the_openapi_description_declares_bodies_errors_and_the_bearer_scheme(runtime):
     spec = runtime.client.get("/openapi.json").json()
     assert spec["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
@@ -353,3 +366,26 @@ def test_a_body_starting_with_a_utf8_bom_is_read(runtime):
 
 def test_a_missing_alert_has_no_audit_trail_but_a_404(runtime):
     assert runtime.client.get("/alerts/PW-001-nope/actions", headers=runtime.auth()).status_code == 404
+
+
+def test_a_token_added_or_revoked_in_the_file_counts_from_the_next_request(tmp_path, capsys, caplog):
+    """Until 2026-12-02 the token file was read at the start only: a token removed from it (revoked)
+    still opened the API until a restart."""
+    from permitwatch.api.auth import Authenticator, TokenFile, write_token_file
+    from permitwatch.api.cli import main
+    from permitwatch.models.files import load_structured
+
+    path = tmp_path / "tokens.json"
+
+    def token(name: str) -> str:
+        assert main(["token", "--name", name, "--role", "operator", "--tokens-file", str(path)]) == 0
+        return capsys.readouterr().out.split("token: ", 1)[1].split()[0]
+
+    alice = token("alice")
+    auth = Authenticator.from_file(path)
+    bob = token("bob")
+    assert auth.identify(bob).name == "bob" and auth.identify(alice).name == "alice"
+    write_token_file(path, [entry for entry in load_structured(path, TokenFile).tokens if entry.name != "alice"])
+    assert auth.identify(alice) is None and auth.identify(bob).name == "bob"
+    path.write_text('{"tokens": [')  # half-written by hand
+    assert auth.identify(bob).name == "bob" and "could not be read again" in caplog.text

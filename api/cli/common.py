@@ -43,8 +43,23 @@ def require_files(paths: list[Path]) -> None:
         raise UsageError(f"no such file: {', '.join(missing)}")
 
 
+LISTED = 20
+"""Refusals a command lists one by one; it counts the rest."""
+
+
+def print_refusals(lines: list[str]) -> None:
+    for line in lines[:LISTED]:
+        print(f"  {line}")
+    if len(lines) > LISTED:
+        print(f"  … and {len(lines) - LISTED:,} more")
+
+
 def log_to_stderr(level: str | int = logging.INFO) -> None:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # aiokafka notes every consumer's assignment at INFO: the Kafka API reads the reference topics
+    # with a short-lived consumer every few seconds, one line each time.
+    if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
+        logging.getLogger("aiokafka.consumer.subscription_state").setLevel(logging.WARNING)
 
 
 # ----- argument types -----

@@ -17,6 +17,7 @@ from permitwatch.api.cli.common import (
     command,
     event_records,
     instant,
+    print_refusals,
     require_files,
     settings_from,
 )
@@ -118,11 +119,9 @@ def _history(args: argparse.Namespace) -> tuple[list, list]:
 
 
 def _print_import(summary, unmapped: list, duplicates: str) -> None:
-    print(f"events {summary.events}: accepted {summary.accepted}, duplicates {duplicates}, "
-          f"rejected {len(summary.rejected)}")
-    refusals = [(record.origin, reason) for record, reason in unmapped] + [(r.origin, r.reason) for r in summary.rejected]
-    for origin, reason in refusals[:20]:
-        print(f"  {origin}: {reason}")
+    print(f"events {summary.events}: accepted {summary.accepted}, {duplicates}, rejected {len(summary.rejected)}")
+    print_refusals([f"{record.origin}: {reason}" for record, reason in unmapped]
+                   + [f"{r.origin}: {r.reason}" for r in summary.rejected])
 
 
 def _import_to_database(args: argparse.Namespace, settings) -> int:
@@ -137,7 +136,7 @@ def _import_to_database(args: argparse.Namespace, settings) -> int:
             monitor.dead_letter(record.origin, "unmapped", reason, record.raw)
         summary = import_events(monitor, clock, events, args.until)
         monitor.try_checkpoint()
-        _print_import(summary, unmapped, str(summary.duplicates))
+        _print_import(summary, unmapped, f"duplicates {summary.duplicates}")
         print(f"period {summary.first} → {summary.last}; alerts stored {monitor.store.count('alerts')}; "
               f"serve with `permitwatch run --data-dir {settings.data_dir}`")
     finally:
@@ -158,7 +157,7 @@ def _import_to_kafka(args: argparse.Namespace, settings) -> int:
     events, unmapped = _history(args)
     summary = asyncio.run(import_history(settings.bootstrap, settings.topology, events, unmapped, args.until,
                                          producer_options=settings.producer_options))
-    _print_import(summary, unmapped, "(the workers drop them)")
+    _print_import(summary, unmapped, "duplicates counted by the workers as they drop them")
     print(f"period {summary.first} → {summary.last}, written to {settings.topology.events} with the partitions' "
           f"clocks; start the workers (`permitwatch worker --kafka {settings.bootstrap} --topic-prefix "
           f"{settings.topology.prefix} --group {settings.group}`): they judge the history, then carry on live")

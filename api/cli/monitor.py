@@ -18,6 +18,7 @@ from permitwatch.api.cli.common import (
     event_records,
     instant,
     log_to_stderr,
+    print_refusals,
     require_files,
     serve,
     settings_from,
@@ -74,8 +75,7 @@ def run_send(args: argparse.Namespace) -> int:
     report = send_file(args.file, args.url.rstrip("/"), token, args.batch, progress=sys.stderr,
                        resume=args.resume, history_ok=args.history_ok)
     print(f"sent {report.lines} lines: {report.summary()}")
-    for rejection in report.rejected[:20]:
-        print(f"  line {rejection.index}: {rejection.reason}")
+    print_refusals([f"line {rejection.index}: {rejection.reason}" for rejection in report.rejected])
     for warning in report.warnings:
         print(f"  warning: {warning}")
     return 1 if report.rejected else 0

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 
 from permitwatch.alerts.scorecard import case_states, scorecards
 from permitwatch.api.auth import Principal, requires
-from permitwatch.api.problems import AUTHENTICATED, QueryInstant
+from permitwatch.api.problems import AUTHENTICATED, QueryPeriodEnd, QueryPeriodStart
 from permitwatch.api.routes.cases import deadline_context
 from permitwatch.models.events import parse_event
 from permitwatch.models.scorecard import ScorecardRow
@@ -20,8 +20,12 @@ router = APIRouter(tags=["scorecards"], responses=AUTHENTICATED)
 def get_scorecards(
     request: Request,
     _: Annotated[Principal, Depends(requires("operator"))],
-    start: Annotated[QueryInstant, Query(alias="from")],
-    end: Annotated[QueryInstant, Query(alias="to")],
+    start: Annotated[QueryPeriodStart, Query(alias="from", description=(
+        "the period's start: an ISO 8601 time with its timezone, or a day (YYYY-MM-DD, from its 00:00 "
+        "Asia/Shanghai)"))],
+    end: Annotated[QueryPeriodEnd, Query(alias="to", description=(
+        "the period's end (excluded): an ISO 8601 time with its timezone, or a day (YYYY-MM-DD), which "
+        "the period then includes"))],
     department: str | None = None,
 ) -> list[ScorecardRow]:
     if start.tzinfo is None or end.tzinfo is None:
