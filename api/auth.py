@@ -71,8 +71,8 @@ class Principal(BaseModel):
 
 class Authenticator:
     """The tokens of a token file, read again when the file changes: a token added or removed
-    (`permitwatch token --tokens-file`, an edited Kubernetes Secret) counts from the next request,
-    not from the next restart."""
+    (`permitwatch token --tokens-file`) counts from the next request, not from the next restart
+    (in a Kubernetes Secret, once the kubelet has updated the mounted file: up to about a minute)."""
 
     def __init__(self, entries: list[TokenEntry], path: Path | None = None):
         self.entries = entries
@@ -81,7 +81,9 @@ class Authenticator:
 
     @classmethod
     def from_file(cls, path: Path) -> Authenticator:
-        return cls(load_structured(path, TokenFile).tokens, path)
+        authenticator = cls([], path)  # stamped before it reads: a change in between is read again
+        authenticator.entries = load_structured(path, TokenFile).tokens
+        return authenticator
 
     def _stamp(self) -> tuple[int, int, int] | None:
         if self.path is None:
@@ -120,7 +122,7 @@ BEARER = HTTPBearer(auto_error=False, description="A token from `permitwatch tok
 
 async def _principal(request: Request,
                      _: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)] = None) -> Principal:
-    # async (it does no I/O): FastAPI runs a plain `def` dependency in its thread pool, two thread
+    # async (its only I/O is the token file's stat): FastAPI runs a plain `def` dependency in its thread pool, two thread
     # hops on every request for a hash and a comparison. `BEARER` only declares the scheme in the
     # OpenAPI description; the header is read here, with this API's own 401 answers.
     header = request.headers.get("authorization", "")

@@ -11,7 +11,7 @@ from types import UnionType
 from typing import Annotated, Any, Union, get_args, get_origin
 
 from fastapi import HTTPException, Request
-from pydantic import BaseModel, BeforeValidator, Field
+from pydantic import BaseModel, BeforeValidator, Field, WithJsonSchema
 
 from permitwatch.models.common import LEGAL_TZ
 
@@ -59,18 +59,19 @@ def _period_bound(days_after: int):
     def bound(value: object) -> object:
         if isinstance(value, str) and _DAY.fullmatch(value):
             try:
-                day = date.fromisoformat(value)
-            except ValueError as exc:
+                return datetime.combine(date.fromisoformat(value) + timedelta(days=days_after), time(), LEGAL_TZ)
+            except (ValueError, OverflowError) as exc:
                 raise ValueError(f"not a day: {exc}") from None
-            return datetime.combine(day + timedelta(days=days_after), time(), LEGAL_TZ)
         return _iso_instant(value)
     return bound
 
 
-QueryPeriodStart = Annotated[datetime, BeforeValidator(_period_bound(0))]
+_DAY_OR_TIME = WithJsonSchema({"anyOf": [{"type": "string", "format": "date-time"}, {"type": "string", "format": "date"}]})
+
+QueryPeriodStart = Annotated[datetime, BeforeValidator(_period_bound(0)), _DAY_OR_TIME]
 """The start of a period in a query: an ISO 8601 time, or a day (YYYY-MM-DD: its 00:00 in legal
 time), as the command line takes it."""
-QueryPeriodEnd = Annotated[datetime, BeforeValidator(_period_bound(1))]
+QueryPeriodEnd = Annotated[datetime, BeforeValidator(_period_bound(1)), _DAY_OR_TIME]
 """The end of a period in a query: an ISO 8601 time, or a day, which the period then includes (the
 next day's 00:00 in legal time), as the command line takes it."""
 

@@ -34,18 +34,20 @@ def without_bom(data: bytes) -> bytes:
 
 
 class _Loader(yaml.SafeLoader):
-    """PyYAML's safe loader with YAML 1.2's numbers: PyYAML reads YAML 1.1, where an unquoted 010
-    is eight, 5_0 fifty and 1:30 ninety (a catalog's limit of 010 working days was eight). Other
-    forms stay text, which the models refuse where they want a number."""
+    """PyYAML's safe loader without YAML 1.1's odd numbers: there an unquoted 010 is eight (octal),
+    5_0 fifty, 1:30 ninety and 0x5 five (a catalog's limit of 010 working days was eight). Here a
+    number is decimal digits with no leading zero, or with a point for a fraction; anything else
+    stays text, which the models refuse where they want a number and take where they want a code
+    (009 stays the text it was)."""
 
 
 _INT, _FLOAT = "tag:yaml.org,2002:int", "tag:yaml.org,2002:float"
 _Loader.yaml_implicit_resolvers = {
     first: [(tag, pattern) for tag, pattern in resolvers if tag not in (_INT, _FLOAT)]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
-_Loader.add_implicit_resolver(_INT, re.compile(r"^[-+]?[0-9]+$"), list("-+0123456789"))
+_Loader.add_implicit_resolver(_INT, re.compile(r"^[-+]?(?:0|[1-9][0-9]*)$"), list("-+0123456789"))
 _Loader.add_implicit_resolver(_FLOAT, re.compile(
-    r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"),
+    r"^(?:[-+]?(?:[0-9]+\.[0-9]*|\.[0-9]+)(?:[eE][-+][0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"),
     list("-+0123456789."))
 _Loader.add_constructor(_INT, lambda loader, node: int(loader.construct_scalar(node)))
 

@@ -314,6 +314,11 @@ def test_a_scorecards_period_may_be_given_in_days_as_the_command_line_takes_it(r
     assert rows("from=2026-03-04&to=2026-03-31") != march  # the case was submitted and accepted before
     bad = runtime.client.get("/scorecards?from=2026-02-30&to=2026-03-31", headers=runtime.auth())
     assert bad.status_code == 422 and "query.from" in bad.json()["detail"] and "not a day" in bad.json()["detail"]
+    last = runtime.client.get("/scorecards?from=2026-01-01&to=9999-12-31", headers=runtime.auth())
+    assert last.status_code == 422 and "query.to" in last.json()["detail"], last.text
+    parameters = runtime.client.get("/openapi.json").json()["paths"]["/scorecards"]["get"]["parameters"]
+    assert {p["name"]: [f["format"] for f in p["schema"]["anyOf"]] for p in parameters if p["name"] in ("from", "to")} \
+        == {"from": ["date-time", "date"], "to": ["date-time", "date"]}
 
 
 def test_the_openapi_description_declares_bodies_errors_and_the_bearer_scheme(runtime):

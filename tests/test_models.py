@@ -146,7 +146,8 @@ def test_a_number_of_days_as_text_is_digits_not_whatever_int_reads():
 
 
 def test_yaml_numbers_are_read_as_yaml_1_2_reads_them():
-    """PyYAML reads YAML 1.1: an unquoted 010 was eight working days, 5_0 fifty, 1:30 ninety."""
+    """PyYAML reads YAML 1.1: an unquoted 010 was eight working days, 5_0 fifty, 1:30 ninety; a
+    code with a leading zero (009) stays text, as it was."""
     def limit(value: str) -> int:
         text = f"- {{item_code: A, name: n, department: D, statutory_limit: {{value: {value}}}}}".encode()
         return parse_structured(text, Catalog, "c.yaml").items[0].statutory_limit.value
@@ -155,6 +156,9 @@ def test_yaml_numbers_are_read_as_yaml_1_2_reads_them():
     for text in ("5_0", "1:30", "0x5"):
         with pytest.raises(ReferenceFileError, match=rf"a number of days: '{text}' is not a whole number"):
             limit(text)
+    coded = b"- {item_code: 0089, name: n, department: 009, materials: [{code: 007, name: m}]}"
+    item = parse_structured(coded, Catalog, "c.yaml").items[0]
+    assert (item.item_code, item.department, item.materials[0].code) == ("0089", "009", "007")
 
 
 def test_a_day_is_written_as_the_contract_writes_it():

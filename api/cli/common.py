@@ -87,7 +87,7 @@ def instant(text: str) -> datetime:
         if len(text) == 10:
             return datetime.combine(date.fromisoformat(text) + timedelta(days=1), datetime.min.time(), SHANGHAI)
         moment = datetime.fromisoformat(text)
-    except ValueError as exc:
+    except (ValueError, OverflowError) as exc:
         raise argparse.ArgumentTypeError(f"{text!r} is not an ISO 8601 time: {exc}") from None
     if moment.tzinfo is None:
         raise argparse.ArgumentTypeError(f"{text!r} has no timezone; write e.g. {text}+08:00")

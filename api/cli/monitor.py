@@ -97,7 +97,7 @@ def run_token(args: argparse.Namespace) -> int:
     print(f"token: {token}")
     if args.tokens_file:
         add_token(args.tokens_file, entry)
-        print(f"added to {args.tokens_file} (hash only; an API reads it at start)")
+        print(f"added to {args.tokens_file} (hash only; a running monitor or API takes it from its next request)")
     else:
         print(f"entry: {entry.model_dump_json()}")
     return 0
