@@ -94,10 +94,16 @@ class Metrics:
         self.city_waiting = Gauge("permitwatch_city_waiting_inputs",
                                   "Inputs the city stage (PW-013, referrals) holds until its watermark passes them",
                                   registry=r)
+        self.backlog = Gauge("permitwatch_backlog_records",
+                             "Kafka: records of the partitions a worker judges after the last it judged (its "
+                             "consumer lag, the workers' ticks included), by stage (cases: the events topic; city), "
+                             "read at the scrape; 0 elsewhere", ["stage"], registry=r)
         for kind in EVENT_KINDS:
             self.events.labels(kind)
             self.events_sent.labels(kind)
         self.department_events.labels(UNKNOWN_DEPARTMENT)
+        for stage in ("cases", "city"):
+            self.backlog.labels(stage)
         for category in CATEGORIES:
             self.dead_letters.labels(category)
         # Any signal, not only each rule's own: a deployment's settings may give a rule another one.

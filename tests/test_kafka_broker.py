@@ -486,6 +486,21 @@ def test_the_documented_commands_run_a_deployment_on_one_host(broker, tmp_path):
         except AssertionError as failed:
             raise AssertionError(f"{failed}: {differences}; logs in {tmp_path}") from None
         assert "accepted" in log.read_text(errors="replace")
+
+        def backlog() -> dict[str, float]:
+            """Each stage's backlog over both workers (each reports the partitions it judges)."""
+            total: dict[str, float] = {}
+            for port in (ports["9464"], ports["9465"]):
+                for line in get(port, "/metrics").decode().splitlines():
+                    if line.startswith("permitwatch_backlog_records{"):
+                        stage = line.split('stage="', 1)[1].split('"', 1)[0]
+                        total[stage] = total.get(stage, 0.0) + float(line.split()[-1])
+            return total
+
+        # Caught up: at most the ticks and clocks written since the last batch (one a second a partition).
+        _until(lambda: (seen := backlog()).keys() == {"cases", "city"} and all(v <= 50 for v in seen.values()),
+               "the workers' backlog back to a few ticks", 60)
+        assert backlog()["cases"] >= 0
     finally:
         stop_process(shell, timeout=10, group=True)
 

@@ -13,6 +13,7 @@ while nobody owned it on its first tick.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import shutil
 import time
@@ -107,6 +108,10 @@ class Worker:
         app.timer(interval=settings.tick_interval_seconds, name="ticks")(self._tick)
         app.on_partitions_revoked.connect(self._revoked)
         app.on_partitions_assigned.connect(self._assigned)
+        self._consumer = None
+        """faust's consumer, once the worker has partitions: the scrape reads its high watermarks."""
+        for stage, topic in (("cases", topology.events), ("city", topology.city)):
+            self.metrics.backlog.labels(stage).set_function(lambda topic=topic: self._backlog(topic))
         if settings.store == "rocksdb":
             self.tables = {topic: table for table, source in ((cases, topology.events), (city, topology.city))
                            for topic in (source, table.changelog_topic.get_topic_name())}
@@ -253,7 +258,31 @@ class Worker:
             log.info("local table files (changelog offsets; the restore reads what follows): %s", ", ".join(found))
 
     async def _assigned(self, sender, assigned, **kwargs) -> None:
+        self._consumer = self.app.consumer
         self.case_stage.assigned(self._judged_partitions())
+
+    def _backlog(self, topic: str) -> float:
+        """Records of `topic`'s partitions this worker judges after the last its stage judged, read
+        in Prometheus's thread (a snapshot of the stage's offsets; a partition not judged yet since
+        its assignment, still restoring, is not counted: the group's lag shows it)."""
+        stage = self.case_stage if topic == self.topology.events else self.city_stage
+        consumer, applied = self._consumer, dict(stage.applied)
+        if consumer is None:
+            return 0.0
+        waiting = 0
+        try:
+            actives = [tp for tp in list(self.app.assignor.assigned_actives()) if tp.topic == topic]
+        except RuntimeError:  # changed by a rebalance while being read
+            return math.nan
+        for tp in actives:
+            last = applied.get(tp.partition)
+            try:
+                highwater = consumer.highwater(tp)
+            except Exception:  # no longer assigned to the consumer, or not fetched yet
+                continue
+            if last is not None and highwater is not None:
+                waiting += max(0, highwater - last - 1)
+        return float(waiting)
 
     async def _revoked(self, sender, revoked, **kwargs) -> None:
         stages = {self.topology.events: self.case_stage, self.topology.city: self.city_stage}
