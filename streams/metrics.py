@@ -95,9 +95,9 @@ class Metrics:
                                   "Inputs the city stage (PW-013, referrals) holds until its watermark passes them",
                                   registry=r)
         self.backlog = Gauge("permitwatch_backlog_records",
-                             "Kafka: records of the partitions a worker judges after the last it judged (its "
-                             "consumer lag, the workers' ticks included), by stage (cases: the events topic; city), "
-                             "read at the scrape; 0 elsewhere", ["stage"], registry=r)
+                             "Kafka: records of the partitions a worker judges after the last it judged (the "
+                             "workers' ticks included; as of its consumer's last fetch), by stage (cases: the "
+                             "events topic; city), read at the scrape; 0 elsewhere", ["stage"], registry=r)
         for kind in EVENT_KINDS:
             self.events.labels(kind)
             self.events_sent.labels(kind)

@@ -500,7 +500,6 @@ def test_the_documented_commands_run_a_deployment_on_one_host(broker, tmp_path):
         # Caught up: at most the ticks and clocks written since the last batch (one a second a partition).
         _until(lambda: (seen := backlog()).keys() == {"cases", "city"} and all(v <= 50 for v in seen.values()),
                "the workers' backlog back to a few ticks", 60)
-        assert backlog()["cases"] >= 0
     finally:
         stop_process(shell, timeout=10, group=True)
 

@@ -74,3 +74,25 @@ def test_an_event_over_the_record_limit_is_refused_as_too_large():
     with pytest.raises(InvalidEvent) as refused:
         event_output(topology, event, padded)
     assert refused.value.category == "too_large" and "PERMITWATCH_MAX_RECORD_BYTES" in refused.value.reason
+
+
+def test_the_backlog_counts_each_judged_partitions_records_after_the_last_it_judged():
+    """`permitwatch_backlog_records`, as the scrape reads it: the consumer's high watermark (the next
+    offset to be written) against the last offset each stage judged; a partition not judged since
+    its assignment, or whose watermark the consumer cannot give, is not counted."""
+    from faust.types import TP
+
+    def highwater(tp):
+        if tp.partition == 3:
+            raise AssertionError("partition is not assigned")  # aiokafka, during a rebalance
+        return {("t.events", 0): 11, ("t.events", 1): 5, ("t.events", 2): 9, ("t.city", 0): 42}[tp.topic, tp.partition]
+
+    actives = {TP("t.events", p) for p in range(4)} | {TP("t.city", 0), TP("t-cases-changelog", 0)}
+    worker = SimpleNamespace(topology=Topology("t", 4), _consumer=SimpleNamespace(highwater=highwater),
+                             app=SimpleNamespace(assignor=SimpleNamespace(assigned_actives=lambda: set(actives))),
+                             case_stage=SimpleNamespace(applied={0: 0, 1: 4, 3: 1}),  # 2: restoring
+                             city_stage=SimpleNamespace(applied={0: 39}))
+    assert Worker._backlog(worker, "t.events") == 10 + 0
+    assert Worker._backlog(worker, "t.city") == 2
+    worker._consumer = None  # before the first assignment
+    assert Worker._backlog(worker, "t.events") == 0

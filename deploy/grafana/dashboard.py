@@ -85,14 +85,14 @@ def dashboard() -> dict:
               description="Kafka: what the API produced to the events topic against what the workers accepted. "
                           "Sent also counts repeats (Duplicates), events the workers refuse (Dead letters) and "
                           "exemptions; accepted also counts `permitwatch import --kafka`. A gap that grows while "
-                          "those do not is a backlog (the backlog panel measures it). The other runtimes "
+                          "those do not is a backlog (the backlog panel, or the group's consumer lag). The other runtimes "
                           "send nothing"),
         panel("Kafka backlog: records waiting, by stage", "timeseries",
               [("sum by (stage) (permitwatch_backlog_records)", "{{stage}}")], 8, 33, w=16, h=5,
               description="Records of the events topic (cases) and the city topic (city) after the last each "
-                          "worker judged, over the workers: what they have still to do. A partition still "
-                          "restoring after a rebalance is not counted until its worker judges it (the group's "
-                          "consumer lag shows it)"),
+                          "worker judged, over the partitions the workers own. A partition restoring after a "
+                          "rebalance, or owned by nobody (its worker dead, its session not yet timed out), is "
+                          "not counted: the group's consumer lag (kafka-consumer-groups --describe) shows it"),
     ]
     for number, item in enumerate(panels, start=1):
         item["id"] = number

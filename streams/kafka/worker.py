@@ -13,7 +13,6 @@ while nobody owned it on its first tick.
 from __future__ import annotations
 
 import logging
-import math
 import os
 import shutil
 import time
@@ -263,18 +262,17 @@ class Worker:
 
     def _backlog(self, topic: str) -> float:
         """Records of `topic`'s partitions this worker judges after the last its stage judged, read
-        in Prometheus's thread (a snapshot of the stage's offsets; a partition not judged yet since
-        its assignment, still restoring, is not counted: the group's lag shows it)."""
+        in Prometheus's thread: the consumer's high watermarks (as of its last fetch) against a
+        snapshot of the stage's offsets. A partition not judged since its assignment (restoring)
+        is not counted, nor is one nobody owns (its worker dead, the session not yet timed out):
+        the group's lag shows those."""
         stage = self.case_stage if topic == self.topology.events else self.city_stage
         consumer, applied = self._consumer, dict(stage.applied)
         if consumer is None:
             return 0.0
         waiting = 0
-        try:
-            actives = [tp for tp in list(self.app.assignor.assigned_actives()) if tp.topic == topic]
-        except RuntimeError:  # changed by a rebalance while being read
-            return math.nan
-        for tp in actives:
+        # `assigned_actives` makes a new set, of an assignment a rebalance replaces, not changes.
+        for tp in [tp for tp in self.app.assignor.assigned_actives() if tp.topic == topic]:
             last = applied.get(tp.partition)
             try:
                 highwater = consumer.highwater(tp)
