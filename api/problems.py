@@ -6,14 +6,14 @@ OpenAPI description agree on that (FastAPI's own 422 shape, a list of objects, i
 from __future__ import annotations
 
 import re
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from types import UnionType
 from typing import Annotated, Any, Union, get_args, get_origin
 
 from fastapi import HTTPException, Request
 from pydantic import BaseModel, BeforeValidator, Field, WithJsonSchema
 
-from permitwatch.models.common import LEGAL_TZ
+from permitwatch.models.common import ISO_DAY, day_start
 
 
 class Problem(BaseModel):
@@ -52,14 +52,11 @@ _ISO = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
 QueryInstant = Annotated[datetime, BeforeValidator(_iso_instant)]
 """A time in a query: ISO 8601 only."""
 
-_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
-
-
 def _period_bound(days_after: int):
     def bound(value: object) -> object:
-        if isinstance(value, str) and _DAY.fullmatch(value):
+        if isinstance(value, str) and ISO_DAY.fullmatch(value):
             try:
-                return datetime.combine(date.fromisoformat(value) + timedelta(days=days_after), time(), LEGAL_TZ)
+                return day_start(date.fromisoformat(value) + timedelta(days=days_after))
             except (ValueError, OverflowError) as exc:
                 raise ValueError(f"not a day: {exc}") from None
         return _iso_instant(value)

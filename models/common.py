@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo
 
@@ -100,14 +100,15 @@ NOT_A_TRUTH_VALUE = BeforeValidator(_not_a_truth_value)
 integer (or its digits as text), never true or false, never "5_0"."""
 
 
-_ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+"""A day as the contract writes it: YYYY-MM-DD."""
 
 
 def _iso_day(value: object) -> object:
     # pydantic reads a number, or a string of digits, as seconds since 1970: a holiday written 0
     # was 1970-01-01, and a promised deadline of 0 one long past (a yellow card the next day).
     if (isinstance(value, date) and not isinstance(value, datetime)) or \
-            (isinstance(value, str) and _ISO_DAY.fullmatch(value)):
+            (isinstance(value, str) and ISO_DAY.fullmatch(value)):
         return value
     raise ValueError(f"a day as YYYY-MM-DD, e.g. 2026-10-01, not {str(value)[:40]!r}")
 
@@ -129,6 +130,12 @@ class Duration(Contract):
     @property
     def en(self) -> str:
         return f"{self.value} {self.unit.replace('_', ' ')}"
+
+
+def day_start(day: date) -> datetime:
+    """00:00 of `day` in legal time: where a day given as a period's bound begins (and, for the day
+    before, ends)."""
+    return datetime.combine(day, time(), LEGAL_TZ)
 
 
 def working_days(value: int) -> Duration:

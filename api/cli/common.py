@@ -81,11 +81,11 @@ def day(text: str) -> date:
 
 def instant(text: str) -> datetime:
     """An aware ISO time; a bare date means the end of that day (24:00 Asia/Shanghai)."""
-    from permitwatch.alerts.clock import SHANGHAI
+    from permitwatch.models.common import day_start
 
     try:
         if len(text) == 10:
-            return datetime.combine(date.fromisoformat(text) + timedelta(days=1), datetime.min.time(), SHANGHAI)
+            return day_start(date.fromisoformat(text) + timedelta(days=1))
         moment = datetime.fromisoformat(text)
     except (ValueError, OverflowError) as exc:
         raise argparse.ArgumentTypeError(f"{text!r} is not an ISO 8601 time: {exc}") from None
