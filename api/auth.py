@@ -123,8 +123,9 @@ BEARER = HTTPBearer(auto_error=False, description="A token from `permitwatch tok
 async def _principal(request: Request,
                      _: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)] = None) -> Principal:
     # async (its only I/O is the token file's stat): FastAPI runs a plain `def` dependency in its
-    # thread pool, two thread hops on every request for a hash and a comparison. `BEARER` only declares the scheme in the
-    # OpenAPI description; the header is read here, with this API's own 401 answers.
+    # thread pool, two thread hops on every request for a hash and a comparison. `BEARER` only
+    # declares the scheme in the OpenAPI description; the header is read here, with this API's own
+    # 401 answers.
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token:
